@@ -1,0 +1,61 @@
+# The one entry point for people, .ci/run and CircleCI: `make run` and `make test` set everything up first.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+BIN := .venv/bin
+TRAIN_ARGS ?=
+# Use the machine's Python; never download one.
+export UV_PYTHON_DOWNLOADS := never
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run train serve test check check-notebooks check-lock nbdev-test pytest export clean-nbs lock system-deps
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+setup: $(UV) ## create .venv with every dependency (uv, from pyproject.toml)
+	$(UV) sync --all-extras --python $(PYTHON) --quiet
+
+run: train serve ## the main job: set up, train via papermill, then serve the page on localhost:5000
+
+train: setup ## train and publish a model (extra options: TRAIN_ARGS="--max-depth 3")
+	$(BIN)/iris-classifier train $(TRAIN_ARGS)
+
+serve: setup ## serve the published model on localhost:5000
+	$(BIN)/iris-classifier serve
+
+test: setup check nbdev-test pytest ## the whole test suite
+
+check: check-notebooks check-lock ## library equals the notebooks' export, notebooks clean, lock current
+
+check-notebooks: setup
+	$(BIN)/python tools/check_notebooks.py
+
+check-lock: setup
+	@$(UV) export --no-emit-project --no-dev --format requirements-txt --no-header --quiet | diff -u requirements.lock - \
+	  || { echo "requirements.lock does not match pyproject.toml: run 'make lock' and commit it" >&2; exit 1; }
+
+nbdev-test: setup
+	$(BIN)/nbdev-test
+
+pytest: setup
+	$(BIN)/pytest
+
+export: setup ## regenerate iris_classifier/ from the notebooks
+	$(BIN)/nbdev-export
+
+clean-nbs: setup ## strip notebook metadata the way the check expects
+	$(BIN)/nbdev-clean
+
+lock: $(UV) ## re-export requirements.lock (hash-pinned, no index URLs) after changing dependencies
+	$(UV) export --no-emit-project --no-dev --format requirements-txt --no-header --quiet -o requirements.lock
+
+system-deps: ## Debian, as root: Chromium for browser tests, podman for the container test
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core
+	bash ops/install-container-tools.sh

@@ -1,0 +1,26 @@
+"Shared pytest fixtures: the project root, strict skips, and a trained model published in a temporary directory."
+import os
+from pathlib import Path
+
+import pytest
+
+from iris_classifier.model_training import TrainParams, publish_model, train_model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+def skip_or_fail(reason:str):
+    "Skip with `reason`, or fail when IRIS_STRICT is set (CI installs everything, so a skip there is a bug)"
+    if os.environ.get("IRIS_STRICT"): pytest.fail(f"{reason} (IRIS_STRICT is set, so this skip counts as a failure)")
+    pytest.skip(reason)
+
+@pytest.fixture(scope="session")
+def trained():
+    "A model trained in memory with the default parameters"
+    return train_model(TrainParams())
+
+@pytest.fixture
+def published(trained, tmp_path):
+    "A model directory holding a freshly published model; returns its path"
+    dest = tmp_path/"model"
+    publish_model(trained, dest)
+    return dest

@@ -1,0 +1,37 @@
+"""Check that the notebooks are clean and that `iris_classifier/` is exactly their `nbdev-export`.
+
+Both run in a scratch copy of the project, so the check never changes your files and also catches modules
+the export would create that are missing here, and stale modules it would no longer create.
+Usage: .venv/bin/python tools/check_notebooks.py
+"""
+import filecmp, shutil, subprocess, sys, tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+IGNORE = ["__pycache__", ".ipynb_checkpoints", "_proc"]
+
+def differences(a:Path, b:Path)->list[str]:
+    "Relative paths that differ between the trees `a` and `b`, or exist in only one"
+    cmp, out = filecmp.dircmp(a, b, ignore=IGNORE), []
+    def walk(c, prefix):
+        out.extend(f"{prefix}{n}" for n in c.left_only + c.right_only + c.diff_files + c.funny_files)
+        for name, sub in c.subdirs.items(): walk(sub, f"{prefix}{name}/")
+    walk(cmp, "")
+    return out
+
+def main()->int:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        shutil.copy(ROOT/"pyproject.toml", tmp)
+        shutil.copytree(ROOT/"nbs", tmp/"nbs", ignore=shutil.ignore_patterns(*IGNORE))
+        (tmp/"iris_classifier").mkdir()
+        shutil.copy(ROOT/"iris_classifier"/"__init__.py", tmp/"iris_classifier")
+        for cmd in ["nbdev-clean", "nbdev-export"]: subprocess.run([BIN/cmd], cwd=tmp, check=True)
+        problems = [f"notebook not clean: nbs/{p} (run `make clean-nbs`)" for p in differences(ROOT/"nbs", tmp/"nbs")]
+        problems += [f"library differs from the notebooks' export: iris_classifier/{p} (run `make export`)"
+                     for p in differences(ROOT/"iris_classifier", tmp/"iris_classifier")]
+    print("\n".join(problems) or "notebooks clean; iris_classifier/ equals their export", file=sys.stderr if problems else sys.stdout)
+    return 1 if problems else 0
+
+if __name__ == "__main__": sys.exit(main())
