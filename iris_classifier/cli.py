@@ -71,7 +71,7 @@ def predict_command(args:argparse.Namespace)->int: # parsed `predict` arguments
     df = read_measurements_csv(args.input)
     X = check_measurements(df)
     model, meta = load_published_model(args.model_dir)
-    scored = pd.concat([df, predict_frame(model, X)], axis=1)
+    scored = pd.concat([df, predict_frame(model, X).rename(columns={"species": "predicted_species"})], axis=1)
     if args.output == "-": scored.to_csv(sys.stdout, index=False)
     else: scored.to_csv(args.output, index=False)
     setup_logging().info("Scored %d row(s) with model %s", len(scored), meta["model_version"])
