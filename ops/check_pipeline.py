@@ -1,0 +1,275 @@
+"""Consistency checks for the shipping files that their JSON schemas cannot see.
+
+check-jsonschema validates the shape of .circleci/config.yml and
+kubernetes-validate the shape of kubernetes-deployment.yaml; neither knows
+whether a `requires` names a real job, whether the pipeline deploys only what
+it built, whether the manifest runs the image as the Dockerfile built it, or
+whether the build context holds what the Dockerfile copies.
+
+    .venv/bin/python ops/check_pipeline.py   # prints the problems, exits 1 if any
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / ".circleci" / "config.yml"
+MANIFEST = ROOT / "kubernetes-deployment.yaml"
+DOCKERFILE = ROOT / "Dockerfile"
+GUNICORN_CONF = ROOT / "webapp" / "gunicorn.conf.py"
+
+# Steps CircleCI provides; anything else must be a command defined in the config.
+BUILTIN_STEPS = {
+    "checkout", "run", "save_cache", "restore_cache", "store_artifacts",
+    "store_test_results", "persist_to_workspace", "attach_workspace",
+    "setup_remote_docker", "add_ssh_keys", "when", "unless",
+}
+# The image placeholder that ops/deploy.sh replaces with the commit's image.
+IMAGE_PLACEHOLDER = "IMAGE_REF"
+
+
+def _step_names(steps):
+    """Names of the steps in a steps list, including those inside when/unless."""
+    for step in steps or []:
+        name, body = (step, None) if isinstance(step, str) else next(iter(step.items()))
+        yield name
+        if name in ("when", "unless") and isinstance(body, dict):
+            yield from _step_names(body.get("steps"))
+
+
+def _run_commands(steps) -> str:
+    """The shell text of every `run` step, joined (for looking up commands)."""
+    texts = []
+    for step in steps or []:
+        if isinstance(step, dict) and "run" in step:
+            run = step["run"]
+            texts.append(run if isinstance(run, str) else run.get("command", ""))
+    return "\n".join(texts)
+
+
+def _workflow_entries(workflow) -> dict[str, tuple[str, dict]]:
+    """Workflow job entries by name: name -> (job key, options)."""
+    entries = {}
+    for entry in workflow.get("jobs", []):
+        key, opts = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+        opts = opts or {}
+        entries[opts.get("name", key)] = (key, opts)
+    return entries
+
+
+def _branches_only(opts) -> list[str]:
+    only = ((opts.get("filters") or {}).get("branches") or {}).get("only")
+    return [only] if isinstance(only, str) else list(only or [])
+
+
+def pipeline_problems(config: dict) -> list[str]:
+    problems = []
+    jobs = config.get("jobs") or {}
+    commands = config.get("commands") or {}
+    executors = config.get("executors") or {}
+
+    for name, job in jobs.items():
+        executor = job.get("executor")
+        if isinstance(executor, dict):
+            executor = executor.get("name")
+        if executor is None:
+            if not any(k in job for k in ("docker", "machine", "macos")):
+                problems.append(f"job {name}: no executor")
+        elif executor not in executors:
+            problems.append(f"job {name}: executor {executor!r} is not defined")
+    for kind, holders in (("job", jobs), ("command", commands)):
+        for name, holder in holders.items():
+            for step in _step_names(holder.get("steps")):
+                if step not in BUILTIN_STEPS and step not in commands:
+                    problems.append(f"{kind} {name}: step {step!r} is neither built in nor a defined command")
+
+    workflows = {k: v for k, v in (config.get("workflows") or {}).items() if k != "version"}
+    if not workflows:
+        problems.append("no workflows")
+    for wf_name, workflow in workflows.items():
+        entries = _workflow_entries(workflow)
+        for name, (key, opts) in entries.items():
+            if opts.get("type") != "approval" and key not in jobs:
+                problems.append(f"workflow {wf_name}: job {key!r} is not defined")
+            for req in opts.get("requires") or []:
+                if req not in entries:
+                    problems.append(f"workflow {wf_name}: {name} requires {req!r}, which is not in the workflow")
+
+        def requires(name, target, seen=()):
+            """Whether `name` waits for `target`, directly or through approval jobs."""
+            for req in entries.get(name, ("", {}))[1].get("requires") or []:
+                if req == target:
+                    return True
+                if entries.get(req, ("", {}))[1].get("type") == "approval" and req not in seen:
+                    if requires(req, target, seen + (req,)):
+                        return True
+            return False
+
+        for needed in ("test", "train", "build_and_push", "deploy"):
+            if needed not in entries:
+                problems.append(f"workflow {wf_name}: no {needed} job")
+        for job, dependency in (("train", "test"), ("build_and_push", "train"), ("deploy", "build_and_push")):
+            if job in entries and not requires(job, dependency):
+                problems.append(f"workflow {wf_name}: {job} does not require {dependency}")
+        for job in ("build_and_push", "deploy"):
+            if job not in entries:
+                continue
+            opts = entries[job][1]
+            if _branches_only(opts) != ["main"]:
+                problems.append(f"workflow {wf_name}: {job} must run on main only")
+            # CircleCI issues OIDC tokens (and context secrets) only with a context.
+            if not opts.get("context"):
+                problems.append(f"workflow {wf_name}: {job} has no context (no OIDC token)")
+
+    image_ref = _run_commands((commands.get("image-ref") or {}).get("steps"))
+    if not re.search(r"export IMAGE_REF=\S+:\$\{CIRCLE_SHA1\}", image_ref):
+        problems.append("command image-ref: the image tag must be ${CIRCLE_SHA1}")
+    for job in ("build_and_push", "deploy"):
+        steps = list(_step_names((jobs.get(job) or {}).get("steps")))
+        if "image-ref" not in steps:
+            problems.append(f"job {job}: does not use the image-ref command")
+    if re.search(r":latest\b", yaml.safe_dump(jobs)):
+        problems.append("a job uses a :latest tag")
+
+    expected_commands = {
+        "test": "make test", "train": "make train", "docs": "make docs",
+        "build_and_push": "ops/build-image.sh", "deploy": "ops/deploy.sh",
+    }
+    for job, command in expected_commands.items():
+        if command not in _run_commands((jobs.get(job) or {}).get("steps")):
+            problems.append(f"job {job}: does not run {command!r}")
+    return problems
+
+
+def cache_key_problems(config_text: str, root: Path = ROOT) -> list[str]:
+    """Cache keys must hash committed files: CircleCI's checkout has no ignored ones."""
+    problems = []
+    for name in sorted(set(re.findall(r'checksum "([^"]+)"', config_text))):
+        ignored = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", name]).returncode == 0
+        if ignored or not (root / name).is_file():
+            problems.append(f'cache key checksum "{name}": not a committed file')
+    return problems
+
+
+def _labels_match(selector: dict, labels: dict) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def manifest_problems(documents: list[dict], dockerfile: str, graceful_timeout: int) -> list[str]:
+    """`graceful_timeout`: gunicorn's, from webapp/gunicorn.conf.py."""
+    problems = []
+    by_kind = {doc["kind"]: doc for doc in documents if doc}
+    for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
+        if kind not in by_kind:
+            problems.append(f"no {kind}")
+    if problems:
+        return problems
+    deployment, service = by_kind["Deployment"], by_kind["Service"]
+    hpa, pdb = by_kind["HorizontalPodAutoscaler"], by_kind["PodDisruptionBudget"]
+    spec, pod = deployment["spec"], deployment["spec"]["template"]["spec"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    container = pod["containers"][0]
+
+    for what, selector in (
+        ("Deployment selector", spec["selector"]["matchLabels"]),
+        ("Service selector", service["spec"]["selector"]),
+        ("PodDisruptionBudget selector", pdb["spec"]["selector"]["matchLabels"]),
+    ):
+        if not _labels_match(selector, labels):
+            problems.append(f"{what} does not select the pod template's labels")
+    if hpa["spec"]["scaleTargetRef"]["name"] != deployment["metadata"]["name"]:
+        problems.append("the HPA does not target the Deployment")
+    if hpa["spec"].get("minReplicas", 1) < 2:
+        problems.append("HPA minReplicas must be at least 2")
+    if spec.get("replicas") != hpa["spec"].get("minReplicas"):
+        problems.append("spec.replicas must equal the HPA's minReplicas (ops/deploy.sh keeps a higher live count)")
+    if spec["strategy"]["rollingUpdate"].get("maxUnavailable") != 0:
+        problems.append("rollingUpdate.maxUnavailable must be 0")
+
+    if container["image"] != IMAGE_PLACEHOLDER:
+        problems.append(f"container image must be the placeholder {IMAGE_PLACEHOLDER} (set by ops/deploy.sh)")
+    exposed = re.findall(r"^EXPOSE\s+(\d+)", dockerfile, re.M)
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    if [str(p) for p in ports.values()] != exposed:
+        problems.append(f"containerPort {list(ports.values())} differs from the Dockerfile's EXPOSE {exposed}")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        port = ((container.get(probe) or {}).get("httpGet") or {}).get("port")
+        if port is None:
+            problems.append(f"no HTTP {probe}")
+        elif port not in ports and port not in ports.values():
+            problems.append(f"{probe} uses port {port!r}, which the container does not declare")
+    if (service["spec"]["ports"][0].get("targetPort") not in (*ports, *ports.values())):
+        problems.append("the Service's targetPort is not a container port")
+
+    user = re.findall(r"^USER\s+(\d+)(?::(\d+))?", dockerfile, re.M)
+    pod_sc, sc = pod.get("securityContext") or {}, container.get("securityContext") or {}
+    if not user or pod_sc.get("runAsUser") != int(user[-1][0]):
+        problems.append(f"runAsUser {pod_sc.get('runAsUser')} differs from the Dockerfile's numeric USER {user}")
+    if pod_sc.get("runAsNonRoot") is not True:
+        problems.append("runAsNonRoot must be true")
+    if sc.get("readOnlyRootFilesystem") is not True:
+        problems.append("readOnlyRootFilesystem must be true")
+    empty_dirs = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+    if not any(m["mountPath"] == "/tmp" and m["name"] in empty_dirs for m in container.get("volumeMounts", [])):
+        problems.append("/tmp must be an emptyDir (the only writable path with a read-only root)")
+    if pod.get("automountServiceAccountToken") is not False:
+        problems.append("automountServiceAccountToken must be false")
+    pre_stop = ((container.get("lifecycle") or {}).get("preStop") or {}).get("sleep", {}).get("seconds", 0)
+    if pod.get("terminationGracePeriodSeconds", 30) <= pre_stop + graceful_timeout:
+        problems.append(f"terminationGracePeriodSeconds must exceed preStop ({pre_stop} s) + gunicorn's "
+                        f"graceful_timeout ({graceful_timeout} s), or in-flight requests are killed")
+    if not any(e["name"] == "WEB_CONCURRENCY" for e in container.get("env", [])):
+        problems.append("WEB_CONCURRENCY must be set: gunicorn's default follows the node's CPUs, not the pod's")
+    resources = container.get("resources") or {}
+    if not (resources.get("requests", {}).get("cpu") and resources.get("requests", {}).get("memory")
+            and resources.get("limits", {}).get("memory")):
+        problems.append("CPU/memory requests and a memory limit are required")
+    return problems
+
+
+def dockerfile_problems(dockerfile: str, dockerignore: str) -> list[str]:
+    """Everything the Dockerfile copies from the context passes the .dockerignore allow-list."""
+    problems = []
+    patterns = [line.strip() for line in dockerignore.splitlines() if line.strip() and not line.startswith("#")]
+    if not patterns or patterns[0] != "*":
+        return [".dockerignore must start with '*' (an allow-list keeps the context small)"]
+    allowed = [p[1:].rstrip("/") for p in patterns if p.startswith("!")]
+    for line in re.findall(r"^COPY\s+(?!--from)(.+)$", dockerfile, re.M):
+        *sources, _dest = [w for w in line.split() if not w.startswith("--")]
+        for source in sources:
+            source = source.rstrip("/")
+            if not any(source == a or source.startswith(a + "/") for a in allowed):
+                problems.append(f"COPY {source}: not in the .dockerignore allow-list")
+    return problems
+
+
+def gunicorn_graceful_timeout(config_text: str) -> int:
+    """gunicorn's graceful_timeout as webapp/gunicorn.conf.py sets it (gunicorn's default: 30 s)."""
+    match = re.search(r"^graceful_timeout\s*=\s*(\d+)", config_text, re.M)
+    return int(match.group(1)) if match else 30
+
+
+def main() -> int:
+    config = yaml.safe_load(CONFIG.read_text())
+    documents = list(yaml.safe_load_all(MANIFEST.read_text()))
+    graceful = gunicorn_graceful_timeout(GUNICORN_CONF.read_text())
+    problems = [f"{CONFIG.relative_to(ROOT)}: {p}" for p in pipeline_problems(config)]
+    problems += [f"{CONFIG.relative_to(ROOT)}: {p}" for p in cache_key_problems(CONFIG.read_text())]
+    problems += [f"{MANIFEST.name}: {p}" for p in manifest_problems(documents, DOCKERFILE.read_text(), graceful)]
+    dockerignore = (ROOT / ".dockerignore").read_text()
+    problems += [f"Dockerfile: {p}" for p in dockerfile_problems(DOCKERFILE.read_text(), dockerignore)]
+    for problem in problems:
+        print(problem)
+    if not problems:
+        print("pipeline and manifest consistent")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
