@@ -9,7 +9,7 @@ TRAIN_ARGS ?=
 export UV_PYTHON_DOWNLOADS := never
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run train serve test check check-notebooks check-lock nbdev-test pytest export clean-nbs lock system-deps
+.PHONY: help setup run train serve test check check-notebooks check-lock nbdev-test pytest export clean-nbs docs lock system-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ export: setup ## regenerate iris_classifier/ from the notebooks
 
 clean-nbs: setup ## strip notebook metadata the way the check expects
 	$(BIN)/nbdev-clean
+
+docs: setup ## build the docs site (docs/_site) and README.md from the notebooks; no Quarto needed
+	$(BIN)/python tools/build_docs.py
 
 lock: $(UV) ## re-export requirements.lock (hash-pinned, no index URLs) after changing dependencies
 	$(UV) export --no-emit-project --no-dev --format requirements-txt --no-header --quiet -o requirements.lock

@@ -7,38 +7,40 @@ __all__ = ['FEATURES', 'TARGET', 'SPECIES', 'MAX_CM', 'LOG_FORMAT', 'artifacts_d
            'setup_logging', 'IrisError', 'DataValidationError', 'ParameterError', 'QualityGateError',
            'ModelNotFoundError', 'ModelIntegrityError', 'sha256_bytes', 'sha256_file']
 
-# %% ../nbs/00_core.ipynb #0a4d4038
+# %% ../nbs/00_core.ipynb #40201f84
 import hashlib, logging, os, sys
 from pathlib import Path
 
-# %% ../nbs/00_core.ipynb #d7c6eadc
+# %% ../nbs/00_core.ipynb #43148c9f
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 TARGET = "species"
 SPECIES = ["setosa", "versicolor", "virginica"]
 MAX_CM = 30.0  # no iris sepal or petal comes close; larger values are unit or typing mistakes
 
-# %% ../nbs/00_core.ipynb #54ba9439
+# %% ../nbs/00_core.ipynb #e2b7fd7b
 def artifacts_dir(root:str|Path|None=None, # explicit directory; wins over the environment
                  )->Path: # directory for run output (`IRIS_ARTIFACTS_DIR`, else `./artifacts`)
     "Directory where runs write their artifacts"
     return Path(root or os.environ.get("IRIS_ARTIFACTS_DIR") or "artifacts")
 
-# %% ../nbs/00_core.ipynb #fc930447
+# %% ../nbs/00_core.ipynb #58aad1c3
 def model_dir(root:str|Path|None=None, # artifacts directory; `IRIS_MODEL_DIR` wins when `root` is not given
              )->Path: # directory holding the published model and its metadata
     "Directory of the published model"
     if root is None and os.environ.get("IRIS_MODEL_DIR"): return Path(os.environ["IRIS_MODEL_DIR"])
     return artifacts_dir(root)/"model"
 
-def data_dir(root:str|Path|None=None)->Path: # artifacts directory
+def data_dir(root:str|Path|None=None, # artifacts directory
+            )->Path:
     "Directory for the raw and processed data splits and the data-quality report"
     return artifacts_dir(root)/"data"
 
-def reports_dir(root:str|Path|None=None)->Path: # artifacts directory
+def reports_dir(root:str|Path|None=None, # artifacts directory
+               )->Path:
     "Directory for metrics, plots and executed notebooks"
     return artifacts_dir(root)/"reports"
 
-# %% ../nbs/00_core.ipynb #27f03538
+# %% ../nbs/00_core.ipynb #95164262
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def setup_logging(level:str|int|None=None, # level name or number; default `IRIS_LOG_LEVEL` or INFO
@@ -52,7 +54,7 @@ def setup_logging(level:str|int|None=None, # level name or number; default `IRIS
         logger.addHandler(handler)
     return logger
 
-# %% ../nbs/00_core.ipynb #244209f6
+# %% ../nbs/00_core.ipynb #3709f831
 class IrisError(Exception):
     "A problem the user can fix; the message says what was wrong and what to do"
     def __init__(self, problem:str, # what was wrong
@@ -76,13 +78,14 @@ class ModelNotFoundError(IrisError):
 class ModelIntegrityError(IrisError):
     "A published model failed verification (hash mismatch or untrusted content)"
 
-# %% ../nbs/00_core.ipynb #b6eb5779
-def sha256_bytes(data:bytes)->str: # the bytes to hash
+# %% ../nbs/00_core.ipynb #c3a55de0
+def sha256_bytes(data:bytes, # the bytes to hash
+                )->str: # hex digest
     "Hex SHA-256 of `data`"
     return hashlib.sha256(data).hexdigest()
 
 def sha256_file(path:str|Path, # file to hash, read in chunks
-               )->str:
+               )->str: # hex digest
     "Hex SHA-256 of the file at `path`"
     digest = hashlib.sha256()
     with open(path, "rb") as f:

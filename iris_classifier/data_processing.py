@@ -8,7 +8,7 @@ __all__ = ['MIN_ROWS_PER_SPECIES', 'load_iris_frame', 'normalize_column', 'read_
            'frame_sha256', 'load_training_data', 'check_measurements', 'split_data', 'IQRClipper', 'count_outliers',
            'quality_report', 'save_data_artifacts']
 
-# %% ../nbs/01_data_processing.ipynb #2f14f79d
+# %% ../nbs/01_data_processing.ipynb #2e58cc2d
 import json
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .core import *
 
-# %% ../nbs/01_data_processing.ipynb #44c29074
+# %% ../nbs/01_data_processing.ipynb #1db95f22
 def load_iris_frame()->pd.DataFrame: # 150 rows: the four measurements and `species`
     "The Iris data that ships with scikit-learn, with the project's column names"
     iris = load_iris(as_frame=True)
@@ -29,13 +29,14 @@ def load_iris_frame()->pd.DataFrame: # 150 rows: the four measurements and `spec
     df[TARGET] = np.asarray(iris.target_names)[iris.target]
     return df
 
-# %% ../nbs/01_data_processing.ipynb #82e59083
-def normalize_column(name:str)->str: # a column header as written in a file
+# %% ../nbs/01_data_processing.ipynb #771ac5f5
+def normalize_column(name:str, # a column header as written in a file
+                    )->str: # the schema's name for it
     "Snake-case `name` without a unit suffix, so `Sepal Length (cm)` becomes `sepal_length`"
     name = name.strip().lower().replace("(cm)", "").strip()
     return "_".join(name.replace(".", " ").replace("-", " ").split())
 
-# %% ../nbs/01_data_processing.ipynb #b5e31fa6
+# %% ../nbs/01_data_processing.ipynb #5f2af3cb
 def read_measurements_csv(path:str|Path, # CSV with a header row
                          )->pd.DataFrame: # every cell as text, columns normalised
     "Read a CSV of measurements as text, with clear errors for a missing or empty file"
@@ -51,7 +52,7 @@ def read_measurements_csv(path:str|Path, # CSV with a header row
         raise DataValidationError(f"'{path.name}' has a header but no rows.", "Add at least one row of measurements.")
     return df.rename(columns=normalize_column)
 
-# %% ../nbs/01_data_processing.ipynb #645860c0
+# %% ../nbs/01_data_processing.ipynb #582e61c4
 def _lines(mask:pd.Series, most:int=5)->str:
     "File line numbers (header is line 1) of the rows where `mask` is true"
     idx = [str(i + 2) for i in np.flatnonzero(mask.to_numpy())]
@@ -66,7 +67,7 @@ def check_columns(df:pd.DataFrame, # frame with normalised column names
         raise DataValidationError(f"Missing column(s): {', '.join(missing)}.",
                                   f"The file needs the columns {', '.join(required)} (found: {', '.join(map(str, df.columns))}).")
 
-# %% ../nbs/01_data_processing.ipynb #dc74a506
+# %% ../nbs/01_data_processing.ipynb #add7e33e
 def to_measurements(df:pd.DataFrame, # frame whose `FEATURES` may still be text
                    )->pd.DataFrame: # the same rows with `FEATURES` as floats (empty cells become NaN)
     "Convert `FEATURES` to numbers, with an error naming any cell that is not one"
@@ -81,7 +82,7 @@ def to_measurements(df:pd.DataFrame, # frame whose `FEATURES` may still be text
         out[col] = num.astype(float)
     return out
 
-# %% ../nbs/01_data_processing.ipynb #40f80bf9
+# %% ../nbs/01_data_processing.ipynb #2fb179dd
 def check_ranges(df:pd.DataFrame, # frame with numeric `FEATURES`; NaN is allowed here
                  max_cm:float=MAX_CM, # largest plausible measurement
                 ):
@@ -93,7 +94,7 @@ def check_ranges(df:pd.DataFrame, # frame with numeric `FEATURES`; NaN is allowe
                 raise DataValidationError(f"Column '{col}' has {what} value(s) {x[bad].head(3).tolist()} on line(s) {_lines(bad)}.",
                                           f"Measurements are lengths in centimetres: positive and at most {max_cm:g}.")
 
-# %% ../nbs/01_data_processing.ipynb #788be0f9
+# %% ../nbs/01_data_processing.ipynb #efc2c31e
 def normalize_species(labels:pd.Series, # species labels as written
                      )->pd.Series: # labels from `SPECIES`
     "Map labels like `Iris-Setosa` to `setosa`, with an error listing any unknown label"
@@ -104,7 +105,7 @@ def normalize_species(labels:pd.Series, # species labels as written
                                   f"Use one of: {', '.join(SPECIES)}.")
     return norm
 
-# %% ../nbs/01_data_processing.ipynb #e8c2b609
+# %% ../nbs/01_data_processing.ipynb #122b6869
 MIN_ROWS_PER_SPECIES = 5  # fewer leaves nothing to stratify, cross-validate and test on
 
 def clean_training_frame(df:pd.DataFrame, # raw frame with `FEATURES` and `TARGET`
@@ -132,8 +133,9 @@ def check_species_counts(df:pd.DataFrame, # clean frame
         raise DataValidationError(f"Too few rows per species after cleaning: {counts.to_dict()}.",
                                   f"Each of {', '.join(SPECIES)} needs at least {least} rows.")
 
-# %% ../nbs/01_data_processing.ipynb #f31dac52
-def frame_sha256(df:pd.DataFrame)->str: # frame to fingerprint
+# %% ../nbs/01_data_processing.ipynb #c21f9c10
+def frame_sha256(df:pd.DataFrame, # frame to fingerprint
+                )->str: # hex digest
     "SHA-256 of `df` written as CSV, independent of where it was read from"
     return sha256_bytes(df.to_csv(index=False, float_format="%.6g").encode())
 
@@ -145,7 +147,7 @@ def load_training_data(path:str|Path|None=None, # CSV of measurements and specie
     source = "scikit-learn iris" if path is None else Path(path).name
     return clean, dict(source=source, data_sha256=frame_sha256(clean), **report)
 
-# %% ../nbs/01_data_processing.ipynb #55c9c6d0
+# %% ../nbs/01_data_processing.ipynb #523db8ab
 def check_measurements(df:pd.DataFrame, # rows to score, with `FEATURES` as text or numbers; other columns are kept
                       )->pd.DataFrame: # `FEATURES` as floats, in the schema's order
     "Validate measurements for prediction: all present, numeric, finite and plausible"
@@ -157,7 +159,7 @@ def check_measurements(df:pd.DataFrame, # rows to score, with `FEATURES` as text
         raise DataValidationError(f"Empty measurement(s) on line(s) {_lines(empty)}.", "Every row needs all four measurements.")
     return num[FEATURES]
 
-# %% ../nbs/01_data_processing.ipynb #076256dd
+# %% ../nbs/01_data_processing.ipynb #78809aaa
 def split_data(df:pd.DataFrame, # cleaned measurements with a `species` column
                test_size:float=0.2, # fraction held out for evaluation
                seed:int=42, # makes the split repeatable
@@ -166,7 +168,7 @@ def split_data(df:pd.DataFrame, # cleaned measurements with a `species` column
     train, test = train_test_split(df, test_size=test_size, random_state=seed, stratify=df[TARGET])
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
-# %% ../nbs/01_data_processing.ipynb #06037800
+# %% ../nbs/01_data_processing.ipynb #e720914b
 class IQRClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     "Clip each feature to `[Q1 - k·IQR, Q3 + k·IQR]`, with quartiles learned in `fit`"
     def __init__(self, k:float=1.5): # how many IQRs beyond the quartiles count as normal
@@ -184,7 +186,7 @@ class IQRClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         return np.clip(validate_data(self, X, reset=False, dtype=float), self.lower_, self.upper_)
 
-# %% ../nbs/01_data_processing.ipynb #1cd388a3
+# %% ../nbs/01_data_processing.ipynb #98058312
 def count_outliers(clipper:IQRClipper, # fitted clipper
                    df:pd.DataFrame, # frame with `FEATURES`
                   )->dict[str, int]: # per feature, how many values fall outside the bounds
@@ -192,17 +194,19 @@ def count_outliers(clipper:IQRClipper, # fitted clipper
     X = df[FEATURES].to_numpy(dtype=float)
     return {f: int(n) for f, n in zip(FEATURES, ((X < clipper.lower_) | (X > clipper.upper_)).sum(axis=0))}
 
-# %% ../nbs/01_data_processing.ipynb #493fbd08
+# %% ../nbs/01_data_processing.ipynb #ee72f5cb
 def quality_report(cleaning:dict, # report from `load_training_data`
                    clipper:IQRClipper, # clipper fitted on `train`
-                   train:pd.DataFrame, test:pd.DataFrame, # the two splits
+                   train:pd.DataFrame, # training split
+                   test:pd.DataFrame, # test split
                   )->dict: # rows in, dropped and why, split sizes, outliers per feature
     "The data-quality report of a run"
     return dict(cleaning, split=dict(train=len(train), test=len(test)),
                 outliers=dict(train=count_outliers(clipper, train), test=count_outliers(clipper, test)),
                 iqr_bounds={f: [round(float(lo), 4), round(float(hi), 4)] for f, lo, hi in zip(FEATURES, clipper.lower_, clipper.upper_)})
 
-def save_data_artifacts(train:pd.DataFrame, test:pd.DataFrame, # the raw (unclipped) splits
+def save_data_artifacts(train:pd.DataFrame, # raw (unclipped) training split
+                        test:pd.DataFrame, # raw (unclipped) test split
                         clipper:IQRClipper, # clipper fitted on `train`
                         report:dict, # from `quality_report`
                         out:Path, # directory to write into (created if needed)

@@ -9,7 +9,7 @@ __all__ = ['TRUSTED_TYPES', 'METADATA_FILE', 'HEADLINE_METRICS', 'TrainParams', 
            'check_quality_gate', 'build_metadata', 'publish_model', 'read_metadata', 'load_published_model',
            'predict_frame', 'save_reports']
 
-# %% ../nbs/02_model_training.ipynb #1b54aea8
+# %% ../nbs/02_model_training.ipynb #19120501
 import json, os, platform, subprocess, uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -30,7 +30,7 @@ from sklearn.tree import DecisionTreeClassifier, plot_tree
 from .core import *
 from .data_processing import *
 
-# %% ../nbs/02_model_training.ipynb #57f15f17
+# %% ../nbs/02_model_training.ipynb #86656314
 @dataclass
 class TrainParams:
     "Everything that decides a training run, besides the data"
@@ -54,14 +54,14 @@ class TrainParams:
         for ok, rule in checks:
             if not ok: raise ParameterError(f"Invalid training parameters: {rule}.", "Fix the value and run again.")
 
-# %% ../nbs/02_model_training.ipynb #f1fc5821
+# %% ../nbs/02_model_training.ipynb #a12df858
 def build_pipeline(p:TrainParams, # the run's parameters
                   )->Pipeline: # unfitted: IQR clipping, then a decision tree
     "The model: IQR outlier clipping followed by a decision tree"
     tree = DecisionTreeClassifier(criterion=p.criterion, max_depth=p.max_depth, min_samples_leaf=p.min_samples_leaf, random_state=p.seed)
     return Pipeline([("clip", IQRClipper(k=p.iqr_k)), ("tree", tree)])
 
-# %% ../nbs/02_model_training.ipynb #92b54cce
+# %% ../nbs/02_model_training.ipynb #a2191720
 def cross_validate_pipeline(pipe:Pipeline, # unfitted pipeline
                             train:pd.DataFrame, # training split
                             p:TrainParams, # for the number of folds and the seed
@@ -71,7 +71,7 @@ def cross_validate_pipeline(pipe:Pipeline, # unfitted pipeline
     scores = cross_val_score(pipe, train[FEATURES], train[TARGET], cv=folds, scoring="accuracy")
     return dict(cv_accuracy_mean=float(scores.mean()), cv_accuracy_std=float(scores.std()), cv_scores=scores.round(4).tolist())
 
-# %% ../nbs/02_model_training.ipynb #65278cc7
+# %% ../nbs/02_model_training.ipynb #a0fcfe2d
 def evaluate(pipe:Pipeline, # fitted pipeline
              test:pd.DataFrame, # held-out split
             )->dict: # accuracy, macro precision/recall/F1, per-class report and confusion matrix
@@ -82,7 +82,7 @@ def evaluate(pipe:Pipeline, # fitted pipeline
                 per_class=classification_report(y, pred, labels=SPECIES, output_dict=True, zero_division=0),
                 confusion_matrix=confusion_matrix(y, pred, labels=SPECIES).tolist(), labels=SPECIES)
 
-# %% ../nbs/02_model_training.ipynb #b68d983d
+# %% ../nbs/02_model_training.ipynb #7fab26d4
 def plot_confusion_matrix(metrics:dict, # from `evaluate`
                          )->plt.Figure:
     "Confusion matrix of the test split"
@@ -92,11 +92,13 @@ def plot_confusion_matrix(metrics:dict, # from `evaluate`
     fig.tight_layout()
     return fig
 
-def feature_importances(pipe:Pipeline)->pd.Series: # fitted pipeline
+def feature_importances(pipe:Pipeline, # fitted pipeline
+                       )->pd.Series: # importance per measurement
     "Impurity-based importance of each measurement, largest first"
     return pd.Series(pipe.named_steps["tree"].feature_importances_, index=FEATURES).sort_values(ascending=False)
 
-def plot_feature_importances(pipe:Pipeline)->plt.Figure: # fitted pipeline
+def plot_feature_importances(pipe:Pipeline, # fitted pipeline
+                            )->plt.Figure:
     "Horizontal bar chart of `feature_importances`"
     fig, ax = plt.subplots(figsize=(5, 3))
     feature_importances(pipe).sort_values().plot.barh(ax=ax, color="#4c72b0")
@@ -104,14 +106,15 @@ def plot_feature_importances(pipe:Pipeline)->plt.Figure: # fitted pipeline
     fig.tight_layout()
     return fig
 
-def plot_decision_tree(pipe:Pipeline)->plt.Figure: # fitted pipeline
+def plot_decision_tree(pipe:Pipeline, # fitted pipeline
+                      )->plt.Figure:
     "The fitted decision tree, with split rules and class counts"
     fig, ax = plt.subplots(figsize=(12, 7))
     plot_tree(pipe.named_steps["tree"], feature_names=FEATURES, class_names=SPECIES, filled=True, rounded=True, fontsize=7, ax=ax)
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02_model_training.ipynb #8bbe97d6
+# %% ../nbs/02_model_training.ipynb #5872fd35
 TRUSTED_TYPES = ["iris_classifier.data_processing.IQRClipper", "sklearn.tree._tree.Tree"]
 
 def save_model(pipe:Pipeline, # fitted pipeline
@@ -130,7 +133,7 @@ def load_model(path:Path, # skops file
                                   "Only load models produced by `iris-classifier train`; retrain to replace this file.")
     return sio.load(path, trusted=TRUSTED_TYPES)
 
-# %% ../nbs/02_model_training.ipynb #92434140
+# %% ../nbs/02_model_training.ipynb #f33ac7ed
 def library_versions()->dict[str, str]:
     "Versions of Python and the libraries that shape the model"
     return dict(python=platform.python_version(), numpy=np.__version__, pandas=pd.__version__, scikit_learn=sklearn.__version__,
@@ -143,7 +146,7 @@ def git_commit()->str|None:
     try: return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError): return None
 
-# %% ../nbs/02_model_training.ipynb #5f681139
+# %% ../nbs/02_model_training.ipynb #b9e8456c
 @dataclass
 class TrainResult:
     "A trained pipeline with everything learned about it; nothing written to disk yet"
@@ -167,7 +170,7 @@ def train_model(params:TrainParams|None=None, # run parameters; the defaults tra
     quality = quality_report(cleaning, pipe.named_steps["clip"], train, test)
     return TrainResult(p, pipe, {**evaluate(pipe, test), **cv}, quality, train, test, datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
-# %% ../nbs/02_model_training.ipynb #6ea2bef7
+# %% ../nbs/02_model_training.ipynb #614eaa5a
 def check_quality_gate(metrics:dict, # from `evaluate`
                        min_accuracy:float, # lowest acceptable test accuracy
                       ):
@@ -176,7 +179,7 @@ def check_quality_gate(metrics:dict, # from `evaluate`
         raise QualityGateError(f"Test accuracy {metrics['accuracy']:.3f} is below the minimum {min_accuracy:.3f}; the published model was left unchanged.",
                                "Adjust the model parameters (or, deliberately, --min-accuracy) and train again.")
 
-# %% ../nbs/02_model_training.ipynb #caedef63
+# %% ../nbs/02_model_training.ipynb #3c2aaf5f
 METADATA_FILE = "metadata.json"
 HEADLINE_METRICS = ["accuracy", "precision_macro", "recall_macro", "f1_macro", "cv_accuracy_mean", "cv_accuracy_std"]
 
@@ -218,8 +221,9 @@ def publish_model(result:TrainResult, # the trained model
         if old != model_file: old.unlink()
     return meta
 
-# %% ../nbs/02_model_training.ipynb #aa71c188
-def read_metadata(dest:Path)->dict: # model directory
+# %% ../nbs/02_model_training.ipynb #ffbff144
+def read_metadata(dest:Path, # model directory
+                 )->dict: # the parsed `metadata.json`
     "The metadata of the model published in `dest`"
     path = dest/METADATA_FILE
     if not path.is_file():
@@ -241,7 +245,7 @@ def load_published_model(dest:Path|None=None, # model directory; default `model_
                                   "Do not use it; run `iris-classifier train` to publish a fresh model.")
     return load_model(model_file), meta
 
-# %% ../nbs/02_model_training.ipynb #312842c2
+# %% ../nbs/02_model_training.ipynb #2ddef97a
 def predict_frame(model:Pipeline, # fitted pipeline, e.g. from `load_published_model`
                   X:pd.DataFrame, # validated measurements (see `check_measurements`)
                  )->pd.DataFrame: # `species` and one `proba_<species>` column per class, index of `X`
@@ -252,7 +256,7 @@ def predict_frame(model:Pipeline, # fitted pipeline, e.g. from `load_published_m
     out.insert(0, "species", np.asarray(classes)[proba.argmax(axis=1)])
     return out
 
-# %% ../nbs/02_model_training.ipynb #8f365541
+# %% ../nbs/02_model_training.ipynb #41ec08f0
 def save_reports(result:TrainResult, # the trained model
                  out:Path, # artifacts directory
                 )->list[Path]: # the files written

@@ -1,0 +1,98 @@
+"""Build the docs site and README.md from the notebooks, without Quarto: `make docs`.
+
+1. Run every notebook in `nbs/` the way `nbdev-test` does, each in a scratch directory with the artifacts
+   variables pointing there too (so nothing lands in your `artifacts/`), two at a time.
+2. Process them with nbdev's docs processors and convert them for MyST-NB (see `tools/nbdocs.py`).
+3. Render them with Sphinx (configuration in `docs/conf.py`) into `docs/_site`, with warnings as errors:
+   one page per notebook named as nbdev names it, index first; the module sources as highlighted pages
+   and the notebooks themselves are shipped in the site, so "source" links stay inside it.
+4. Write README.md from `nbs/index.ipynb` (or, with `--check-readme`, fail if README.md differs).
+
+Anything a reader should not see (text on stderr, such as warnings; local paths; nbdev's warnings) fails
+the build after the site is written, so it can still be inspected.
+Usage: .venv/bin/python tools/build_docs.py [--out DIR] [--check-readme]
+"""
+import argparse, multiprocessing, os, shutil, sys, tempfile, time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT/"tools"))
+import nbdocs
+
+def toctrees(pages:list[str], sources:list[str])->str:
+    "The index's hidden toctrees: the notebooks in order, then the module sources"
+    toc = "```{toctree}\n:hidden:\n\n" + "\n".join(pages) + "\n```"
+    return toc + ("\n\n```{toctree}\n:hidden:\n:caption: Module source\n\n" + "\n".join(sources) + "\n```" if sources else "")
+
+def write_sources(results:list[dict], nbs:list[Path], src:Path, extra:Path):
+    "Fill Sphinx's source directory with the pages, module source pages, and the site's raw notebooks"
+    import nbformat
+    (src/"src").mkdir(parents=True)
+    (extra/"nbs").mkdir(parents=True)
+    sources = []
+    for nb_path, res in zip(nbs, results):
+        shutil.copy(nb_path, extra/"nbs"/nb_path.name)
+        if mod := nbdocs.module_of(nb_path):
+            (src/"src"/f"{Path(mod).stem}.md").write_text(nbdocs.source_page(ROOT/mod, mod, nb_path.name, res["page"], res["title"]))
+            sources.append(f"src/{Path(mod).stem}")
+    nbs = {res["page"]: nbformat.reads(res["nb"], as_version=4) for res in results}
+    known = set().union(*map(nbdocs.labels, nbs.values()))
+    for res in results:
+        nb = nbs[res["page"]]
+        for cell in nb.cells:
+            if cell.cell_type == "markdown": cell.source = nbdocs.drop_dead_links(cell.source, known, list(nbs))
+        if res["page"] == "index":
+            nb.cells.append(nbformat.v4.new_markdown_cell(toctrees([r["page"] for r in results if r["page"] != "index"], sources)))
+        nbformat.write(nb, src/f"{res['page']}.ipynb")
+
+def sphinx(src:Path, out:Path, work:Path, extra:Path)->int: # Sphinx's exit status
+    "Build the HTML site from `src` into `out`, warnings as errors"
+    from sphinx.cmd.build import build_main
+    if out.exists() and any(out.iterdir()) and not (out/".buildinfo").exists(): raise SystemExit(f"{out} is not a Sphinx build; not replacing it")
+    html = work/"site"/"html"  # MyST-NB writes a `jupyter_execute` folder beside the output: keep it in `work`
+    status = build_main(["-b", "html", "-q", "-W", "--keep-going", "-c", str(ROOT/"docs"), "-d", str(work/"doctrees"),
+                         "-D", f"html_extra_path={extra}", str(src), str(html)])
+    if html.exists():
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(html, out)
+    return status or int(not html.exists())
+
+def build(out:Path, readme:Path|None=None, check_readme:Path|None=None)->list[str]: # problems; empty when all is well
+    "Build the site into `out`; write the README to `readme`, or compare it with `check_readme`"
+    from nbdev.config import get_config
+    nbs = nbdocs.notebooks(get_config().nbs_path)
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="iris-docs-") as tmp:
+        tmp = Path(tmp)
+        workers = max(1, min(len(nbs), os.cpu_count() or 1))
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(nbdocs.render_page, nb, tmp/"run"/nb.stem) for nb in nbs]
+        results = []
+        for nb, f in zip(nbs, futures):
+            try: results.append(f.result())
+            except Exception as e: problems.append(f"{nb.name}: {e}")  # the site is built without its page
+        nbs = [nb for nb in nbs if nbdocs.page_name(nb) in {r["page"] for r in results}]
+        for r in results: problems += r["problems"]
+        write_sources(results, nbs, tmp/"src", tmp/"extra")
+        if sphinx(tmp/"src", out, tmp, tmp/"extra"): problems.append("Sphinx reported warnings or errors (above)")
+    text = next((r["readme"] for r in results if r["readme"]), None)
+    if text is None: problems.append("no index.ipynb: README.md not generated")
+    elif check_readme and (not check_readme.exists() or check_readme.read_text() != text):
+        problems.append(f"{check_readme.name} does not match nbs/index.ipynb: run `make docs` and commit README.md")
+    elif readme: readme.write_text(text)
+    return problems
+
+def main(argv:list[str]|None=None)->int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=ROOT/"docs"/"_site", help="where to write the site (default: docs/_site)")
+    p.add_argument("--check-readme", action="store_true", help="fail if README.md differs from nbs/index.ipynb instead of writing it")
+    args = p.parse_args(argv)
+    start, readme = time.perf_counter(), ROOT/"README.md"
+    problems = build(args.out.resolve(), None if args.check_readme else readme, readme if args.check_readme else None)
+    size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file()) if args.out.exists() else 0
+    print(f"docs: {args.out} ({size/2**20:.1f} MiB) in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    if problems: print("docs: problems to fix:\n  " + "\n  ".join(problems), file=sys.stderr)
+    return 1 if problems else 0
+
+if __name__ == "__main__": sys.exit(main())

@@ -1,0 +1,334 @@
+"""Turn the project's notebooks into Sphinx (MyST-NB) pages and a README, without Quarto.
+
+Notebooks are committed without outputs, so each one is first executed the way `nbdev-test` runs it (in
+process, `IN_TEST=1`, skipping the cells nbdev would skip, such as `#| eval: false`), then processed by
+nbdev's own docs processors (`show_doc` for every exported symbol, doc links, hidden cells removed), and
+finally converted: the Quarto cell options and callouts nbdev leaves for Quarto become MyST-NB tags and
+directives, and what is not valid nbformat is dropped.
+
+nbdev API used. Public (in the module's `__all__`): `nbdev.doclinks.nbglob`, `nbdev.config.get_config`,
+`nbdev.config.nbpath2html`, `nbdev.test.nb_test_cells`, `nbdev.processors.FilterDefaults`,
+`nbdev.processors.insert_warning`, `execnb.shell.CaptureShell`, `fastcore.nbio.read_nb`. No private
+function is called, but this module relies on undocumented details of nbdev 3 that a new version could
+change (the tests would then fail): `FrontmatterProc` needs the notebook's path in `nb.path_`; the
+`show_doc` cells nbdev adds carry `has_sd`; and the *format* of what nbdev writes: the frontmatter raw cell,
+`show_doc`'s markdown (`---`, a `[source](/blob/...#Ln){...}` link, a `###` heading) and root-relative doc
+links (`/page.html#anchor`, as made when no `doc_host` is set). `nbdev.quarto.nbdev_proc_nbs` (and so
+`nbdev.serve.proc_nbs`'s usual caller) is deliberately not used: it tries to install Quarto through `sudo`,
+rewrites `nbs/sidebar.yml` and `nbs/nbdev.yml`, and would only run the cells `show_doc` needs, while the
+committed notebooks have no outputs to show.
+"""
+import os, re, sys, sysconfig, tempfile, warnings
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nbformat, yaml
+
+# Quarto cell options nbdev leaves in processed cells, and the MyST-NB tag each becomes.
+OPTION_TAGS = {("echo", "false"): "remove-input", ("output", "false"): "remove-output", ("code-fold", "show"): "hide-input",
+               ("code-fold", "true"): "hide-input"}
+IGNORED_OPTIONS = {"eval", "code-summary"}  # `eval: false` cells simply have no output; the summary becomes the prompt
+CALLOUTS = "note tip warning important caution".split()
+_re_option = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$")
+_re_callout = re.compile(r"^:::+\s*\{\.callout-(\w+)([^}]*)\}\s*$", re.MULTILINE)
+_re_doclink = re.compile(r"\]\(/([\w.-]+)\.html#([^)\s]+)\)")
+_re_linked = re.compile(r"\[([^\]]+)\]\(/[\w.-]+\.html#[^)\s]+\)")
+_re_srclink = re.compile(r"\[source\]\(/blob/[^/]+/([^#)]+)#L(\d+)\)(\{[^}]*\})?")
+
+def _text(v)->str: return "".join(v) if isinstance(v, list) else str(v)  # nbformat allows text as a list of lines
+
+def notebooks(nbs_path:Path|None=None)->list[Path]: # index first, then the numbered notebooks in order
+    "The notebooks the docs are made of, in navigation order (as nbdev's sidebar orders them)"
+    from nbdev.doclinks import nbglob
+    files = nbglob(nbs_path, func=Path, file_glob="*.ipynb", skip_file_re=r"^[_.]")
+    return sorted(files, key=lambda p: (p.stem != "index", p.name))
+
+def page_name(nb:Path)->str: # `01_data_processing.ipynb` -> `data_processing`
+    "The docs page of notebook `nb`, as nbdev names it"
+    from nbdev.config import nbpath2html
+    return nbpath2html(nb).stem
+
+ROOT = Path(__file__).resolve().parent.parent
+
+def local_paths(*extra:str|Path)->list[str]: # absolute paths that must not appear in published outputs
+    "This machine's project, environment and temporary paths, longest first"
+    paths = {str(ROOT), sys.prefix, sysconfig.get_paths()["stdlib"], f"{tempfile.gettempdir()}/", *map(str, extra)}
+    return sorted(paths, key=len, reverse=True)
+
+def execute(nb_path:Path, # notebook to run
+            workdir:Path, # current directory while its cells run
+           ):
+    "Run `nb_path` like `nbdev-test` does and return the notebook with its outputs (raises on a failing cell)"
+    from execnb.shell import CaptureShell
+    from fastcore.nbio import read_nb
+    from nbdev.test import nb_test_cells
+    nb, run = read_nb(nb_path), {c.id for c in nb_test_cells(nb_path)}
+    shell, cwd = CaptureShell(nb_path), os.getcwd()
+    os.chdir(workdir)
+    try: shell.run_all(nb, exc_stop=True, preproc=lambda c: c.id not in run)
+    except Exception as e: raise RuntimeError(f"{nb_path.name} failed while building the docs:\n{shell.prettytb(nb_path)}") from e
+    finally:
+        os.chdir(cwd)
+        shell.close()
+    for out in (o for c in nb.cells for o in c.get("outputs", [])):  # nbdev's processors expect text as one string
+        if "text" in out: out["text"] = _text(out["text"])
+        for k, v in out.get("data", {}).items(): out["data"][k] = _text(v) if k.startswith("text/") else v
+    nb.path_ = str(nb_path)
+    return nb
+
+def process(nb)->list[str]: # warnings nbdev raised while processing
+    "Apply nbdev's docs processors (`show_doc`, links, hidden cells) to executed notebook `nb` in place"
+    from nbdev.processors import FilterDefaults
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        FilterDefaults()(nb)
+    return [f"nbdev: {w.message}".strip() for w in caught]
+
+def output_problems(nb, # executed notebook
+                    forbidden:list[str], # strings no output may contain, such as local paths
+                   )->list[str]:
+    "What must not be published from `nb`'s outputs: text on stderr, errors, and local paths"
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            where = f"cell {i} ({cell.source.strip().splitlines()[-1][:60] if cell.source.strip() else 'empty'})"
+            text = _text(out.get("text", "")) + "".join(_text(v) for v in out.get("data", {}).values())
+            if out.get("name") == "stderr": problems.append(f"{where} writes to stderr: {text.strip()[:300]}")
+            if out.get("output_type") == "error": problems.append(f"{where} raised {out.get('ename')}")
+            problems += [f"{where} shows the local path {p}" for p in forbidden if p in text]
+    return problems
+
+def render_page(nb_path:Path, # notebook to turn into a page
+                scratch:Path, # a fresh directory for its run
+               )->dict: # page name and title, MyST-NB notebook, README text (for the index) and problems
+    "Execute, process and convert one notebook; `tools/build_docs.py` runs this in worker processes"
+    from fastcore.nbio import read_nb
+    scratch.mkdir(parents=True)
+    os.environ.update(IN_TEST="1", IRIS_ARTIFACTS_DIR=str(scratch/"artifacts"), IRIS_MODEL_DIR=str(scratch/"artifacts"/"model"))
+    os.chdir(ROOT)  # nbdev finds its configuration from the working directory
+    page = page_name(nb_path)
+    nb = execute(nb_path, scratch)
+    problems = process(nb)
+    problems += output_problems(nb, local_paths(scratch.parent))  # after processing: `show_doc` output is published too
+    readme = to_readme(nb, f"nbs/{nb_path.name}") if page == "index" else None
+    title = frontmatter(nb).get("title")
+    if not re.match(r"# \S", next((c.source for c in read_nb(nb_path).cells if c.cell_type == "markdown"), "")):
+        problems.append("the first markdown cell should be `# Title` then `> summary`: nbdev takes the page title from it")
+    myst = to_myst(nb, page, header=source_links(nb_path, page))
+    return dict(page=page, title=title or page, nb=nbformat.writes(myst), readme=readme,
+                problems=[f"{nb_path.name}: {p}" for p in problems])
+
+def module_of(nb_path:Path)->str|None: # `iris_classifier/core.py`, or None for a notebook that exports nothing
+    "The module file notebook `nb_path` exports to (its `#| default_exp`)"
+    from nbdev.config import get_config
+    m = re.search(r"#\|\s*default_exp\s+([\w.]+)", nb_path.read_text())
+    return f"{get_config().lib_path.name}/{m[1].replace('.', '/')}.py" if m else None
+
+def source_links(nb_path:Path, page:str)->str:
+    "The line under a page's title linking to its notebook and module source in the site"
+    links = [f'<a href="nbs/{nb_path.name}" download>nbs/{nb_path.name}</a>']
+    if mod := module_of(nb_path): links.append(f'<a href="src/{Path(mod).stem}.html">{mod}</a>')
+    return f'<p class="nbdocs-sources">Source: {" · ".join(links)}</p>'
+
+## Conversion to MyST-NB
+
+def split_options(source:str)->tuple[dict, str]:
+    "Split the leading `#| key: value` cell options off `source`"
+    lines, opts = source.splitlines(), {}
+    while lines and (m := _re_option.match(lines[0])):
+        opts[m[1]] = m[2].strip("\"'")
+        lines.pop(0)
+    return opts, "\n".join(lines)
+
+def callouts_to_myst(md:str)->str:
+    "Rewrite Quarto callouts (`::: {.callout-note title=\"T\"}`) as MyST admonitions (closing `:::` is shared)"
+    def f(m):
+        kind = m[1] if m[1] in CALLOUTS else "note"
+        title = re.search(r'title="([^"]*)"', m[2])
+        return f":::{{admonition}} {title[1]}\n:class: {kind}" if title else f":::{{{kind}}}"
+    return _re_callout.sub(f, md)
+
+def target(page:str, anchor:str)->str:
+    "The Sphinx label of a `show_doc` entry, from nbdev's page and anchor"
+    return f"{page}-{anchor.lower()}"
+
+def unlink_headings(md:str)->str:
+    "Drop nbdev's doc links from headings: a heading names its section, and a same-named symbol may live elsewhere"
+    return re.sub(r"^#+ .*$", lambda m: _re_linked.sub(r"\1", m[0]), md, flags=re.MULTILINE)
+
+def links_to_myst(md:str)->str:
+    "Point nbdev's root-relative doc links at Sphinx labels and its source links at the site's source pages"
+    md = _re_doclink.sub(lambda m: f"](#{target(m[1], m[2])})", md)
+    src = lambda m: f'<a class="nbdocs-srclink" href="src/{Path(m[1]).stem}.html#L-{m[2]}">source</a>'
+    return _re_srclink.sub(src, md)
+
+_re_label = re.compile(r"^\((\S+)\)=$", re.MULTILINE)
+_re_reflink = re.compile(r"\[([^\]]+)\]\(#([^)\s]+)\)")
+
+def labels(nb)->set[str]:
+    "The `show_doc` labels defined in converted notebook `nb`"
+    return {m for c in nb.cells if c.cell_type == "markdown" for m in _re_label.findall(c.source)}
+
+def drop_dead_links(md:str, # converted markdown
+                    known:set[str], # every `show_doc` label of the site
+                    pages:list[str], # every page name
+                   )->str:
+    "Unlink nbdev's links to symbols without a `show_doc` section (private helpers nbdev still indexes)"
+    dead = lambda t: t not in known and any(t.startswith(f"{p}-") for p in pages)
+    return _re_reflink.sub(lambda m: m[1] if dead(m[2]) else m[0], md)
+
+def show_doc_to_md(md:str, # a `show_doc` markdown output
+                   page:str, # the page it is on
+                   seen:set|None=None, # labels already used on the page: `Metrics` and `metrics` share nbdev's anchor
+                  )->str:
+    "A `show_doc` output as a labelled section: heading first, then the source link, signature and table"
+    md = md.strip().removeprefix("---").strip().replace("__main__.", "")  # classes nbdev defined while documenting
+    src = _re_srclink.search(md)
+    md = _re_srclink.sub("", md).strip() if src else md
+    head, _, body = md.partition("\n")
+    name = head.lstrip("#").strip()
+    link = f"\n\n{links_to_myst(src[0])}" if src else ""
+    label, seen = target(page, name), seen if seen is not None else set()
+    label = next(f"{label}-{i}" for i in range(1, 1000) if f"{label}-{i}" not in seen) if label in seen else label
+    seen.add(label)
+    return f"({label})=\n{head}{link}\n\n{links_to_myst(body.strip())}"
+
+def _markdown_output(cell)->str:
+    return "".join(_text(o.get("data", {}).get("text/markdown", "")) for o in cell.get("outputs", []))
+
+def _clean_outputs(outputs:list)->list:
+    res = []
+    for o in outputs:
+        o = {k: v for k, v in o.items() if k in ("output_type", "name", "text", "data", "metadata", "execution_count", "ename", "evalue", "traceback")}
+        if o["output_type"] in ("display_data", "execute_result"): o.setdefault("metadata", {})
+        res.append(o)
+    return res
+
+def _src_line(cell)->int:
+    m = _re_srclink.search(_markdown_output(cell))
+    return int(m[2]) if m else 0
+
+def source_order(cells:list)->list:
+    "Put each run of `show_doc` cells nbdev added (marked `has_sd`) in source order; nbdev inserts them reversed"
+    res, run = [], []
+    for cell in cells + [None]:
+        if cell is not None and getattr(cell, "has_sd", False): run.append(cell); continue
+        res += sorted(run, key=_src_line) + ([cell] if cell is not None else [])
+        run = []
+    return res
+
+def frontmatter(nb)->dict:
+    "The frontmatter nbdev's `FrontmatterProc` put in `nb`'s first raw cell (title, description, output-file)"
+    first = nb.cells[0] if nb.cells else None
+    if first is None or first.cell_type != "raw" or not first.source.startswith("---"): return {}
+    return yaml.safe_load(first.source.strip().strip("-")) or {}
+
+def to_myst(nb, # processed notebook
+            page:str, # its page name
+            header:str="", # markdown put under the title, such as links to the sources
+           )->nbformat.NotebookNode:
+    "Convert a processed notebook into a valid nbformat notebook MyST-NB renders as nbdev's site would"
+    from nbdev.processors import insert_warning
+    fm, cells, seen = frontmatter(nb), [], set()
+    if fm: nb.cells = nb.cells[1:]
+    nb.cells = source_order(nb.cells)
+    title = [f"# {fm.get('title', page)}"]
+    if fm.get("description"): title.append(f"```{{container}} nbdocs-description\n{fm['description']}\n```")
+    cells.append(nbformat.v4.new_markdown_cell("\n\n".join(title + ([header] if header else []))))
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            if cell.source.strip() == insert_warning.content: continue
+            cells.append(nbformat.v4.new_markdown_cell(callouts_to_myst(links_to_myst(unlink_headings(cell.source)))))
+        elif cell.cell_type == "code":
+            opts, source = split_options(cell.source)
+            if opts.get("include") == "false": continue
+            if opts.get("output") == "asis":
+                md = _markdown_output(cell)
+                if md: cells.append(nbformat.v4.new_markdown_cell(show_doc_to_md(md, page, seen) if source.startswith("show_doc") else md))
+                continue
+            tags, meta = [], {}
+            for k, v in opts.items():
+                if (k, v) in OPTION_TAGS: tags.append(OPTION_TAGS[k, v])
+                elif k not in IGNORED_OPTIONS: raise ValueError(f"{page}: the Quarto cell option `{k}: {v}` has no MyST-NB translation")
+            if "hide-input" in tags: meta["mystnb"] = {"code_prompt_show": opts.get("code-summary", "Show code"), "code_prompt_hide": "Hide code"}
+            if tags: meta["tags"] = tags
+            new = nbformat.v4.new_code_cell(source, metadata=meta, execution_count=cell.get("execution_count"))
+            new.outputs = [nbformat.from_dict(o) for o in _clean_outputs(cell.get("outputs", []))]
+            cells.append(new)
+        else: cells.append(nbformat.v4.new_raw_cell(cell.source))
+    out = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                                                          "language_info": {"name": "python", "pygments_lexer": "ipython3"}})
+    nbformat.validate(out)
+    return out
+
+## README
+
+class _Table(HTMLParser):
+    "Collect the rows of the first HTML table (pandas' `_repr_html_`) as lists of cell texts"
+    def __init__(self):
+        super().__init__()
+        self.rows, self.cell, self.header_rows, self.in_head = [], None, 0, False
+    def handle_starttag(self, tag, attrs):
+        if tag == "thead": self.in_head = True
+        elif tag == "tr": self.rows.append([])
+        elif tag in ("td", "th"): self.cell = ""
+    def handle_endtag(self, tag):
+        if tag == "thead": self.in_head = False
+        elif tag == "tr" and self.in_head: self.header_rows += 1
+        elif tag in ("td", "th") and self.cell is not None: self.rows[-1].append(self.cell.strip()); self.cell = None
+    def handle_data(self, data):
+        if self.cell is not None: self.cell += data
+
+def html_table_to_md(html:str)->str|None: # a GitHub-flavoured table, or None if `html` has no table
+    "Convert a pandas HTML table to markdown (an index name row is folded into the header)"
+    if "<table" not in html: return None
+    t = _Table()
+    t.feed(html)
+    head, rows = t.rows[:max(t.header_rows, 1)], t.rows[max(t.header_rows, 1):]
+    header = [next((r[i] for r in head if i < len(r) and r[i]), "") for i in range(max(map(len, t.rows)))]
+    esc = lambda row: "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+    return "\n".join([esc(header), "|" + "---|" * len(header), *map(esc, rows)])
+
+def _readme_output(o)->str:
+    if o.get("output_type") == "stream": return f"```\n{_text(o['text']).rstrip()}\n```" if o.get("name") == "stdout" else ""
+    data = o.get("data", {})
+    if any(k.startswith("image/") for k in data): raise ValueError("README.md cannot show images: index.ipynb should not plot")
+    if "text/markdown" in data: return _re_linked.sub(r"\1", _re_srclink.sub("", _text(data["text/markdown"]))).strip()
+    if table := html_table_to_md(_text(data.get("text/html", ""))): return table
+    return f"```\n{_text(data.get('text/plain', '')).rstrip()}\n```" if "text/plain" in data else ""
+
+def to_readme(nb, # processed index notebook
+              source:str="nbs/index.ipynb", # named in the header comment
+             )->str:
+    "README.md as `nbdev-readme` would write it: prose, code, and outputs as markdown (doc links unlinked)"
+    from nbdev.processors import insert_warning
+    fm = frontmatter(nb)
+    parts = [f"# {fm.get('title', '')}", f"<!-- WARNING: THIS FILE WAS AUTOGENERATED from {source} by tools/build_docs.py! DO NOT EDIT! -->"]
+    if fm.get("description"): parts.append(f"> {fm['description']}")
+    for cell in nb.cells[1 if fm else 0:]:
+        if cell.cell_type == "markdown" and cell.source.strip() != insert_warning.content:
+            parts.append(_re_linked.sub(r"\1", cell.source.strip()))
+        elif cell.cell_type == "code":
+            opts, source = split_options(cell.source)
+            if opts.get("include") == "false": continue
+            if opts.get("echo") != "false" and source.strip(): parts.append(f"```python\n{source.strip()}\n```")
+            if opts.get("output") != "false": parts += [s for s in map(_readme_output, cell.get("outputs", [])) if s]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+## Module source pages
+
+def source_page(py:Path, # the module file
+                module:str, # its path as shown, such as `iris_classifier/core.py`
+                nb_name:str, # the notebook it is exported from
+                page:str, # that notebook's page
+                title:str, # and its title
+               )->str: # a MyST page
+    "A page showing `py` highlighted, with `L-<n>` line anchors for `show_doc`'s source links"
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+    html = highlight(py.read_text(), PythonLexer(), HtmlFormatter(linenos="inline", lineanchors="L", anchorlinenos=True, wrapcode=True))
+    return (f"---\nhtml_theme.sidebar_secondary.remove: true\n---\n# {module}\n\n"
+            f"Exported by nbdev from <a href=\"../nbs/{nb_name}\" download>nbs/{nb_name}</a>, "
+            f"which documents it: [{title}](../{page}.ipynb). Edit the notebook, not this file.\n\n"
+            f"```{{raw}} html\n<div class=\"highlight-python notranslate nbdocs-module\">{html}</div>\n```\n")
