@@ -9,7 +9,7 @@ TRAIN_ARGS ?=
 export UV_PYTHON_DOWNLOADS := never
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run train serve test check check-notebooks check-lock nbdev-test pytest export clean-nbs docs lock system-deps
+.PHONY: help setup run train serve test check check-notebooks check-lock nbdev-test pytest export clean-nbs docs bench image lock system-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -55,10 +55,16 @@ clean-nbs: setup ## strip notebook metadata the way the check expects
 docs: setup ## build the docs site (docs/_site) and README.md from the notebooks; no Quarto needed
 	$(BIN)/python tools/build_docs.py
 
+bench: setup ## serving benchmark: gunicorn under wrk on loopback (needs wrk)
+	$(BIN)/python bench/serving.py
+
+image: train ## build the container image with the freshly trained model (docker or podman)
+	bash ops/build-image.sh iris-classifier:dev
+
 lock: $(UV) ## re-export requirements.lock (hash-pinned, no index URLs) after changing dependencies
 	$(UV) export --no-emit-project --no-dev --format requirements-txt --no-header --quiet -o requirements.lock
 
-system-deps: ## Debian, as root: Chromium for browser tests, podman for the container test
+system-deps: ## Debian, as root: Chromium (browser tests), wrk (benchmark), podman (container test)
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core wrk
 	bash ops/install-container-tools.sh

@@ -24,3 +24,19 @@ def published(trained, tmp_path):
     dest = tmp_path/"model"
     publish_model(trained, dest)
     return dest
+
+@pytest.fixture
+def app(published):
+    "The serving application (nbs/03_serving.ipynb), testing mode, serving a freshly published model"
+    from iris_classifier.serving import create_app
+    return create_app({"TESTING": True, "MODEL_DIR": published})
+
+@pytest.fixture
+def client(app):
+    "A test client for `app`"
+    return app.test_client()
+
+@pytest.fixture
+def runner(app):
+    "A CLI runner for `app`"
+    return app.test_cli_runner()

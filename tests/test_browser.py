@@ -1,0 +1,124 @@
+"""The prediction page in a real browser: Debian's headless Chromium driven by Playwright (never `playwright
+install`). Fills the form, submits, reads the answer; submits garbage and reads the field's message; does the
+same with JavaScript off and on a phone-sized screen. Screenshots go to artifacts/screenshots/."""
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from conftest import ROOT, skip_or_fail
+from iris_classifier.serving import create_app
+
+pytestmark = pytest.mark.browser
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT/"artifacts"/"screenshots"
+# This machine has no internet: keep Chromium from trying to reach Google's services.
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-default-apps", "--disable-extensions"]
+
+@pytest.fixture(scope="module")
+def base_url(trained, tmp_path_factory):
+    "The application on a free loopback port, in a background thread"
+    from iris_classifier.model_training import publish_model
+    models = tmp_path_factory.mktemp("models")/"model"
+    publish_model(trained, models)
+    server = make_server("127.0.0.1", 0, create_app({"MODEL_DIR": models}), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists(): skip_or_fail(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium, or `make system-deps`)")
+    try: from playwright.sync_api import sync_playwright
+    except ImportError: skip_or_fail("the playwright package is not installed (make setup)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield browser
+        browser.close()
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.problems = []  # console errors (a CSP violation would show up here) and uncaught exceptions
+    page.on("console", lambda m: m.type == "error" and "status of 400" not in m.text and page.problems.append(m.text))  # 400: the form's own answer
+    page.on("pageerror", lambda e: page.problems.append(str(e)))
+    yield page
+    context.close()
+
+def fill(page, values:dict):
+    for name, value in values.items(): page.fill(f"#{name}", value)
+
+def shot(page, name:str):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS/f"{name}.png"), full_page=True)
+
+def test_predict_from_the_form(page, base_url):
+    page.goto(base_url)
+    assert page.title() == "Iris species predictor"
+    fill(page, dict(sepal_length="6.3", sepal_width="3.3", petal_length="6.0", petal_width="2.5"))
+    page.get_by_role("button", name="Predict the species").click()
+    page.wait_for_selector("#result")
+    assert page.inner_text("#result-title") == "Iris virginica"
+    rows = page.locator(".probabilities tr")
+    assert rows.count() == 3 and "%" in rows.nth(2).inner_text()
+    assert "Answered by model" in page.inner_text("#result")
+    assert page.input_value("#petal_length") == "6.0"
+    shot(page, "desktop-result")
+    assert page.problems == []
+
+def test_garbage_gets_a_message_next_to_the_field(page, base_url):
+    page.goto(base_url)
+    fill(page, dict(sepal_length="5.1", sepal_width="3.5", petal_length="lots", petal_width="-2"))
+    page.get_by_role("button", name="Predict the species").click()
+    page.wait_for_selector("#error-summary")
+    assert page.inner_text("#petal_length-error").endswith("Petal length must be a number, like 5.1.")
+    assert page.inner_text("#petal_width-error").endswith("Petal width must be greater than 0.")
+    assert page.input_value("#petal_length") == "lots"  # what was typed is kept
+    assert page.get_attribute("#petal_length", "aria-invalid") == "true"
+    assert page.evaluate("document.activeElement.id") == "error-summary"  # keyboard and screen-reader users land on the summary
+    page.click("#error-summary a[href='#petal_length']")
+    assert page.evaluate("document.activeElement.id") == "petal_length"
+    shot(page, "desktop-error")
+    assert page.problems == []
+
+def test_examples_fill_the_form_and_the_keyboard_works(page, base_url):
+    page.goto(base_url)
+    page.get_by_role("link", name="Iris setosa").click()
+    assert page.input_value("#sepal_length") == "5"
+    assert page.url.rstrip("/") == base_url  # filled in place by app.js, no reload
+    page.keyboard.press("Enter")  # the script focused the submit button
+    page.wait_for_selector("#result")
+    assert page.inner_text("#result-title") == "Iris setosa"
+    assert page.problems == []
+
+def test_works_without_javascript(browser, base_url):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(base_url)
+    page.get_by_role("link", name="Iris versicolor").click()  # a plain link: the server fills the form
+    assert page.input_value("#petal_length") != ""
+    page.get_by_role("button", name="Predict the species").click()
+    page.wait_for_selector("#result")
+    assert page.inner_text("#result-title") == "Iris versicolor"
+    context.close()
+
+def test_phone_layout(browser, base_url):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(base_url)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the screen
+    fill(page, dict(sepal_length="5.9", sepal_width="2.8", petal_length="4.35", petal_width="1.3"))
+    page.get_by_role("button", name="Predict the species").click()
+    page.wait_for_selector("#result")
+    assert page.inner_text("#result-title") == "Iris versicolor"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "phone-result")
+    page.fill("#sepal_width", "")
+    page.get_by_role("button", name="Predict the species").click()
+    page.wait_for_selector("#error-summary")
+    shot(page, "phone-error")
+    context.close()

@@ -1,0 +1,150 @@
+"""The production server for real: gunicorn with webapp/gunicorn.conf.py on free loopback ports, spoken to over
+HTTP. Two servers per module, started together: one with a published model, started the way the container
+starts it, and one without a model, started by `iris-classifier serve`. Both run as the container would:
+nothing written to $HOME, logs on stdout."""
+import json, os, runpy, signal, socket, subprocess, sys, time, urllib.error, urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from iris_classifier.core import FEATURES
+from iris_classifier.data_processing import load_iris_frame
+from iris_classifier.model_training import publish_model
+
+GUNICORN = Path(sys.executable).parent/"gunicorn"
+CLI = Path(sys.executable).parent/"iris-classifier"
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+def free_port()->int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+class Server:
+    "A server started by `command(port)` in `cwd`, with `env` and its output in files"
+    def __init__(self, tmp:Path, command, env:dict, cwd:Path=ROOT):
+        self.port, self.tmp = free_port(), tmp
+        self.home = tmp/"home"
+        self.home.mkdir()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("IRIS_", "PROMETHEUS_", "XDG_RUNTIME_DIR", "WEB_CONCURRENCY"))} | env
+        self.proc = subprocess.Popen(command(self.port), cwd=cwd, env=dict(env, HOME=str(self.home)),
+                                     stdout=(tmp/"stdout").open("w"), stderr=(tmp/"stderr").open("w"))
+
+    def wait(self, timeout:float=180):
+        "Return once the server answers liveness"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"gunicorn exited: {self.stdout()} {self.stderr()}"
+            try: return self.get("/healthz")
+            except OSError: time.sleep(0.3)
+        pytest.fail(f"gunicorn did not answer in {timeout} s: {self.stdout()}")
+
+    def request(self, path:str, body:dict|None=None, method:str|None=None, headers:dict|None=None)->tuple[int, dict, bytes]:
+        "Status, headers and body of one HTTP request"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})} if data else headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r: return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e: return e.code, dict(e.headers), e.read()
+
+    def get(self, path:str): return self.request(path)
+    def stdout(self)->str: return (self.tmp/"stdout").read_text()
+    def stderr(self)->str: return (self.tmp/"stderr").read_text()
+
+    def stop(self)->int:
+        "SIGTERM, as Kubernetes sends it; the exit code"
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+@pytest.fixture(scope="module")
+def servers(trained, tmp_path_factory):
+    "A server with a published model (two workers, as in the container) and one without (one worker, via the CLI), started together"
+    models = tmp_path_factory.mktemp("models")
+    publish_model(trained, models/"model")
+    container = lambda port: [str(GUNICORN), "--config", "webapp/gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "webapp.wsgi:app"]
+    good = Server(tmp_path_factory.mktemp("good"), container, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2", PORT="1"))  # -b wins over PORT
+    cli = lambda port: [str(CLI), "serve", "--port", str(port), "--workers", "1", "--model-dir", "none"]
+    bare = Server(tmp_path_factory.mktemp("bare"), cli, {}, cwd=models)  # a relative --model-dir: resolved where the command runs
+    try:
+        good.wait(), bare.wait()
+        yield dict(good=good, bare=bare)
+    finally:
+        for s in (good, bare):
+            if s.proc.poll() is None: s.stop()
+
+@pytest.fixture(scope="module")
+def server(servers): return servers["good"]
+
+def test_probes(server):
+    status, _, body = server.get("/healthz")
+    assert (status, json.loads(body)) == (200, {"status": "ok"})
+    status, _, body = server.get("/readyz")
+    assert status == 200 and json.loads(body)["status"] == "ready"
+
+def test_predict_over_http(server):
+    status, headers, body = server.request("/api/predict", {"instances": [ROW, [6.3, 3.3, 6.0, 2.5]]})
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert [p["species"] for p in json.loads(body)["predictions"]] == ["setosa", "virginica"]
+
+def test_v2_infer_with_a_batch(server, trained):
+    df = load_iris_frame()
+    request = {"id": "live", "inputs": [{"name": "input-0", "shape": [150, 4], "datatype": "FP32", "data": df[FEATURES].to_numpy().tolist()}]}
+    status, _, body = server.request("/v2/models/iris-classifier/infer", request)
+    assert status == 200
+    out = json.loads(body)
+    assert out["id"] == "live" and out["outputs"][0]["data"] == list(trained.pipeline.predict(df[FEATURES]))
+    status, _, body = server.get("/v2/models/iris-classifier/ready")
+    assert (status, json.loads(body)["ready"]) == (200, True)
+
+def test_errors_limits_and_headers_over_http(server):
+    status, headers, body = server.get("/api/nope")
+    assert status == 404 and json.loads(body)["error"] and headers["X-Content-Type-Options"] == "nosniff"
+    assert "script-src 'self'" in headers["Content-Security-Policy"] and headers["Referrer-Policy"] == "no-referrer"
+    status, _, body = server.request("/api/predict", method="POST", headers={"Content-Type": "application/json", "Content-Length": "0"})
+    assert status == 400
+    big = {"instances": [ROW] * 1000, "padding": "x" * 300_000}
+    status, _, body = server.request("/api/predict", big)
+    assert status == 413 and "262144 bytes" in json.loads(body)["error"]
+    status, headers, _ = server.get("/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+
+def test_metrics_add_up_all_workers(server):
+    for _ in range(20): server.request("/api/predict", dict(zip(FEATURES, ROW)))
+    status, headers, body = server.get("/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    counts = [float(line.split()[-1]) for line in body.decode().splitlines() if line.startswith('iris_predictions_total{species="setosa"}')]
+    assert counts and counts[0] >= 20  # in multiprocess mode one sample sums the workers
+
+def test_runs_like_in_a_container(server):
+    out = server.stdout()
+    assert "Serving model" in out and "Booting worker" in out and "GET /healthz" in out  # app, gunicorn and access logs: stdout
+    assert "Serving model" not in server.stderr()
+    assert not (server.home/".gunicorn").exists()  # no control socket: the container has no writable $HOME
+
+def test_without_a_model_liveness_is_200_readiness_and_predictions_503(servers):
+    bare = servers["bare"]
+    assert bare.get("/healthz")[0] == 200 and bare.get("/v2/health/live")[0] == 200
+    for status, _, body in [bare.get("/readyz"), bare.get("/v2/health/ready"), bare.request("/api/predict", dict(zip(FEATURES, ROW)))]:
+        assert status == 503 and "Run `iris-classifier train`" in json.loads(body)["error"]
+    assert bare.stdout().count("No model to serve") == 1  # one worker: said once
+
+def test_serve_binds_loopback_by_default(servers):
+    bare = servers["bare"]
+    assert f"Listening at: http://127.0.0.1:{bare.port}" in bare.stdout()
+    assert f"from {bare.tmp.parent}" not in bare.stdout() and "models" in bare.stdout()  # the model dir was resolved before gunicorn's chdir
+
+def test_config_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("PORT", "8123")
+    monkeypatch.setenv("WEB_CONCURRENCY", "5")
+    conf = runpy.run_path(str(ROOT/"webapp"/"gunicorn.conf.py"))
+    assert (conf["bind"], conf["workers"], conf["wsgi_app"]) == (["0.0.0.0:8123"], 5, "webapp.wsgi:app")
+    assert conf["control_socket_disable"] and conf["worker_tmp_dir"] in ("/dev/shm", None) and conf["graceful_timeout"] > 0
+    monkeypatch.delenv("WEB_CONCURRENCY")
+    assert runpy.run_path(str(ROOT/"webapp"/"gunicorn.conf.py"))["workers"] >= 2
+
+def test_graceful_shutdown(servers):
+    for s in servers.values():
+        assert s.stop() == 0
+        assert "Shutting down" in s.stdout() or "Handling signal: term" in s.stdout()
