@@ -49,25 +49,13 @@ RUN --mount=type=secret,id=ca \
     /opt/uv/bin/uv pip install --require-hashes -r requirements.lock; \
     find "$VIRTUAL_ENV" -depth -type d -name tests -exec rm -rf {} +
 
-# The project changes far more often than its dependencies: a separate layer
-# keeps the one above cached. --no-deps: everything it needs is already pinned;
-# the index is only reached for the build backend.
-COPY pyproject.toml README.md ./
-COPY iris_classifier/ iris_classifier/
-RUN --mount=type=secret,id=ca \
-    --mount=type=tmpfs,target=/tmp \
-    --mount=type=cache,target=/root/.cache \
-    set -eu; \
-    if [ -s /run/secrets/ca ]; then \
-        cat /etc/ssl/certs/ca-certificates.crt /run/secrets/ca > /tmp/ca.pem; \
-        export SSL_CERT_FILE=/tmp/ca.pem; \
-    fi; \
-    /opt/uv/bin/uv pip install --no-deps .
-
-# webapp/ is imported from the working directory, not installed: compile it
-# here so the read-only runtime never needs to write bytecode.
+# The project's own code is imported from the working directory, like webapp/,
+# rather than installed: nothing to build, so no build backend comes from the
+# index (everything installed above is hash-pinned), and the code changes in a
+# layer of its own. Compiled here so the read-only runtime never writes bytecode.
+COPY iris_classifier/ /app/iris_classifier/
 COPY webapp/ /app/webapp/
-RUN python3 -m compileall -q /app/webapp
+RUN python3 -m compileall -q /app
 
 
 FROM ${BASE_IMAGE}
@@ -86,6 +74,7 @@ LABEL org.opencontainers.image.title="iris-classifier" \
 # Kubernetes, a tmpfs under podman): the UID has no home directory.
 ENV PATH=/opt/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \
+    PYTHONPATH=/app \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
@@ -95,7 +84,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 WORKDIR /app
 COPY --from=builder /opt/venv /opt/venv
-COPY --from=builder /app/webapp /app/webapp
+COPY --from=builder /app /app
 COPY artifacts/model/ /app/artifacts/model/
 
 # Fixed numeric UID/GID so Kubernetes' runAsNonRoot can verify it without a

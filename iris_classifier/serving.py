@@ -13,6 +13,7 @@ __all__ = ['LABELS', 'V2_OUTPUTS', 'LATENCY_BUCKETS', 'METHODS', 'probes', 'api'
 
 # %% ../nbs/03_serving.ipynb #84000d5d
 import json, logging, os, time
+from functools import cache
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
@@ -74,9 +75,9 @@ def load_predictor(dest:Path|None=None, # model directory; default `model_dir()`
     pipe, meta = load_published_model(dest)
     if list(getattr(pipe, "feature_names_in_", FEATURES)) != FEATURES:
         raise ModelIntegrityError(f"The model was fitted on columns {list(pipe.feature_names_in_)}, not {FEATURES}.", "Run `iris-classifier train` to publish a fresh model.")
-    fast = fast_proba(pipe)
-    if fast is not None and agrees(pipe, fast): return Predictor(pipe, meta, fast, [str(c) for c in pipe.classes_], "fast")
-    return Predictor(pipe, meta, lambda X: pipe.predict_proba(pd.DataFrame(X, columns=FEATURES)), [str(c) for c in pipe.classes_], "generic")
+    classes, fast = [str(c) for c in pipe.classes_], fast_proba(pipe)
+    if fast is not None and agrees(pipe, fast): return Predictor(pipe, meta, fast, classes, "fast")
+    return Predictor(pipe, meta, lambda X: pipe.predict_proba(pd.DataFrame(X, columns=FEATURES)), classes, "generic")
 
 # %% ../nbs/03_serving.ipynb #bd0fca86
 def plausible(x:float|np.ndarray, # a length in centimetres, or an array of them
@@ -390,10 +391,12 @@ def infer(name:str, # model name from the URL
     return v2_response(p, proba, outputs, name, body.get("id"))
 
 # %% ../nbs/03_serving.ipynb #c6870a80
+@cache  # the embedded data never changes: computed once, not on every page view
 def example_flowers()->dict[str, dict[str, float]]: # per species, its median measurements
     "One example flower per species, for the page's presets"
     return load_iris_frame().groupby("species")[FEATURES].median().round(2).T.to_dict()
 
+@cache
 def typical_ranges()->dict[str, tuple[float, float]]: # per measurement, the smallest and largest in the Iris data
     "The range of each measurement in the Iris data, shown as a hint next to its field"
     df = load_iris_frame()

@@ -31,7 +31,7 @@ IMAGE = "localhost/iris-classifier:test"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # Exactly what the Dockerfile copies from the context (tests/test_shipping.py
 # checks that the .dockerignore allow-list admits the same paths).
-CONTEXT_FILES = ["Dockerfile", ".dockerignore", "requirements.lock", "pyproject.toml", "README.md"]
+CONTEXT_FILES = ["Dockerfile", ".dockerignore", "requirements.lock"]
 CONTEXT_DIRS = ["iris_classifier", "webapp"]
 
 

@@ -142,13 +142,18 @@ exit 0
 """
 
 
-@pytest.fixture
-def fake_kubectl(tmp_path):
+def _fake_command(tmp_path, name, script):
+    "Put an executable `name` running `script` first on a PATH; returns that PATH"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "kubectl").write_text(FAKE_KUBECTL)
-    (bin_dir / "kubectl").chmod(0o755)
-    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_LOG=str(tmp_path / "log"),
+    (bin_dir / name).write_text(script)
+    (bin_dir / name).chmod(0o755)
+    return f"{bin_dir}:{os.environ['PATH']}"
+
+
+@pytest.fixture
+def fake_kubectl(tmp_path):
+    env = dict(os.environ, PATH=_fake_command(tmp_path, "kubectl", FAKE_KUBECTL), FAKE_LOG=str(tmp_path / "log"),
                FAKE_APPLIED=str(tmp_path / "applied.yaml"), FAKE_REVISION="3", FAKE_ROLLOUT="ok", FAKE_REPLICAS="",
                K8S_NAMESPACE="prod")
 
@@ -208,13 +213,10 @@ done
 
 @pytest.fixture
 def fake_gcloud(tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "gcloud").write_text(FAKE_GCLOUD)
-    (bin_dir / "gcloud").chmod(0o755)
+    path = _fake_command(tmp_path, "gcloud", FAKE_GCLOUD)
     home = tmp_path / "home"
     home.mkdir()
-    base = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(home), "FAKE_LOG": str(tmp_path / "log"),
+    base = {"PATH": path, "HOME": str(home), "FAKE_LOG": str(tmp_path / "log"),
             "FAKE_KEY_COPY": str(tmp_path / "key-copy"), "GCP_PROJECT_ID": "proj"}
 
     def auth(**env):

@@ -14,6 +14,8 @@ every log line on stdout.
 """
 import gc, glob, math, os, shutil, tempfile
 
+from iris_classifier.core import LOG_FORMAT  # stdlib-only module: cheap to import in the master
+
 def _cpus()->int:
     "CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU limit (a container's `limits.cpu`)"
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -42,7 +44,7 @@ accesslog = "-"
 _handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "plain"}
 logconfig_dict = {
     "version": 1, "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {"plain": {"format": LOG_FORMAT}},
     "handlers": {"stdout": _handler},
     "root": {"level": "WARNING", "handlers": ["stdout"]},
     "loggers": {name: {"level": "INFO", "handlers": ["stdout"], "propagate": False}
