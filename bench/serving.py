@@ -93,11 +93,11 @@ def run_wrk(url:str, script:Path, duration:int, connections:int, threads:int, ma
 def in_process(models:Path, number:int=2000)->dict:
     "Microseconds per one-row prediction: the serving path (checks included) and plain `pipeline.predict`"
     import pandas as pd
-    from iris_classifier.serving import load_predictor, predict_rows, to_matrix
+    from iris_classifier.serving import load_predictor, predict_rows, read_rows
     p = load_predictor(models)
     record, frame = dict(zip(FEATURES, ROW)), pd.DataFrame([ROW], columns=FEATURES)
     def usec(f): return min(timeit.repeat(f, number=number, repeat=7)) / number * 1e6
-    return dict(prediction_path=p.path, serving_us=usec(lambda: predict_rows(p, to_matrix([record]))),
+    return dict(prediction_path=p.path, serving_us=usec(lambda: predict_rows(p, read_rows([record]))),
                 pipeline_predict_us=usec(lambda: p.pipeline.predict(frame)),
                 pipeline_predict_with_frame_us=usec(lambda: p.pipeline.predict(pd.DataFrame([ROW], columns=FEATURES))))
 

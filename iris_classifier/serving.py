@@ -5,14 +5,15 @@
 # %% auto #0
 __all__ = ['LABELS', 'V2_OUTPUTS', 'LATENCY_BUCKETS', 'METHODS', 'probes', 'api', 'v2', 'page', 'DEFAULTS', 'SECURITY_HEADERS',
            'API_PREFIXES', 'fast_proba', 'probe_rows', 'agrees', 'Predictor', 'load_predictor', 'plausible',
-           'measurement_problem', 'parse_measurement', 'check_form', 'to_matrix', 'predict_rows', 'v2_model_metadata',
-           'v2_request', 'v2_response', 'Metrics', 'create_metrics', 'metrics_text', 'Serving', 'load_serving',
-           'healthz', 'readyz', 'metrics', 'predict', 'model', 'openapi', 'server_metadata', 'server_live',
-           'server_ready', 'model_metadata', 'model_ready', 'infer', 'example_flowers', 'typical_ranges', 'index',
-           'predict_form', 'webapp_dir', 'create_app']
+           'measurement_problem', 'parse_measurement', 'check_form', 'read_rows', 'top_class', 'predict_rows',
+           'v2_model_metadata', 'v2_request', 'v2_response', 'Metrics', 'create_metrics', 'metrics_text', 'Serving',
+           'load_serving', 'healthz', 'readyz', 'metrics', 'predict', 'model', 'openapi', 'server_metadata',
+           'server_live', 'server_ready', 'model_metadata', 'model_ready', 'infer', 'example_flowers', 'typical_ranges',
+           'index', 'predict_form', 'webapp_dir', 'create_app']
 
 # %% ../nbs/03_serving.ipynb #84000d5d
 import json, logging, os, time
+from array import array
 from functools import cache
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,27 +35,37 @@ from .model_training import *
 
 # %% ../nbs/03_serving.ipynb #1b5d21eb
 def fast_proba(pipe:Pipeline, # a published pipeline
-              )->Callable[[np.ndarray], np.ndarray]|None: # `X -> probabilities`, or None for any other kind of pipeline
-    "`pipe.predict_proba` for checked float arrays in `FEATURES` order, without scikit-learn's per-call validation"
+              )->Callable[[list], list]|None: # `rows -> probabilities`, or None for any other kind of pipeline
+    "`pipe.predict_proba` for checked rows in `FEATURES` order, in plain Python: clip, then walk the fitted tree"
     (_, clip), (_, tree) = pipe.steps if len(pipe.steps) == 2 else [(None, None)] * 2
     if type(clip) is not IQRClipper or type(tree) is not DecisionTreeClassifier: return None
-    lower, upper, tree_ = clip.lower_, clip.upper_, tree.tree_
-    return lambda X: tree_.predict(np.minimum(np.maximum(X, lower), upper).astype(np.float32))
+    t = tree.tree_
+    left, right, feature, threshold = (a.tolist() for a in (t.children_left, t.children_right, t.feature, t.threshold))
+    bounds = list(zip(clip.lower_.tolist(), clip.upper_.tolist()))
+    fractions = [tuple(v) for v in t.value[:, 0, :len(tree.classes_)].tolist()]  # per node, its training rows' class fractions
+
+    def leaf(row:list)->int:
+        x = array("f", [min(max(v, lo), hi) for v, (lo, hi) in zip(row, bounds)])  # clipped, then float32 like the tree's input
+        node = 0
+        while left[node] != -1: node = left[node] if x[feature[node]] <= threshold[node] else right[node]  # -1: a leaf
+        return node
+    return lambda rows: [fractions[leaf(r)] for r in rows]
 
 # %% ../nbs/03_serving.ipynb #5217b3c8
 def probe_rows(n:int=1000, # random rows besides the 150 Iris flowers
                seed:int=0, # makes the rows repeatable
-              )->np.ndarray: # float array of shape (150 + 2n, 4)
+              )->list[list[float]]: # 150 + 2n rows of four measurements
     "Inputs on which two prediction paths must agree: the Iris flowers and random ones up to `MAX_CM`"
     rng = np.random.default_rng(seed)
-    return np.vstack([load_iris_frame()[FEATURES].to_numpy(float), rng.uniform(0.01, 8, (n, 4)), rng.uniform(0.01, MAX_CM, (n, 4))])
+    return np.vstack([load_iris_frame()[FEATURES].to_numpy(float), rng.uniform(0.01, 8, (n, 4)), rng.uniform(0.01, MAX_CM, (n, 4))]).tolist()
 
 def agrees(pipe:Pipeline, # the published pipeline
-           proba:Callable[[np.ndarray], np.ndarray], # a candidate prediction path
-          )->bool: # True if `proba` gives exactly the pipeline's probabilities on `probe_rows()`
+           proba:Callable[[list], list], # a candidate prediction path
+           rows:list|None=None, # where to compare them; default `probe_rows()`
+          )->bool: # True if `proba` gives exactly the pipeline's probabilities on every row
     "Whether `proba` predicts exactly like `pipe.predict_proba`"
-    X = probe_rows()
-    return np.array_equal(proba(X), pipe.predict_proba(pd.DataFrame(X, columns=FEATURES)))
+    rows = probe_rows() if rows is None else rows
+    return [list(ps) for ps in proba(rows)] == pipe.predict_proba(pd.DataFrame(rows, columns=FEATURES)).tolist()
 
 # %% ../nbs/03_serving.ipynb #143f3aeb
 @dataclass
@@ -62,7 +73,7 @@ class Predictor:
     "A verified published model, ready to answer"
     pipeline:Pipeline # the model as published
     meta:dict # its `metadata.json`
-    proba:Callable[[np.ndarray], np.ndarray] # `X -> class probabilities`, `X` a checked float array in `FEATURES` order
+    proba:Callable[[list], list] # `rows -> class probabilities`, each row four checked numbers in `FEATURES` order
     classes:list[str] # the class of each probability column
     path:str # which prediction path `proba` is: "fast" or "generic"
 
@@ -77,7 +88,7 @@ def load_predictor(dest:Path|None=None, # model directory; default `model_dir()`
         raise ModelIntegrityError(f"The model was fitted on columns {list(pipe.feature_names_in_)}, not {FEATURES}.", "Run `iris-classifier train` to publish a fresh model.")
     classes, fast = [str(c) for c in pipe.classes_], fast_proba(pipe)
     if fast is not None and agrees(pipe, fast): return Predictor(pipe, meta, fast, classes, "fast")
-    return Predictor(pipe, meta, lambda X: pipe.predict_proba(pd.DataFrame(X, columns=FEATURES)), classes, "generic")
+    return Predictor(pipe, meta, lambda rows: pipe.predict_proba(pd.DataFrame(rows, columns=FEATURES)).tolist(), classes, "generic")
 
 # %% ../nbs/03_serving.ipynb #bd0fca86
 def plausible(x:float|np.ndarray, # a length in centimetres, or an array of them
@@ -116,13 +127,15 @@ def check_form(form:Mapping[str, str], # the submitted fields
     return values, errors
 
 # %% ../nbs/03_serving.ipynb #0604366a
-def to_matrix(rows:list, # records: objects keyed by `FEATURES`, or lists of four numbers
+def read_rows(rows:list, # records: objects keyed by `FEATURES`, or lists of four numbers
               where:str="instances", # how error messages name `rows`
-             )->np.ndarray: # float array of shape (len(rows), 4)
-    "Check API rows and stack them into an array, with an error naming the first bad value"
+             )->list[list[float]]: # the four values of each row, in `FEATURES` order
+    "Check API rows and return their values, with an error naming the first bad value"
     values = [_row(row, f"{where}[{i}]") for i, row in enumerate(rows)]
-    if all(type(v) in (int, float) and plausible(v) for r in values for v in r): return np.array(values, dtype=float)
-    return np.array([[_number(v, f"{where}[{i}].{f}") for f, v in zip(FEATURES, r)] for i, r in enumerate(values)])
+    if not all(type(v) in (int, float) and plausible(v) for r in values for v in r):
+        for i, r in enumerate(values):
+            for f, v in zip(FEATURES, r): _check_number(v, f"{where}[{i}].{f}")
+    return values
 
 def _row(row, name:str)->list:
     "The four values of one API row, in `FEATURES` order"
@@ -133,20 +146,26 @@ def _row(row, name:str)->list:
     if isinstance(row, list) and len(row) == len(FEATURES): return row
     raise DataValidationError(f"{name} must be an object with {', '.join(FEATURES)}, or a list of 4 numbers in that order.")
 
-def _number(v, name:str)->float:
-    "`v` if it is a plausible measurement, else a `DataValidationError` naming `name`"
+def _check_number(v, name:str):
+    "A `DataValidationError` naming `name` unless `v` is a plausible measurement"
     problem = measurement_problem(v) if type(v) in (int, float) else "must be a number"
     if problem: raise DataValidationError(f"{name} {problem} (got {json.dumps(v)[:40]}).", f"Measurements are lengths in centimetres: positive and at most {MAX_CM:g}.")
-    return v
 
 # %% ../nbs/03_serving.ipynb #8a57df27
+def top_class(probabilities:list[float], # one row's class probabilities
+             )->int: # the index of the most probable class, the first one on a tie
+    "The class `predict` picks: numpy's `argmax`, for one row"
+    return max(range(len(probabilities)), key=probabilities.__getitem__)
+
 def predict_rows(p:Predictor, # the loaded model
-                 X:np.ndarray, # checked measurements, from `to_matrix` or `check_form`
+                 rows:list[list[float]], # checked measurements, from `read_rows` or `check_form`
                 )->list[dict]: # per row: `species`, `class_index` and `probabilities` by class
-    "Species, class index and class probabilities for each row of `X`"
-    proba = p.proba(X)
-    return [dict(species=p.classes[i], class_index=i, probabilities=dict(zip(p.classes, ps)))
-            for i, ps in zip(proba.argmax(axis=1).tolist(), proba.tolist())]
+    "Species, class index and class probabilities for each row"
+    answers = []
+    for ps in p.proba(rows):
+        i = top_class(ps)
+        answers.append(dict(species=p.classes[i], class_index=i, probabilities=dict(zip(p.classes, ps))))
+    return answers
 
 # %% ../nbs/03_serving.ipynb #eaa60e14
 def v2_model_metadata(p:Predictor, # the loaded model
@@ -162,7 +181,7 @@ def v2_model_metadata(p:Predictor, # the loaded model
 V2_OUTPUTS = ["predict", "predict_proba"]
 
 def v2_request(body:dict, # a decoded inference request
-              )->tuple[np.ndarray, list[str]]: # the checked (N, 4) array, and the outputs to return
+              )->tuple[list[list[float]], list[str]]: # the N checked rows, and the outputs to return
     "Read and check a V2 inference request"
     inputs = body.get("inputs")
     if not (isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], dict)):
@@ -175,7 +194,7 @@ def v2_request(body:dict, # a decoded inference request
     flat = [v for r in data for v in (r if isinstance(r, list) else [r])] if isinstance(data, list) else None
     if flat is None or len(flat) != shape[0] * shape[1]:
         raise DataValidationError(f"inputs[0].data must hold {shape[0] * shape[1]} numbers for shape {shape}, nested or flat.")
-    return to_matrix([flat[i:i + 4] for i in range(0, len(flat), 4)], "inputs[0].data"), _v2_outputs(body.get("outputs"))
+    return read_rows([flat[i:i + 4] for i in range(0, len(flat), 4)], "inputs[0].data"), _v2_outputs(body.get("outputs"))
 
 def _v2_outputs(requested)->list[str]:
     "Names of the requested outputs, checked; all of them when none are requested"
@@ -187,14 +206,14 @@ def _v2_outputs(requested)->list[str]:
 
 # %% ../nbs/03_serving.ipynb #a19bf9df
 def v2_response(p:Predictor, # the loaded model
-                proba:np.ndarray, # class probabilities, `p.proba(X)`
+                proba:list, # class probabilities per row, `p.proba(rows)`
                 outputs:list[str], # outputs to return, from `v2_request`
                 name:str, # the model's name
                 request_id:str|None=None, # the request's `id`, echoed back
                )->dict: # the protocol's inference response
     "The V2 inference response for probabilities `proba`"
-    tensors = dict(predict=dict(name="predict", datatype="BYTES", shape=[len(proba)], data=[p.classes[i] for i in proba.argmax(axis=1).tolist()]),
-                   predict_proba=dict(name="predict_proba", datatype="FP64", shape=list(proba.shape), data=proba.ravel().tolist()))
+    tensors = dict(predict=dict(name="predict", datatype="BYTES", shape=[len(proba)], data=[p.classes[top_class(ps)] for ps in proba]),
+                   predict_proba=dict(name="predict_proba", datatype="FP64", shape=[len(proba), len(p.classes)], data=[x for ps in proba for x in ps]))
     out = dict(model_name=name, model_version=p.version, outputs=[tensors[o] for o in outputs])
     return out if request_id is None else dict(out, id=request_id)
 
@@ -316,7 +335,7 @@ def predict():
     rows = body["instances"] if "instances" in body else [body]
     if not isinstance(rows, list): abort(400, description="`instances` must be a list of rows.")
     _check_rows(len(rows))
-    preds = predict_rows(p, to_matrix(rows))
+    preds = predict_rows(p, read_rows(rows))
     _count([r["species"] for r in preds])
     return {"predictions": preds, "model_version": p.version}
 
@@ -384,10 +403,10 @@ def infer(name:str, # model name from the URL
          ):
     "V2 inference on an `[N, 4]` input tensor, with the requested outputs"
     p, body = _v2_model(name, version), _json_body()
-    X, outputs = v2_request(body)
-    _check_rows(len(X))
-    proba = p.proba(X)
-    _count([p.classes[i] for i in proba.argmax(axis=1).tolist()])
+    rows, outputs = v2_request(body)
+    _check_rows(len(rows))
+    proba = p.proba(rows)
+    _count([p.classes[top_class(ps)] for ps in proba])
     return v2_response(p, proba, outputs, name, body.get("id"))
 
 # %% ../nbs/03_serving.ipynb #c6870a80
@@ -424,7 +443,7 @@ def predict_form():
     values, errors = check_form(request.form)
     if errors: return _render(400, request.form, errors)
     if (p := _serving().predictor) is None: return _render(503, request.form)
-    answer = predict_rows(p, np.array([[values[f] for f in FEATURES]]))[0]
+    answer = predict_rows(p, [[values[f] for f in FEATURES]])[0]
     _count([answer["species"]])
     return _render(200, request.form, result=dict(answer, model_version=p.version))
 
