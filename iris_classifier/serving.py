@@ -27,6 +27,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeClassifier
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import parse_options_header
+from werkzeug.wsgi import get_content_length
 
 import iris_classifier
 from .core import *
@@ -188,13 +190,17 @@ def v2_request(body:dict, # a decoded inference request
         raise DataValidationError("`inputs` must be a list holding one tensor.", 'Send {"inputs": [{"name": "input-0", "shape": [N, 4], "datatype": "FP64", "data": [...]}]}.')
     t = inputs[0]
     if t.get("datatype") not in ("FP32", "FP64"): raise DataValidationError(f"inputs[0].datatype must be FP32 or FP64 (got {json.dumps(t.get('datatype'))}).")
-    shape, data = t.get("shape"), t.get("data")
+    shape = t.get("shape")
     if not (isinstance(shape, list) and len(shape) == 2 and all(type(s) is int for s in shape) and shape[0] >= 1 and shape[1] == len(FEATURES)):
         raise DataValidationError(f"inputs[0].shape must be [N, 4] with N >= 1 (got {json.dumps(shape)}).")
-    flat = [v for r in data for v in (r if isinstance(r, list) else [r])] if isinstance(data, list) else None
-    if flat is None or len(flat) != shape[0] * shape[1]:
-        raise DataValidationError(f"inputs[0].data must hold {shape[0] * shape[1]} numbers for shape {shape}, nested or flat.")
-    return read_rows([flat[i:i + 4] for i in range(0, len(flat), 4)], "inputs[0].data"), _v2_outputs(body.get("outputs"))
+    return read_rows(_v2_rows(t.get("data"), shape[0]), "inputs[0].data"), _v2_outputs(body.get("outputs"))
+
+def _v2_rows(data, n:int)->list:
+    "The `n` rows of an `[n, 4]` tensor's data, sent nested (a list per row) or flat (row after row)"
+    if isinstance(data, list):
+        if len(data) == n and all(type(r) is list and len(r) == 4 for r in data): return data
+        if len(data) == 4 * n and not any(type(v) is list for v in data): return [data[i:i + 4] for i in range(0, 4 * n, 4)]
+    raise DataValidationError(f"inputs[0].data must hold {4 * n} numbers for shape [{n}, 4], nested or flat.")
 
 def _v2_outputs(requested)->list[str]:
     "Names of the requested outputs, checked; all of them when none are requested"
@@ -283,18 +289,24 @@ def _predictor()->Predictor:
 
 def _json_body()->dict:
     "The request's JSON object, or a 415, 413 or 400 that says what to send"
-    if not request.is_json: abort(415, description="Send the body as JSON, with the header Content-Type: application/json.")
-    try: body = json.loads(_body())
+    environ = request.environ
+    if not _is_json(environ.get("CONTENT_TYPE", "")): abort(415, description="Send the body as JSON, with the header Content-Type: application/json.")
+    try: body = json.loads(_body(environ))
     except ValueError: abort(400, description="The body is not valid JSON.")
     if not isinstance(body, dict): abort(400, description="The body must be a JSON object.")
     return body
 
-def _body()->bytes:
+def _is_json(content_type:str)->bool:
+    "werkzeug's `Request.is_json` rule, `application/json` or `application/*+json`, read from the raw header"
+    mimetype = parse_options_header(content_type)[0]
+    return mimetype == "application/json" or mimetype.startswith("application/") and mimetype.endswith("+json")
+
+def _body(environ:dict)->bytes:
     "The request body, within `MAX_CONTENT_LENGTH`"
-    n = request.content_length
+    n = get_content_length(environ)
     if n is None: return request.get_data()  # chunked: werkzeug enforces the limit while reading
     if n > current_app.config["MAX_CONTENT_LENGTH"]: abort(413)
-    return request.environ["wsgi.input"].read(n)  # the server bounds wsgi.input to Content-Length
+    return environ["wsgi.input"].read(n)  # the server bounds wsgi.input to Content-Length
 
 def _check_rows(n:int):
     "Refuse empty batches, and batches over `MAX_BATCH_ROWS`"
