@@ -9,7 +9,7 @@ In one run on one machine it
 1. starts the production server (gunicorn with webapp/gunicorn.conf.py, the same workers for every
    endpoint) on a free loopback port, serving the published model (or, if there is none, a model trained
    and published into a temporary directory);
-2. loads it with wrk, in interleaved rounds, on a trivial endpoint (GET /healthz: the ceiling of this stack),
+2. loads it with wrk, in interleaved rounds (each starting with a different endpoint), on a trivial endpoint (GET /healthz: the ceiling of this stack),
    on POST /api/predict with one row, and on the V2 infer endpoint with one row, and reports requests/s
    and p50/p99 latency (the median over rounds), and the workers' CPU time per request (Linux /proc);
 3. times one prediction in process through the serving module (checks included) and through a plain
@@ -128,8 +128,10 @@ def main()->int:
                 scripts[name].write_text(lua(method, payload))
                 run_wrk(f"http://127.0.0.1:{port}{path}", scripts[name], 2, args.connections, args.threads, server.pid)  # warm-up
             runs = {name: [] for name in endpoints}
+            names = list(endpoints)
             for r in range(args.rounds):
-                for name, (path, *_) in endpoints.items():
+                for name in names[r % len(names):] + names[:r % len(names)]:  # each round starts one endpoint later: no endpoint always runs first
+                    path = endpoints[name][0]
                     runs[name].append(run_wrk(f"http://127.0.0.1:{port}{path}", scripts[name], args.duration, args.connections, args.threads, server.pid))
                     print(f"round {r + 1}: {name}: {runs[name][-1]}", file=sys.stderr)
             workers = len(re.findall(r"Booting worker", (tmp/"gunicorn.log").read_text()))

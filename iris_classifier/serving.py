@@ -27,7 +27,6 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeClassifier
 from werkzeug.exceptions import HTTPException
-from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_content_length
 
 import iris_classifier
@@ -133,20 +132,19 @@ def read_rows(rows:list, # records: objects keyed by `FEATURES`, or lists of fou
               where:str="instances", # how error messages name `rows`
              )->list[list[float]]: # the four values of each row, in `FEATURES` order
     "Check API rows and return their values, with an error naming the first bad value"
-    values = [_row(row, f"{where}[{i}]") for i, row in enumerate(rows)]
+    values = [_row(row, where, i) for i, row in enumerate(rows)]
     if not all(type(v) in (int, float) and plausible(v) for r in values for v in r):
         for i, r in enumerate(values):
             for f, v in zip(FEATURES, r): _check_number(v, f"{where}[{i}].{f}")
     return values
 
-def _row(row, name:str)->list:
-    "The four values of one API row, in `FEATURES` order"
-    if isinstance(row, dict):
-        if missing := [f for f in FEATURES if f not in row]:
-            raise DataValidationError(f"{name} is missing {', '.join(missing)}.", "Send all four measurements in centimetres.")
-        return [row[f] for f in FEATURES]
+def _row(row, where:str, i:int)->list:
+    "The four values of row `i` of `where`, in `FEATURES` order"
     if isinstance(row, list) and len(row) == len(FEATURES): return row
-    raise DataValidationError(f"{name} must be an object with {', '.join(FEATURES)}, or a list of 4 numbers in that order.")
+    if isinstance(row, dict):
+        if not (missing := [f for f in FEATURES if f not in row]): return [row[f] for f in FEATURES]
+        raise DataValidationError(f"{where}[{i}] is missing {', '.join(missing)}.", "Send all four measurements in centimetres.")
+    raise DataValidationError(f"{where}[{i}] must be an object with {', '.join(FEATURES)}, or a list of 4 numbers in that order.")
 
 def _check_number(v, name:str):
     "A `DataValidationError` naming `name` unless `v` is a plausible measurement"
@@ -298,7 +296,7 @@ def _json_body()->dict:
 
 def _is_json(content_type:str)->bool:
     "werkzeug's `Request.is_json` rule, `application/json` or `application/*+json`, read from the raw header"
-    mimetype = parse_options_header(content_type)[0]
+    mimetype = content_type.partition(";")[0].strip().lower()  # parameters such as `; charset=utf-8` do not matter
     return mimetype == "application/json" or mimetype.startswith("application/") and mimetype.endswith("+json")
 
 def _body(environ:dict)->bytes:
@@ -315,9 +313,9 @@ def _check_rows(n:int):
     if n > most: abort(413, description=f"{n} rows in one request; the limit is {most}. Split the batch.")
 
 def _count(species:list[str]):
-    "Count predictions by species"
+    "Count predictions by species, with one counter update per species however large the batch"
     counters = _serving().metrics.by_species
-    for s in species: counters[s].inc()
+    for s in set(species): counters[s].inc(species.count(s))  # each update writes to the shared metrics file
 
 # %% ../nbs/03_serving.ipynb #bc3a0286
 probes = Blueprint("probes", __name__)
