@@ -210,14 +210,15 @@ def _v2_outputs(requested)->list[str]:
 
 # %% ../nbs/03_serving.ipynb #a19bf9df
 def v2_response(p:Predictor, # the loaded model
-                proba:list, # class probabilities per row, `p.proba(rows)`
+                answers:list[dict], # one per row, from `predict_rows`
                 outputs:list[str], # outputs to return, from `v2_request`
                 name:str, # the model's name
                 request_id:str|None=None, # the request's `id`, echoed back
                )->dict: # the protocol's inference response
-    "The V2 inference response for probabilities `proba`"
-    tensors = dict(predict=dict(name="predict", datatype="BYTES", shape=[len(proba)], data=[p.classes[top_class(ps)] for ps in proba]),
-                   predict_proba=dict(name="predict_proba", datatype="FP64", shape=[len(proba), len(p.classes)], data=[x for ps in proba for x in ps]))
+    "The V2 inference response carrying `answers`"
+    n = len(answers)
+    tensors = dict(predict=dict(name="predict", datatype="BYTES", shape=[n], data=[a["species"] for a in answers]),
+                   predict_proba=dict(name="predict_proba", datatype="FP64", shape=[n, len(p.classes)], data=[x for a in answers for x in a["probabilities"].values()]))
     out = dict(model_name=name, model_version=p.version, outputs=[tensors[o] for o in outputs])
     return out if request_id is None else dict(out, id=request_id)
 
@@ -415,9 +416,9 @@ def infer(name:str, # model name from the URL
     p, body = _v2_model(name, version), _json_body()
     rows, outputs = v2_request(body)
     _check_rows(len(rows))
-    proba = p.proba(rows)
-    _count([p.classes[top_class(ps)] for ps in proba])
-    return v2_response(p, proba, outputs, name, body.get("id"))
+    answers = predict_rows(p, rows)
+    _count([a["species"] for a in answers])
+    return v2_response(p, answers, outputs, name, body.get("id"))
 
 # %% ../nbs/03_serving.ipynb #c6870a80
 @cache  # the embedded data never changes: computed once, not on every page view
