@@ -9,9 +9,10 @@ In one run on one machine it
 1. starts the production server (gunicorn with webapp/gunicorn.conf.py, the same workers for every
    endpoint) on a free loopback port, serving the published model (or, if there is none, a model trained
    and published into a temporary directory);
-2. loads it with wrk, in interleaved rounds (each starting with a different endpoint), on a trivial endpoint (GET /healthz: the ceiling of this stack),
-   on POST /api/predict with one row, and on the V2 infer endpoint with one row, and reports requests/s
-   and p50/p99 latency (the median over rounds), and the workers' CPU time per request (Linux /proc);
+2. loads it with wrk, in interleaved rounds (each starting with a different endpoint), on a trivial
+   endpoint (GET /healthz: the ceiling of this stack), on POST /api/predict with one row, and on the V2
+   infer endpoint with one row, and reports requests/s and p50/p99 latency (the median over rounds), and
+   the workers' CPU time per request (Linux /proc);
 3. times one prediction in process through the serving module (checks included) and through a plain
    `pipeline.predict` call on a one-row DataFrame.
 

@@ -195,10 +195,11 @@ def v2_request(body:dict, # a decoded inference request
 
 def _v2_rows(data, n:int)->list:
     "The `n` rows of an `[n, 4]` tensor's data, sent nested (a list per row) or flat (row after row)"
+    k = len(FEATURES)
     if isinstance(data, list):
-        if len(data) == n and all(type(r) is list and len(r) == 4 for r in data): return data
-        if len(data) == 4 * n and not any(type(v) is list for v in data): return [data[i:i + 4] for i in range(0, 4 * n, 4)]
-    raise DataValidationError(f"inputs[0].data must hold {4 * n} numbers for shape [{n}, 4], nested or flat.")
+        if len(data) == n and all(type(r) is list and len(r) == k for r in data): return data
+        if len(data) == k * n and not any(type(v) is list for v in data): return [data[i:i + k] for i in range(0, k * n, k)]
+    raise DataValidationError(f"inputs[0].data must hold {k * n} numbers for shape [{n}, {k}], nested or flat.")
 
 def _v2_outputs(requested)->list[str]:
     "Names of the requested outputs, checked; all of them when none are requested"
@@ -313,9 +314,9 @@ def _check_rows(n:int):
     if n == 0: abort(400, description="Send at least one row.")
     if n > most: abort(413, description=f"{n} rows in one request; the limit is {most}. Split the batch.")
 
-def _count(species:list[str]):
-    "Count predictions by species, with one counter update per species however large the batch"
-    counters = _serving().metrics.by_species
+def _count(answers:list[dict]):
+    "Count `predict_rows`' answers by species, with one counter update per species however large the batch"
+    species, counters = [a["species"] for a in answers], _serving().metrics.by_species
     for s in set(species): counters[s].inc(species.count(s))  # each update writes to the shared metrics file
 
 # %% ../nbs/03_serving.ipynb #bc3a0286
@@ -347,7 +348,7 @@ def predict():
     if not isinstance(rows, list): abort(400, description="`instances` must be a list of rows.")
     _check_rows(len(rows))
     preds = predict_rows(p, read_rows(rows))
-    _count([r["species"] for r in preds])
+    _count(preds)
     return {"predictions": preds, "model_version": p.version}
 
 @api.get("/api/model")
@@ -417,7 +418,7 @@ def infer(name:str, # model name from the URL
     rows, outputs = v2_request(body)
     _check_rows(len(rows))
     answers = predict_rows(p, rows)
-    _count([a["species"] for a in answers])
+    _count(answers)
     return v2_response(p, answers, outputs, name, body.get("id"))
 
 # %% ../nbs/03_serving.ipynb #c6870a80
@@ -455,7 +456,7 @@ def predict_form():
     if errors: return _render(400, request.form, errors)
     if (p := _serving().predictor) is None: return _render(503, request.form)
     answer = predict_rows(p, [[values[f] for f in FEATURES]])[0]
-    _count([answer["species"]])
+    _count([answer])
     return _render(200, request.form, result=dict(answer, model_version=p.version))
 
 # %% ../nbs/03_serving.ipynb #737cd4a9
