@@ -18,11 +18,12 @@ from pathlib import Path
 
 import yaml
 
+from iris_classifier.gunicorn_conf import graceful_timeout as GRACEFUL_TIMEOUT
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".circleci" / "config.yml"
 MANIFEST = ROOT / "kubernetes-deployment.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
-GUNICORN_CONF = ROOT / "webapp" / "gunicorn.conf.py"
 
 # Steps CircleCI provides; anything else must be a command defined in the config.
 BUILTIN_STEPS = {
@@ -162,7 +163,7 @@ def _labels_match(selector: dict, labels: dict) -> bool:
 
 
 def manifest_problems(documents: list[dict], dockerfile: str, graceful_timeout: int) -> list[str]:
-    """`graceful_timeout`: gunicorn's, from webapp/gunicorn.conf.py."""
+    """`graceful_timeout`: gunicorn's, from `iris_classifier.gunicorn_conf`."""
     problems = []
     by_kind = {doc["kind"]: doc for doc in documents if doc}
     for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
@@ -249,19 +250,12 @@ def dockerfile_problems(dockerfile: str, dockerignore: str) -> list[str]:
     return problems
 
 
-def gunicorn_graceful_timeout(config_text: str) -> int:
-    """gunicorn's graceful_timeout as webapp/gunicorn.conf.py sets it (gunicorn's default: 30 s)."""
-    match = re.search(r"^graceful_timeout\s*=\s*(\d+)", config_text, re.M)
-    return int(match.group(1)) if match else 30
-
-
 def main() -> int:
     config = yaml.safe_load(CONFIG.read_text())
     documents = list(yaml.safe_load_all(MANIFEST.read_text()))
-    graceful = gunicorn_graceful_timeout(GUNICORN_CONF.read_text())
     problems = [f"{CONFIG.relative_to(ROOT)}: {p}" for p in pipeline_problems(config)]
     problems += [f"{CONFIG.relative_to(ROOT)}: {p}" for p in cache_key_problems(CONFIG.read_text())]
-    problems += [f"{MANIFEST.name}: {p}" for p in manifest_problems(documents, DOCKERFILE.read_text(), graceful)]
+    problems += [f"{MANIFEST.name}: {p}" for p in manifest_problems(documents, DOCKERFILE.read_text(), GRACEFUL_TIMEOUT)]
     dockerignore = (ROOT / ".dockerignore").read_text()
     problems += [f"Dockerfile: {p}" for p in dockerfile_problems(DOCKERFILE.read_text(), dockerignore)]
     for problem in problems:

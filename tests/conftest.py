@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from iris_classifier.model_training import TrainParams, publish_model, train_model
+from iris_classifier.model_training import publish, train_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,27 +16,22 @@ def skip_or_fail(reason:str):
 @pytest.fixture(scope="session")
 def trained():
     "A model trained in memory with the default parameters"
-    return train_model(TrainParams())
+    return train_model()
 
 @pytest.fixture
 def published(trained, tmp_path):
     "A model directory holding a freshly published model; returns its path"
     dest = tmp_path/"model"
-    publish_model(trained, dest)
+    publish(trained, dest)
     return dest
 
 @pytest.fixture
 def app(published):
-    "The serving application (nbs/03_serving.ipynb), testing mode, serving a freshly published model"
-    from iris_classifier.serving import create_app
+    "The application (nbs/06_app.ipynb), testing mode, serving a freshly published model"
+    from iris_classifier.app import create_app
     return create_app({"TESTING": True, "MODEL_DIR": published})
 
 @pytest.fixture
 def client(app):
     "A test client for `app`"
     return app.test_client()
-
-@pytest.fixture
-def runner(app):
-    "A CLI runner for `app`"
-    return app.test_cli_runner()

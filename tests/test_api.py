@@ -4,10 +4,9 @@ import json, math
 import jsonschema
 import pytest
 
-from iris_classifier.core import FEATURES, SPECIES
+from iris_classifier.core import FEATURES, SPECIES, read_metadata
 from iris_classifier.data_processing import load_iris_frame
-from iris_classifier.model_training import read_metadata
-from iris_classifier.serving import SECURITY_HEADERS, create_app
+from iris_classifier.app import SECURITY_HEADERS, create_app
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 ONE = dict(zip(FEATURES, ROW))

@@ -8,7 +8,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from conftest import ROOT, skip_or_fail
-from iris_classifier.serving import create_app
+from iris_classifier.app import create_app
 
 pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
@@ -20,9 +20,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-b
 @pytest.fixture(scope="module")
 def base_url(trained, tmp_path_factory):
     "The application on a free loopback port, in a background thread"
-    from iris_classifier.model_training import publish_model
+    from iris_classifier.model_training import publish
     models = tmp_path_factory.mktemp("models")/"model"
-    publish_model(trained, models)
+    publish(trained, models)
     server = make_server("127.0.0.1", 0, create_app({"MODEL_DIR": models}), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

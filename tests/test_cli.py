@@ -9,7 +9,9 @@ import pytest
 from iris_classifier.cli import main
 from iris_classifier.core import FEATURES, SPECIES
 from iris_classifier.data_processing import load_iris_frame
-from iris_classifier.model_training import load_published_model, read_metadata, train_model
+from iris_classifier.core import read_metadata
+from iris_classifier.model_training import train_model
+from iris_classifier.persistence import load_published_model
 
 CLI = Path(sys.executable).parent/"iris-classifier"
 
@@ -30,11 +32,11 @@ def test_train_runs_the_notebook_and_publishes(papermill_run):
     assert "Executing" in proc.stderr and "Published model" in proc.stderr  # progress, then the outcome
     model, meta = load_published_model(out/"model")
     reports = out/"reports"
-    for name in ["02_model_training.ipynb", "metrics.json", "confusion_matrix.png", "feature_importances.png", "decision_tree.png"]:
+    for name in ["05_model_training.ipynb", "metrics.json", "confusion_matrix.png", "feature_importances.png", "decision_tree.png"]:
         assert (reports/name).stat().st_size > 0, name
     for name in ["raw_train.csv", "raw_test.csv", "processed_train.csv", "processed_test.csv", "data_quality.json"]:
         assert (out/"data"/name).stat().st_size > 0, name
-    nb = nbformat.read(reports/"02_model_training.ipynb", as_version=4)
+    nb = nbformat.read(reports/"05_model_training.ipynb", as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
 
 @pytest.mark.slow
@@ -54,7 +56,7 @@ def test_failed_quality_gate_exits_nonzero_and_keeps_the_model(published):
     proc = cli("train", "--output-dir", out, "--max-depth", "1", cwd=out)
     assert proc.returncode == 1
     assert "QualityGateError" in proc.stderr and "below the minimum 0.900" in proc.stderr
-    assert "02_model_training.ipynb" in proc.stderr  # points at the executed notebook
+    assert "05_model_training.ipynb" in proc.stderr  # points at the executed notebook
     assert {p.name: p.read_bytes() for p in published.iterdir()} == before
 
 HEADER = "sepal_length,sepal_width,petal_length,petal_width,species\n"

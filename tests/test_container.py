@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, skip_or_fail
 
-from iris_classifier.model_training import publish_model
+from iris_classifier.model_training import publish
 
 # The first test to run builds the image (about 90 s cold on 2 cores).
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1200)]
@@ -61,7 +61,7 @@ def build_context(tmp_path_factory, trained):
         shutil.copy2(ROOT / name, context / name)
     for name in CONTEXT_DIRS:
         shutil.copytree(ROOT / name, context / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    publish_model(trained, context / "artifacts" / "model")
+    publish(trained, context / "artifacts" / "model")
     return context
 
 

@@ -1,8 +1,8 @@
-"""The production server for real: gunicorn with webapp/gunicorn.conf.py on free loopback ports, spoken to over
+"""The production server for real: gunicorn with `iris_classifier.gunicorn_conf` on free loopback ports, spoken to over
 HTTP. Two servers per module, started together: one with a published model, started the way the container
 starts it, and one without a model, started by `iris-classifier serve`. Both run as the container would:
 nothing written to $HOME, logs on stdout."""
-import json, os, runpy, signal, socket, subprocess, sys, time, urllib.error, urllib.request
+import importlib, json, os, signal, socket, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 from iris_classifier.core import FEATURES
 from iris_classifier.data_processing import load_iris_frame
-from iris_classifier.model_training import publish_model
+from iris_classifier.model_training import publish
 
 GUNICORN = Path(sys.executable).parent/"gunicorn"
 CLI = Path(sys.executable).parent/"iris-classifier"
@@ -62,9 +62,10 @@ class Server:
 def servers(trained, tmp_path_factory):
     "A server with a published model (two workers, as in the container) and one without (one worker, via the CLI), started together"
     models = tmp_path_factory.mktemp("models")
-    publish_model(trained, models/"model")
-    container = lambda port: [str(GUNICORN), "--config", "webapp/gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "webapp.wsgi:app"]
-    good = Server(tmp_path_factory.mktemp("good"), container, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2", PORT="1"))  # -b wins over PORT
+    publish(trained, models/"model")
+    container = lambda port: [str(GUNICORN), "--config", "python:iris_classifier.gunicorn_conf", "-b", f"127.0.0.1:{port}"]
+    good = Server(tmp_path_factory.mktemp("good"), container, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2", PORT="1"),  # -b wins over PORT
+                  cwd=tmp_path_factory.mktemp("anywhere"))  # the package carries everything it serves
     cli = lambda port: [str(CLI), "serve", "--port", str(port), "--workers", "1", "--model-dir", "none"]
     bare = Server(tmp_path_factory.mktemp("bare"), cli, {}, cwd=models)  # a relative --model-dir: resolved where the command runs
     try:
@@ -136,13 +137,14 @@ def test_serve_binds_loopback_by_default(servers):
     assert f"from {bare.tmp.parent}" not in bare.stdout() and "models" in bare.stdout()  # the model dir was resolved before gunicorn's chdir
 
 def test_config_reads_the_environment(monkeypatch):
+    import iris_classifier.gunicorn_conf as conf
     monkeypatch.setenv("PORT", "8123")
     monkeypatch.setenv("WEB_CONCURRENCY", "5")
-    conf = runpy.run_path(str(ROOT/"webapp"/"gunicorn.conf.py"))
-    assert (conf["bind"], conf["workers"], conf["wsgi_app"]) == (["0.0.0.0:8123"], 5, "webapp.wsgi:app")
-    assert conf["control_socket_disable"] and conf["worker_tmp_dir"] in ("/dev/shm", None) and conf["graceful_timeout"] > 0
+    conf = importlib.reload(conf)
+    assert (conf.bind, conf.workers, conf.wsgi_app) == (["0.0.0.0:8123"], 5, "iris_classifier.app:create_app()")
+    assert conf.control_socket_disable and conf.worker_tmp_dir in ("/dev/shm", None) and conf.graceful_timeout > 0
     monkeypatch.delenv("WEB_CONCURRENCY")
-    assert runpy.run_path(str(ROOT/"webapp"/"gunicorn.conf.py"))["workers"] >= 2
+    assert importlib.reload(conf).workers >= 2
 
 def test_graceful_shutdown(servers):
     for s in servers.values():

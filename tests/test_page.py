@@ -4,9 +4,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from iris_classifier.core import FEATURES, SPECIES
-from iris_classifier.model_training import read_metadata
-from iris_classifier.serving import create_app, example_flowers
+from iris_classifier.core import FEATURES, SPECIES, read_metadata
+from iris_classifier.app import create_app
 
 GOOD = dict(sepal_length="6.3", sepal_width="3.3", petal_length="6.0", petal_width="2.5")
 
@@ -45,12 +44,12 @@ def test_the_form_is_labelled_and_works_without_javascript(client):
     assert page.find("button", type="submit")
     assert page.find("html", lang="en") and page.find("meta", name="viewport")
 
-def test_examples_are_links_that_prefill_the_form(client):
+def test_examples_are_links_that_prefill_the_form(client, published):
     page = Elements(client.get("/").text)
     links = [a for a in page.find("a") if "data-example" in a]
     assert [a["href"] for a in links] == [f"/?example={s}" for s in SPECIES]
     page = Elements(client.get("/?example=virginica").text)
-    assert {f: page.find("input", name=f)[0]["value"] for f in FEATURES} == {f: f"{v:g}" for f, v in example_flowers()["virginica"].items()}
+    assert {f: page.find("input", name=f)[0]["value"] for f in FEATURES} == {f: f"{v:g}" for f, v in zip(FEATURES, read_metadata(published)["reference"]["examples"]["virginica"])}
     assert Elements(client.get("/?example=roses").text).find("input", name="sepal_length")[0]["value"] == ""
 
 def test_a_prediction_shows_species_probabilities_and_version(client, published):

@@ -21,7 +21,7 @@ import check_pipeline  # noqa: E402
 CONFIG = yaml.safe_load((ROOT / ".circleci" / "config.yml").read_text())
 MANIFEST = list(yaml.safe_load_all((ROOT / "kubernetes-deployment.yaml").read_text()))
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
-GRACEFUL_TIMEOUT = check_pipeline.gunicorn_graceful_timeout((ROOT / "webapp" / "gunicorn.conf.py").read_text())
+GRACEFUL_TIMEOUT = check_pipeline.GRACEFUL_TIMEOUT
 
 
 def tool(name):

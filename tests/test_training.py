@@ -7,10 +7,11 @@ import pytest
 import skops.io as sio
 
 from conftest import ROOT
-from iris_classifier import model_training as mt
-from iris_classifier.core import FEATURES, TARGET, DataValidationError, ModelIntegrityError, ModelNotFoundError, QualityGateError, sha256_file
+from iris_classifier import persistence
+from iris_classifier.core import FEATURES, TARGET, ModelIntegrityError, ModelNotFoundError, QualityGateError, TrainParams, read_metadata, sha256_file
 from iris_classifier.data_processing import load_iris_frame, load_training_data
-from iris_classifier.model_training import TrainParams, load_published_model, publish_model, read_metadata, train_model
+from iris_classifier.model_training import publish, train_model
+from iris_classifier.persistence import load_published_model
 
 def test_same_parameters_and_data_give_same_metrics_and_predictions(trained):
     again = train_model(TrainParams())
@@ -42,7 +43,7 @@ def test_quality_gate_keeps_the_published_model(published):
     before = (published/"metadata.json").read_bytes()
     files_before = sorted(p.name for p in published.iterdir())
     with pytest.raises(QualityGateError, match="below the minimum"):
-        publish_model(train_model(TrainParams(max_depth=1)), published)
+        publish(train_model(TrainParams(max_depth=1)), published)
     assert (published/"metadata.json").read_bytes() == before
     assert sorted(p.name for p in published.iterdir()) == files_before
 
@@ -50,15 +51,15 @@ def test_a_crash_while_publishing_keeps_the_published_model(published, trained, 
     before = (published/"metadata.json").read_bytes()
     files_before = sorted(p.name for p in published.iterdir())
     def crash(*args, **kwargs): raise OSError("disk full")
-    monkeypatch.setattr(mt, "build_metadata", crash)
-    with pytest.raises(OSError, match="disk full"): publish_model(trained, published)
+    monkeypatch.setattr(persistence, "_save_table", crash)  # after the model file is written, before the metadata
+    with pytest.raises(OSError, match="disk full"): publish(trained, published)
     assert (published/"metadata.json").read_bytes() == before
-    assert sorted(p.name for p in published.iterdir()) == files_before  # the half-published model file is gone
+    assert sorted(p.name for p in published.iterdir()) == files_before  # the half-published files are gone
     load_published_model(published)
 
 def test_republishing_replaces_the_model_and_removes_the_old_file(published, trained):
     old = read_metadata(published)
-    new = publish_model(trained, published)
+    new = publish(trained, published)
     assert new["model_file"] != old["model_file"]
     assert sorted(p.name for p in published.glob("model-*.skops")) == [new["model_file"]]
 
@@ -93,7 +94,7 @@ def test_missing_model_and_broken_metadata_are_reported(tmp_path, published):
 
 def test_parameters_cell_matches_train_params():
     import papermill as pm
-    declared = pm.inspect_notebook(str(ROOT/"nbs"/"02_model_training.ipynb"))
+    declared = pm.inspect_notebook(str(ROOT/"nbs"/"05_model_training.ipynb"))
     defaults = {k: ast.literal_eval(v["default"]) for k, v in declared.items()}
     for name, value in vars(TrainParams()).items():
         assert defaults.pop(name) == value, name

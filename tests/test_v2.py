@@ -1,10 +1,9 @@
 "The Open Inference Protocol (KServe V2) endpoints through Flask's test client: metadata, health, inference and its errors."
 import pytest
 
-from iris_classifier.core import FEATURES, SPECIES
+from iris_classifier.core import FEATURES, SPECIES, read_metadata
 from iris_classifier.data_processing import load_iris_frame
-from iris_classifier.model_training import read_metadata
-from iris_classifier.serving import create_app
+from iris_classifier.app import create_app
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 URL = "/v2/models/iris-classifier"

@@ -1,13 +1,17 @@
-"""Check that the notebooks are clean and that `iris_classifier/` is exactly their `nbdev-export`.
+"""Check that the notebooks are clean, that `iris_classifier/` is exactly their `nbdev-export`, and that the
+training notebook the package ships is the one in `nbs/`.
 
 Both run in a scratch copy of the project, so the check never changes your files and also catches modules
-the export would create that are missing here, and stale modules it would no longer create.
+the export would create that are missing here, and stale modules it would no longer create. The package's
+data (templates, static files, the OpenAPI document, the shipped notebook) is not generated: it is copied
+into the scratch package as it is.
 Usage: .venv/bin/python tools/check_notebooks.py
 """
 import filecmp, shutil, subprocess, sys, tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_NOTEBOOK = "05_model_training.ipynb"  # `iris-classifier train` runs the package's copy
 BIN = Path(sys.executable).parent
 IGNORE = ["__pycache__", ".ipynb_checkpoints", "_proc"]
 
@@ -25,12 +29,13 @@ def main()->int:
         tmp = Path(tmp)
         shutil.copy(ROOT/"pyproject.toml", tmp)
         shutil.copytree(ROOT/"nbs", tmp/"nbs", ignore=shutil.ignore_patterns(*IGNORE))
-        (tmp/"iris_classifier").mkdir()
-        shutil.copy(ROOT/"iris_classifier"/"__init__.py", tmp/"iris_classifier")
+        shutil.copytree(ROOT/"iris_classifier", tmp/"iris_classifier", ignore=lambda d, names: [n for n in names if n.endswith(".py") and n != "__init__.py"] + IGNORE)
         for cmd in ["nbdev-clean", "nbdev-export"]: subprocess.run([BIN/cmd], cwd=tmp, check=True)
         problems = [f"notebook not clean: nbs/{p} (run `make clean-nbs`)" for p in differences(ROOT/"nbs", tmp/"nbs")]
         problems += [f"library differs from the notebooks' export: iris_classifier/{p} (run `make export`)"
                      for p in differences(ROOT/"iris_classifier", tmp/"iris_classifier")]
+        if not filecmp.cmp(tmp/"nbs"/SHIPPED_NOTEBOOK, ROOT/"iris_classifier"/"notebooks"/SHIPPED_NOTEBOOK, shallow=False):
+            problems.append(f"iris_classifier/notebooks/{SHIPPED_NOTEBOOK} differs from nbs/{SHIPPED_NOTEBOOK} (run `make export`)")
     print("\n".join(problems) or "notebooks clean; iris_classifier/ equals their export", file=sys.stderr if problems else sys.stdout)
     return 1 if problems else 0
 
