@@ -5,16 +5,16 @@
 # %% auto #0
 __all__ = ['bp']
 
-# %% ../nbs/07_api.ipynb #d6b96095
+# %% ../nbs/07_api.ipynb #4f87b27e
 from flask import Blueprint, abort, current_app
 
 from .app import check_batch_size, count_predictions, current_predictor, current_serving, json_body
 from .prediction import predict_rows, read_rows
 
-# %% ../nbs/07_api.ipynb #f48a27d6
+# %% ../nbs/07_api.ipynb #9cbdc2a0
 bp = Blueprint("api", __name__)
 
-# %% ../nbs/07_api.ipynb #fa1b6799
+# %% ../nbs/07_api.ipynb #a975974c
 @bp.post("/api/predict")
 def predict():
     "Species, class index and probabilities for one record or `{\"instances\": [...]}`"
@@ -26,7 +26,7 @@ def predict():
     count_predictions(answers)
     return {"predictions": answers, "model_version": p.version}
 
-# %% ../nbs/07_api.ipynb #e950b3db
+# %% ../nbs/07_api.ipynb #20f490e8
 @bp.get("/api/model")
 def model():
     "The served model's metadata: version, metrics, parameters, data hash"

@@ -6,7 +6,7 @@
 __all__ = ['TRAINING_NOTEBOOK', 'add_train_params', 'run_training_notebook', 'train_command', 'predict_command',
            'gunicorn_command', 'serve_command', 'build_parser', 'main']
 
-# %% ../nbs/11_cli.ipynb #93b4bae5
+# %% ../nbs/11_cli.ipynb #b474cbe9
 import argparse, os, sys
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -16,7 +16,7 @@ from fastcore.docments import docments
 import iris_classifier
 from .core import *
 
-# %% ../nbs/11_cli.ipynb #2f5fc74c
+# %% ../nbs/11_cli.ipynb #b61c11c2
 def _optional_int(text:str)->int|None: # a number, or `none`
     "Parse an integer option that also accepts `none`"
     return None if text.strip().lower() == "none" else int(text)
@@ -29,23 +29,24 @@ def add_train_params(parser:argparse.ArgumentParser, # parser to add `--seed`, `
         kind = _optional_int if f.default is None else type(f.default)
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default, help=f"{docs[f.name]} (default: {f.default})")
 
-# %% ../nbs/11_cli.ipynb #6be0be15
+# %% ../nbs/11_cli.ipynb #cfadcd1c
 TRAINING_NOTEBOOK = Path(iris_classifier.__file__).parent/"notebooks"/"05_model_training.ipynb"
 
 def run_training_notebook(params:TrainParams, # run parameters
                           data:Path|None=None, # CSV of measurements and species; None for the embedded data
                           output_dir:Path|None=None, # artifacts directory; None for `artifacts_dir()`
-                          notebook:Path=TRAINING_NOTEBOOK, # the notebook to execute
+                          notebook:Path|None=None, # the notebook to execute; None for `TRAINING_NOTEBOOK`, the package's copy
                          )->Path: # the executed notebook
     "Execute the training notebook with papermill, writing the executed copy under the reports directory"
     import papermill as pm
+    notebook = notebook or TRAINING_NOTEBOOK
     report = reports_dir(output_dir)/notebook.name
     report.parent.mkdir(parents=True, exist_ok=True)
     parameters = dict(asdict(params), data_path=str(data.resolve()) if data else "", output_dir=str(output_dir.resolve()) if output_dir else "")
     pm.execute_notebook(notebook, report, parameters=parameters, kernel_name="python3", progress_bar=True)
     return report
 
-# %% ../nbs/11_cli.ipynb #93bb6ebf
+# %% ../nbs/11_cli.ipynb #3e23fa1d
 def train_command(args:argparse.Namespace, # parsed `train` arguments
                  )->int: # exit code
     "Validate the inputs, run the training notebook and say what was published"
@@ -65,7 +66,7 @@ def train_command(args:argparse.Namespace, # parsed `train` arguments
     log.info("Published model %s to %s (test accuracy %.3f); report: %s", meta["model_version"], model_dir(args.output_dir), meta["metrics"]["accuracy"], report)
     return 0
 
-# %% ../nbs/11_cli.ipynb #c070a356
+# %% ../nbs/11_cli.ipynb #176aee8b
 def predict_command(args:argparse.Namespace, # parsed `predict` arguments
                    )->int: # exit code
     "Score a CSV of measurements with the published model, through the server's `predict_rows`"
@@ -82,7 +83,7 @@ def predict_command(args:argparse.Namespace, # parsed `predict` arguments
     setup_logging().info("Scored %d row(s) with model %s", len(scored), p.version)
     return 0
 
-# %% ../nbs/11_cli.ipynb #802d7037
+# %% ../nbs/11_cli.ipynb #34c5245d
 def gunicorn_command(host:str="127.0.0.1", # address to listen on; 0.0.0.0 for every interface
                      port:int=5000, # port to listen on
                      workers:int|None=None, # worker processes; None for the config's default
@@ -100,7 +101,7 @@ def serve_command(args:argparse.Namespace, # parsed `serve` arguments
     setup_logging().info("Starting gunicorn: http://%s:%d/ (Ctrl-C stops it)", args.host, args.port)
     os.execve(sys.executable, argv, env)
 
-# %% ../nbs/11_cli.ipynb #1c902963
+# %% ../nbs/11_cli.ipynb #33a8fd2f
 def build_parser()->argparse.ArgumentParser:
     "The `iris-classifier` argument parser with its sub-commands"
     parser = argparse.ArgumentParser(prog="iris-classifier", description="Train, verify and use the Iris classifier.",
@@ -136,7 +137,7 @@ def _serve_parser(sub):
     serve.add_argument("--model-dir", type=Path, metavar="DIR", help="published model directory (default: $IRIS_MODEL_DIR or ./artifacts/model)")
     serve.set_defaults(func=serve_command)
 
-# %% ../nbs/11_cli.ipynb #25b8ed7e
+# %% ../nbs/11_cli.ipynb #2d393bc1
 def main(argv:list[str]|None=None, # arguments; default `sys.argv[1:]`
         )->int: # the exit code
     "Entry point of the `iris-classifier` console script"

@@ -6,12 +6,12 @@
 __all__ = ['wsgi_app', 'bind', 'workers', 'preload_app', 'timeout', 'graceful_timeout', 'keepalive', 'control_socket_disable',
            'worker_tmp_dir', 'accesslog', 'logconfig_dict', 'cpus', 'on_starting', 'post_worker_init', 'on_exit']
 
-# %% ../nbs/10_server.ipynb #767f68bd
+# %% ../nbs/10_server.ipynb #d648b5b6
 import gc, glob, math, os, shutil, tempfile
 
 from .core import LOG_FORMAT
 
-# %% ../nbs/10_server.ipynb #b67277da
+# %% ../nbs/10_server.ipynb #acad8fe4
 def cpus()->int: # CPUs this process may use
     "Its affinity mask, capped by a cgroup v2 CPU limit (a container's `limits.cpu`)"
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -20,7 +20,7 @@ def cpus()->int: # CPUs this process may use
         return n if quota == "max" else max(1, min(n, math.ceil(int(quota) / int(period))))
     except (OSError, ValueError): return n
 
-# %% ../nbs/10_server.ipynb #c6275ae3
+# %% ../nbs/10_server.ipynb #85635f79
 wsgi_app = "iris_classifier.app:create_app()"
 bind = [f"0.0.0.0:{os.environ.get('PORT', '5000')}"]
 workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, cpus()))
@@ -43,7 +43,7 @@ logconfig_dict = {
                 for name in ["gunicorn.error", "gunicorn.access", "iris_classifier"]},
 }
 
-# %% ../nbs/10_server.ipynb #c618db40
+# %% ../nbs/10_server.ipynb #22da4674
 def on_starting(server):
     "Give the workers an empty directory for their Prometheus metrics, so /metrics adds up all of them"
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['LABELS', 'bp', 'parse_measurement', 'check_form', 'examples', 'ranges']
 
-# %% ../nbs/09_page.ipynb #96bc6804
+# %% ../nbs/09_page.ipynb #d1bc4a33
 from typing import Mapping
 
 from flask import Blueprint, render_template, request
@@ -37,7 +37,7 @@ def check_form(form:Mapping[str, str], # the submitted fields
         else: values[f] = x
     return values, errors
 
-# %% ../nbs/09_page.ipynb #49d2dfe2
+# %% ../nbs/09_page.ipynb #97832353
 def examples(p:Predictor|None, # the served model, if any
             )->dict[str, dict[str, float]]: # per species, its median measurements in the training data
     "One example flower per species, for the page's presets"
@@ -50,7 +50,7 @@ def ranges(p:Predictor|None, # the served model, if any
     recorded = p.meta.get("reference", {}).get("ranges", {}) if p else {}
     return {f: recorded.get(f) for f in FEATURES}
 
-# %% ../nbs/09_page.ipynb #a14ada9c
+# %% ../nbs/09_page.ipynb #40a85dc0
 bp = Blueprint("page", __name__)
 
 def _render(status:int=200, values:Mapping[str, str]|None=None, errors:dict|None=None, result:dict|None=None)->tuple[str, int]:
@@ -60,7 +60,7 @@ def _render(status:int=200, values:Mapping[str, str]|None=None, errors:dict|None
     return render_template("index.html", fields=fields, errors=errors or {}, result=result, examples=examples(s.predictor), max_cm=MAX_CM,
                            problem=s.problem, version=s.predictor.version if s.predictor else None), status
 
-# %% ../nbs/09_page.ipynb #f7c46018
+# %% ../nbs/09_page.ipynb #20bbaeb6
 @bp.get("/")
 def index():
     "The form, optionally filled with an example flower (`?example=setosa`)"

@@ -6,7 +6,7 @@
 __all__ = ['TRUSTED_TYPES', 'save_model', 'load_model', 'probe_rows', 'split_rows', 'agrees', 'publish_model',
            'load_published_model']
 
-# %% ../nbs/04_persistence.ipynb #240524af
+# %% ../nbs/04_persistence.ipynb #cabc049f
 import json, os, uuid
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from .core import *
 from .data_processing import load_iris_frame
 from .prediction import fast_proba, tree_table, verified_file
 
-# %% ../nbs/04_persistence.ipynb #d0cb117d
+# %% ../nbs/04_persistence.ipynb #daf94847
 TRUSTED_TYPES = ["iris_classifier.pipeline.IQRClipper", "sklearn.tree._tree.Tree"]
 
 def save_model(pipe:Pipeline, # fitted pipeline
@@ -31,7 +31,7 @@ def save_model(pipe:Pipeline, # fitted pipeline
     sio.dump(pipe, path)
     return path
 
-# %% ../nbs/04_persistence.ipynb #a703334c
+# %% ../nbs/04_persistence.ipynb #211f22e7
 def load_model(path:Path, # skops file
               )->Pipeline:
     "Load a skops model, refusing any type outside `TRUSTED_TYPES`"
@@ -41,7 +41,7 @@ def load_model(path:Path, # skops file
                                   "Only load models produced by `iris-classifier train`; retrain to replace this file.")
     return sio.load(path, trusted=TRUSTED_TYPES)
 
-# %% ../nbs/04_persistence.ipynb #a48a57dd
+# %% ../nbs/04_persistence.ipynb #b898b1e0
 def probe_rows(n:int=1000, # random rows besides the 150 Iris flowers
                seed:int=0, # makes the rows repeatable
               )->list[list[float]]: # 150 + 2n rows of four measurements
@@ -49,7 +49,7 @@ def probe_rows(n:int=1000, # random rows besides the 150 Iris flowers
     rng = np.random.default_rng(seed)
     return np.vstack([load_iris_frame()[FEATURES].to_numpy(float), rng.uniform(0.01, 8, (n, 4)), rng.uniform(0.01, MAX_CM, (n, 4))]).tolist()
 
-# %% ../nbs/04_persistence.ipynb #2428f2b5
+# %% ../nbs/04_persistence.ipynb #f4542f86
 def split_rows(table:dict, # from `tree_table`
                seed:int=1, # picks the other measurements of each row
               )->list[list[float]]: # five rows per split node
@@ -58,7 +58,7 @@ def split_rows(table:dict, # from `tree_table`
               for x in (th, np.nextafter(th, 0), np.nextafter(th, 99), np.nextafter(np.float32(th), np.float32(0)), np.nextafter(np.float32(th), np.float32(99)))]
     return [r[:f] + [float(x)] + r[f + 1:] for (f, x), r in zip(splits, probe_rows(len(splits), seed)[150:])]
 
-# %% ../nbs/04_persistence.ipynb #3fc78fc5
+# %% ../nbs/04_persistence.ipynb #efad0e17
 def agrees(pipe:Pipeline, # the fitted pipeline
            proba:Callable[[list], list], # a candidate prediction path
            rows:list[list[float]], # where to compare them
@@ -66,7 +66,7 @@ def agrees(pipe:Pipeline, # the fitted pipeline
     "Whether `proba` predicts exactly like `pipe.predict_proba` on `rows`"
     return [list(ps) for ps in proba(rows)] == pipe.predict_proba(pd.DataFrame(rows, columns=FEATURES)).tolist()
 
-# %% ../nbs/04_persistence.ipynb #bf324d3b
+# %% ../nbs/04_persistence.ipynb #b95bc1f6
 def _write_atomic(path:Path, text:str):
     "Write `text` to `path` through a temporary file and a rename, so readers see the old or the new file, never half of one"
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -74,7 +74,7 @@ def _write_atomic(path:Path, text:str):
         f.write(text); f.flush(); os.fsync(f.fileno())
     os.replace(tmp, path)
 
-# %% ../nbs/04_persistence.ipynb #828e0993
+# %% ../nbs/04_persistence.ipynb #6c1cbc80
 def _save_table(pipe:Pipeline, path:Path)->dict|None:
     "Write the pipeline's tree table to `path` if it predicts exactly like the pipeline; its file entry, or None"
     table = tree_table(pipe)
@@ -106,7 +106,7 @@ def publish_model(pipe:Pipeline, # the fitted pipeline
         if not old.name.startswith(stem): old.unlink()
     return meta
 
-# %% ../nbs/04_persistence.ipynb #0d6b4b7d
+# %% ../nbs/04_persistence.ipynb #6c75869e
 def load_published_model(dest:Path|None=None, # model directory; default `model_dir()`
                         )->tuple[Pipeline, dict]: # the verified model and its metadata
     "Load the model published in `dest` after checking its file against the recorded SHA-256"

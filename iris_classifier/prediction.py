@@ -6,7 +6,7 @@
 __all__ = ['tree_table', 'fast_proba', 'plausible', 'measurement_problem', 'read_rows', 'Predictor', 'verified_file',
            'load_predictor', 'top_class', 'predict_rows']
 
-# %% ../nbs/03_prediction.ipynb #c2f2dae3
+# %% ../nbs/03_prediction.ipynb #b8157628
 import json
 from array import array
 from dataclasses import dataclass
@@ -15,7 +15,7 @@ from typing import Callable
 
 from .core import *
 
-# %% ../nbs/03_prediction.ipynb #9c658523
+# %% ../nbs/03_prediction.ipynb #2cf7ae52
 _FAST_STEPS = ("iris_classifier.pipeline.IQRClipper", "sklearn.tree._classes.DecisionTreeClassifier")
 
 def _type_name(obj)->str: return f"{type(obj).__module__}.{type(obj).__qualname__}"
@@ -31,7 +31,7 @@ def tree_table(pipe, # a fitted scikit-learn `Pipeline`
                 left=t.children_left.tolist(), right=t.children_right.tolist(), feature=t.feature.tolist(),
                 threshold=t.threshold.tolist(), fractions=t.value[:, 0, :n].tolist())
 
-# %% ../nbs/03_prediction.ipynb #ab7b6e52
+# %% ../nbs/03_prediction.ipynb #967d8cf0
 def fast_proba(table:dict, # from `tree_table`
               )->Callable[[list], list]: # `rows -> class probabilities`, rows of four checked numbers in `FEATURES` order
     "`predict_proba` of the pipeline `table` was taken from, in plain Python: clip, then walk the tree"
@@ -45,7 +45,7 @@ def fast_proba(table:dict, # from `tree_table`
         return node
     return lambda rows: [fractions[leaf(r)] for r in rows]
 
-# %% ../nbs/03_prediction.ipynb #6fac770e
+# %% ../nbs/03_prediction.ipynb #156624e7
 def plausible(x:float, # a length in centimetres, or a numpy array of them
              )->bool: # elementwise for arrays; NaN is never plausible
     "The `check_ranges` rule: a measurement is above zero and at most `MAX_CM`"
@@ -58,7 +58,7 @@ def measurement_problem(x:float, # a length in centimetres
     if x != x: return "must be a number"  # NaN
     return "must be greater than 0" if x <= 0 else f"must be at most {MAX_CM:g} cm"
 
-# %% ../nbs/03_prediction.ipynb #15cd357c
+# %% ../nbs/03_prediction.ipynb #fdac2a77
 def read_rows(rows:list, # records: objects keyed by `FEATURES`, or lists of four numbers
               where:str="instances", # how error messages name `rows`
              )->list[list[float]]: # the four values of each row, in `FEATURES` order
@@ -82,7 +82,7 @@ def _check_number(v, name:str):
     problem = measurement_problem(v) if type(v) in (int, float) else "must be a number"
     if problem: raise DataValidationError(f"{name} {problem} (got {json.dumps(v)[:40]}).", f"Measurements are lengths in centimetres: positive and at most {MAX_CM:g}.")
 
-# %% ../nbs/03_prediction.ipynb #09633403
+# %% ../nbs/03_prediction.ipynb #9f2ee75e
 @dataclass
 class Predictor:
     "A verified published model, ready to answer"
@@ -94,7 +94,7 @@ class Predictor:
     @property
     def version(self)->str: return self.meta["model_version"]
 
-# %% ../nbs/03_prediction.ipynb #99829453
+# %% ../nbs/03_prediction.ipynb #097352e5
 def verified_file(dest:Path, # model directory
                   name:str, # a file it holds, as named in the metadata
                   sha256:str, # its SHA-256 as recorded in the metadata
@@ -128,13 +128,13 @@ def _generic_predictor(dest:Path, meta:dict)->Predictor:
     pipe, _ = load_published_model(dest)
     return Predictor(meta, lambda rows: pipe.predict_proba(pd.DataFrame(rows, columns=FEATURES)).tolist(), [str(c) for c in pipe.classes_], "generic")
 
-# %% ../nbs/03_prediction.ipynb #2fac0028
+# %% ../nbs/03_prediction.ipynb #a1e7e7ea
 def top_class(probabilities:list[float], # one row's class probabilities
              )->int: # the index of the most probable class, the first one on a tie
     "The class `predict` picks: numpy's `argmax`, for one row"
     return max(range(len(probabilities)), key=probabilities.__getitem__)
 
-# %% ../nbs/03_prediction.ipynb #388abfc6
+# %% ../nbs/03_prediction.ipynb #16337ff0
 def predict_rows(p:Predictor, # the loaded model
                  rows:list[list[float]], # checked measurements, from `read_rows`, `check_form` or `check_measurements`
                 )->list[dict]: # per row: `species`, `class_index` and `probabilities` by class

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['V2_OUTPUTS', 'bp', 'v2_model_metadata', 'v2_request', 'v2_response', 'served_model']
 
-# %% ../nbs/08_v2.ipynb #429844b9
+# %% ../nbs/08_v2.ipynb #e9e79c94
 import json
 
 from flask import Blueprint, abort, current_app
@@ -71,7 +71,7 @@ def v2_response(p:Predictor, # the loaded model
     out = dict(model_name=name, model_version=p.version, outputs=[tensors[o] for o in outputs])
     return out if request_id is None else dict(out, id=request_id)
 
-# %% ../nbs/08_v2.ipynb #2484fe17
+# %% ../nbs/08_v2.ipynb #16fe173c
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 
 def served_model(name:str, # model name from the URL
@@ -84,7 +84,7 @@ def served_model(name:str, # model name from the URL
     if version not in (None, p.version): abort(404, description=f"Unknown version '{version}' of '{name}'; the served version is '{p.version}'.")
     return p
 
-# %% ../nbs/08_v2.ipynb #7f27c228
+# %% ../nbs/08_v2.ipynb #5a30b5ae
 @bp.get("")
 def server_metadata():
     "V2 server metadata"
@@ -101,7 +101,7 @@ def server_ready():
     current_predictor()
     return {"ready": True}
 
-# %% ../nbs/08_v2.ipynb #ad9643f5
+# %% ../nbs/08_v2.ipynb #e1b8a4f6
 @bp.get("/models/<name>")
 @bp.get("/models/<name>/versions/<version>")
 def model_metadata(name:str, # model name from the URL
@@ -119,7 +119,7 @@ def model_ready(name:str, # model name from the URL
     served_model(name, version)
     return {"name": name, "ready": True}
 
-# %% ../nbs/08_v2.ipynb #056532d3
+# %% ../nbs/08_v2.ipynb #69608375
 @bp.post("/models/<name>/infer")
 @bp.post("/models/<name>/versions/<version>/infer")
 def infer(name:str, # model name from the URL

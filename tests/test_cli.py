@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 
 from iris_classifier.cli import main
-from iris_classifier.core import FEATURES, SPECIES
+from iris_classifier.core import FEATURES, SPECIES, read_metadata
 from iris_classifier.data_processing import load_iris_frame
-from iris_classifier.core import read_metadata
 from iris_classifier.model_training import train_model
 from iris_classifier.persistence import load_published_model
 
@@ -128,6 +127,15 @@ def test_predict_writes_species_and_probabilities_to_stdout(published, tmp_path)
     model, _ = load_published_model(published)
     assert scored["predicted_species"].tolist() == model.predict(flowers[FEATURES]).tolist()
     assert scored.filter(like="proba_").sum(axis=1).round(9).eq(1).all()
+
+def test_predict_answers_exactly_like_the_server(published, client, tmp_path):
+    flowers = load_iris_frame().drop(columns="species").sample(30, random_state=2)
+    flowers.to_csv(tmp_path/"flowers.csv", index=False)
+    assert main(["predict", str(tmp_path/"flowers.csv"), "-o", str(tmp_path/"scored.csv"), "--model-dir", str(published)]) == 0
+    scored = pd.read_csv(tmp_path/"scored.csv")
+    served = client.post("/api/predict", json={"instances": flowers.to_numpy().tolist()}).json["predictions"]
+    assert scored["predicted_species"].tolist() == [a["species"] for a in served]
+    assert scored[[f"proba_{s}" for s in SPECIES]].to_numpy().tolist() == [list(a["probabilities"].values()) for a in served]
 
 def test_predict_rejects_bad_rows_and_writes_nothing(published, tmp_path):
     (tmp_path/"flowers.csv").write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.0,,4.5,1.5\n")
