@@ -5,6 +5,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 BIN := .venv/bin
 TRAIN_ARGS ?=
+BENCH_ARGS ?=
 # Use the machine's Python; never download one.
 export UV_PYTHON_DOWNLOADS := never
 
@@ -56,8 +57,8 @@ clean-nbs: setup ## strip notebook metadata the way the check expects
 docs: setup ## build the docs site (docs/_site) and README.md from the notebooks; no Quarto needed
 	$(BIN)/python tools/build_docs.py
 
-bench: setup ## serving benchmark: gunicorn under wrk on loopback (needs wrk)
-	$(BIN)/python bench/serving.py
+bench: setup ## serving benchmark on loopback (needs wrk; e.g. BENCH_ARGS="--against main")
+	$(BIN)/python bench/serving.py $(BENCH_ARGS)
 
 image: train ## build the container image with the freshly trained model (docker or podman)
 	bash ops/build-image.sh iris-classifier:dev

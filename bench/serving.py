@@ -1,67 +1,265 @@
-"""Serving benchmark: how much a prediction costs on top of the server's own overhead.
+"""Serving benchmark: the production server's cold start, memory and throughput, against a minimal app and another commit.
 
 Usage (from the project root; needs Debian's `wrk`: apt-get install wrk):
 
-    .venv/bin/python bench/serving.py                  # about a minute and a half
-    .venv/bin/python bench/serving.py --duration 5 --rounds 1   # a quick look
+    .venv/bin/python bench/serving.py                     # about four minutes on 2 cores
+    .venv/bin/python bench/serving.py --against main      # before/after, side by side: about eight minutes
+    .venv/bin/python bench/serving.py --duration 3 --rounds 1 --starts 3   # a quick look
 
-In one run on one machine it
-1. starts the production server (gunicorn with webapp/gunicorn.conf.py, the same workers for every
-   endpoint) on a free loopback port, serving the published model (or, if there is none, a model trained
-   and published into a temporary directory);
-2. loads it with wrk, in interleaved rounds (each starting with a different endpoint), on a trivial
-   endpoint (GET /healthz: the ceiling of this stack), on POST /api/predict with one row, and on the V2
-   infer endpoint with one row, and reports requests/s and p50/p99 latency (the median over rounds), and
-   the workers' CPU time per request (Linux /proc);
-3. times one prediction in process through the serving module (checks included) and through a plain
-   `pipeline.predict` call on a one-row DataFrame.
+In one run on one machine, all traffic on 127.0.0.1, it
+1. trains a model for the checkout under test, and for `--against REV` (checked out into a temporary
+   `git worktree`, removed afterwards), each with that checkout's own code: `iris-classifier train
+   --output-dir TMP`, run by this interpreter with PYTHONPATH and the working directory set to the checkout;
+2. starts each checkout's server the same way, `iris-classifier serve --port P --workers 2 --model-dir
+   TMP/model`, and loads it with wrk on a trivial endpoint (GET /healthz: the ceiling of this stack), on
+   POST /api/predict with one row and on the V2 infer endpoint with one row, in interleaved rounds (each
+   round starts one endpoint later; with `--against` the two servers take turns on each endpoint, A B then
+   B A, so drift in the machine's speed hits both alike); it reports requests/s, p50/p99 latency (medians
+   over rounds) and the workers' CPU time per request (Linux /proc);
+3. cold start and memory: starts each checkout's server and a minimal Flask + scikit-learn app
+   (bench/minimal_app.py: a pickled DecisionTreeClassifier; same gunicorn config, the current checkout's,
+   and the same worker count) `--starts` times, alternating between them, and measures the seconds from
+   process start to the first 200 on POST /api/predict; then, once the workers are idle and have answered a
+   few requests, the PSS summed over the gunicorn master and its workers (/proc/PID/smaps_rollup; RSS too,
+   for information); medians over the starts;
+4. times one prediction in process through the package's prediction path (checks included) and through a
+   plain `pipeline.predict` call on a one-row DataFrame.
 
-Targets: each one-row prediction endpoint reaches at least 0.85 of the trivial endpoint's throughput, and
-the in-process serving path is no slower than the plain pipeline call. The figures are printed and written
-to artifacts/bench/serving.json. It is a measurement, not a test: the exit code is 0 unless something
-failed to run; `--check` makes missed targets exit 1 as well.
+The children keep their compiled bytecode in a temporary directory (PYTHONPYCACHEPREFIX, with
+PYTHONDONTWRITEBYTECODE cleared), as the container image ships its modules compiled; training and the
+throughput servers fill it before any start is counted.
+
+Targets: each one-row prediction endpoint reaches at least 0.85 of the trivial endpoint's throughput; the
+in-process prediction path is no slower than the plain pipeline call; the cold start takes at most 1.5 times
+the minimal app's; the PSS is at most the minimal app's. With `--against`, each one-row endpoint also keeps
+at least 0.97 of the other commit's requests/s: the 3 % allows for noise between two runs of the same code
+on a quiet machine, it is not a budget for slowing down. The figures are printed and written to
+artifacts/bench/serving.json. It is a measurement, not a test: the exit code is 0 unless something failed to
+run; `--check` makes missed targets exit 1 as well.
 """
-import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, timeit, urllib.request
+import argparse, importlib, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, timeit, urllib.request
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 ROW = [5.1, 3.5, 1.4, 0.2]
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-MIN_THROUGHPUT_RATIO = 0.85
+BODY = dict(zip(FEATURES, ROW))
+CLI = "import sys; from iris_classifier.cli import main; sys.exit(main())"
+MIN_THROUGHPUT_RATIO, MAX_COLD_START_RATIO, MAX_MEMORY_RATIO, MIN_AGAINST_RATIO = 0.85, 1.5, 1.0, 0.97
+READY_TIMEOUT, TRAIN_TIMEOUT = 120, 600  # seconds: a server that is not answering by then, or a training run, has failed
+STARTED = time.monotonic()
+TRIVIAL = "trivial GET /healthz"
+ENDPOINTS = {TRIVIAL: ("/healthz", "GET", None),
+             "POST /api/predict (1 row)": ("/api/predict", "POST", BODY),
+             "POST /v2/models/iris-classifier/infer (1 row)": ("/v2/models/iris-classifier/infer", "POST",
+                 {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}]})}
+
+@dataclass
+class App:
+    "One server to measure"
+    name:str # what the report calls it
+    argv:Callable[[int], list[str]] # its command line, for a port
+    cwd:Path # where it runs
+    env:dict # its environment
+
+## Checkouts, models and servers
+
+def git(*args:str)->str:
+    "The output of `git args` in the checkout under test; exits with git's message if it fails"
+    r = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=120)
+    if r.returncode: sys.exit(f"git {' '.join(args)} failed: {r.stderr.strip()}")
+    return r.stdout.strip()
+
+@contextmanager
+def worktree(rev:str, # the commit to check out
+             dest:Path, # where; removed on leaving
+            ):
+    "A temporary detached `git worktree` of `rev`"
+    git("worktree", "add", "--detach", "--quiet", str(dest), rev)
+    try: yield dest
+    finally: git("worktree", "remove", "--force", str(dest))
+
+def child_env(checkout:Path, # whose package the child imports
+              cache:Path, # where bytecode is cached
+             )->dict:
+    "The environment of every child: `checkout` first on the path, compiled modules cached in `cache`"
+    # A shared metrics directory would be wiped by each server's start; the worker count is given on the command line.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PROMETHEUS_MULTIPROC_DIR", "WEB_CONCURRENCY")}
+    return dict(env, PYTHONPATH=str(checkout), PYTHONPYCACHEPREFIX=str(cache))
+
+def cli(*args:str)->list[str]:
+    "`iris-classifier args`, run by this interpreter so that PYTHONPATH picks the checkout"
+    return [sys.executable, "-c", CLI, *args]
+
+def train(checkouts:dict[str, Path], # name -> checkout
+          tmp:Path, # where models and logs go
+          cache:Path, # bytecode cache
+         )->dict[str, Path]: # name -> published model directory
+    "Train one model per checkout with its own code, all at once (the time is not measured)"
+    with ExitStack() as stack:
+        procs = {name: stack.enter_context(started(cli("train", "--output-dir", str(tmp/f"train-{name}")), checkout,
+                                                   child_env(checkout, cache), tmp/f"train-{name}.log"))[0] for name, checkout in checkouts.items()}
+        for name, proc in procs.items():
+            if proc.wait(timeout=TRAIN_TIMEOUT): sys.exit(f"training for {name} failed; see {tmp}/train-{name}.log")
+    return {name: tmp/f"train-{name}"/"model" for name in checkouts}
+
+def served(name:str, # what the report calls it
+           checkout:Path, # whose CLI starts it
+           models:Path, # the model it serves
+           cache:Path, # bytecode cache
+           workers:int, # gunicorn workers
+          )->App:
+    "A checkout's production server, started through its CLI"
+    argv = lambda port: cli("serve", "--port", str(port), "--workers", str(workers), "--model-dir", str(models))
+    return App(name, argv, checkout, child_env(checkout, cache))
+
+def gunicorn_config(checkout:Path)->str:
+    "The checkout's gunicorn config: the package module in the new layout, else webapp/gunicorn.conf.py"
+    if (checkout/"iris_classifier"/"gunicorn_conf.py").exists(): return "python:iris_classifier.gunicorn_conf"
+    return str(checkout/"webapp"/"gunicorn.conf.py")
+
+def fit_minimal(dest:Path)->Path:
+    "A DecisionTreeClassifier fitted on scikit-learn's Iris data, joblib-dumped to `dest`"
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+    iris = load_iris()
+    joblib.dump(DecisionTreeClassifier(random_state=0).fit(iris.data, iris.target_names[iris.target]), dest)
+    return dest
+
+def minimal(model:Path, # the joblib-dumped tree
+            cache:Path, # bytecode cache
+            workers:int, # gunicorn workers
+           )->App:
+    "bench/minimal_app.py under the current checkout's gunicorn config"
+    argv = lambda port: [sys.executable, "-m", "gunicorn", "--config", gunicorn_config(ROOT), "--bind", f"127.0.0.1:{port}",
+                         "--workers", str(workers), "--chdir", str(ROOT/"bench"), "minimal_app:app"]
+    return App("minimal", argv, ROOT, dict(child_env(ROOT, cache), IRIS_BENCH_MODEL=str(model)))
+
+## Processes
+
+def machine_load()->dict:
+    "Load average (1 and 5 min) and, where Linux reports it, the share of the last minute some task waited for a CPU"
+    try: pressure = float(re.search(r"avg60=([\d.]+)", Path("/proc/pressure/cpu").read_text()).group(1))
+    except (OSError, AttributeError): pressure = None
+    return dict(load_1min=round(os.getloadavg()[0], 2), load_5min=round(os.getloadavg()[1], 2), cpu_pressure_60s_pct=pressure)
+
+def progress(message:str):
+    "`message` on stderr, after the seconds since the bench started"
+    print(f"[{time.monotonic() - STARTED:5.0f} s] {message}", file=sys.stderr)
 
 def free_port()->int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
-def model_dir(tmp:Path)->Path:
-    "The published model, or a fresh one published into `tmp`"
-    from iris_classifier.core import model_dir as published
-    from iris_classifier.model_training import publish_model, read_metadata, train_model
-    try:
-        read_metadata(published())
-        return published().resolve()
-    except Exception:
-        print("No published model: training one into a temporary directory.", file=sys.stderr)
-        publish_model(train_model(), tmp/"model")
-        return tmp/"model"
+def stop(proc:subprocess.Popen):
+    "SIGTERM `proc` (a server's master, as Kubernetes would); then SIGKILL whatever is left of its process group"
+    proc.send_signal(signal.SIGTERM)
+    try: proc.wait(timeout=30)
+    except subprocess.TimeoutExpired: pass
+    try: os.killpg(proc.pid, signal.SIGKILL)  # its own session (see `started`): only what this bench started
+    except ProcessLookupError: pass
+    proc.wait(timeout=10)
 
-def start_server(port:int, models:Path, workers:int|None, log:Path)->subprocess.Popen:
-    "gunicorn as in production, bound to 127.0.0.1:`port`; returns once it is ready"
-    env = dict(os.environ, IRIS_MODEL_DIR=str(models))
-    if workers: env["WEB_CONCURRENCY"] = str(workers)
-    proc = subprocess.Popen([str(BIN/"gunicorn"), "--config", "webapp/gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "webapp.wsgi:app"],
-                            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None: sys.exit(f"gunicorn exited with {proc.returncode}; see {log}")
+@contextmanager
+def started(argv:list[str], # the command
+            cwd:Path, # where it runs
+            env:dict, # its environment
+            log:Path, # its output
+           ):
+    "Start `argv` in a session of its own; yield it and the monotonic time just before it started; stop it on leaving"
+    # Its own session: Ctrl-C reaches only this process, which then stops the children in order.
+    with log.open("w") as out:
+        t0 = time.monotonic()
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try: yield proc, t0
+        finally: stop(proc)
+
+def running(app:App, # what to start
+            port:int, # on 127.0.0.1
+            log:Path, # its output
+           ):
+    "`started` for a server"
+    return started(app.argv(port), app.cwd, app.env, log)
+
+def post(port:int, timeout:float=10)->int:
+    "The status of one POST /api/predict with one row"
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/predict", json.dumps(BODY).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r: return r.status
+
+def first_answer(proc:subprocess.Popen, # the server
+                 port:int, # where it listens
+                 t0:float, # when it started (`time.monotonic`)
+                 log:Path, # its output, named if it fails
+                )->float:
+    "Seconds from `t0` to the first 200 on POST /api/predict"
+    while (waited := time.monotonic() - t0) < READY_TIMEOUT:
+        if proc.poll() is not None: sys.exit(f"the server exited with {proc.returncode}; see {log}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200: return proc
-        except OSError: time.sleep(0.5)
-    proc.terminate()
-    sys.exit(f"gunicorn did not become ready in 120 s; see {log}")
+            if post(port, timeout=READY_TIMEOUT - waited) == 200: return time.monotonic() - t0
+        except OSError: time.sleep(0.05)  # not listening yet, or not answering 200 yet
+    sys.exit(f"the server did not answer in {READY_TIMEOUT} s; see {log}")
+
+def children(pid:int)->list[int]:
+    "The child processes of `pid` (Linux /proc)"
+    return [int(c) for f in Path(f"/proc/{pid}/task").glob("*/children") for c in f.read_text().split()]
+
+def server_cpu(master:int)->float|None:
+    "CPU seconds used so far by the gunicorn workers of `master` (Linux), None elsewhere"
+    try: stats = [Path(f"/proc/{k}/stat").read_text().rsplit(")", 1)[1].split() for k in children(master)]
+    except OSError: return None
+    return sum(int(s[11]) + int(s[12]) for s in stats) / os.sysconf("SC_CLK_TCK")
+
+def settle(master:int, # the gunicorn master
+           workers:int, # how many workers it should have
+           timeout:float=60, # seconds before giving up (with a warning)
+          ):
+    "Wait until `master` has all its workers and they used no CPU for half a second (all booted, idle)"
+    end, before = time.monotonic() + timeout, server_cpu(master)
+    while time.monotonic() < end:
+        time.sleep(0.5)
+        now = server_cpu(master)
+        if len(children(master)) == workers and None not in (now, before) and now - before < 0.02: return
+        before = now
+    print(f"warning: the workers of {master} did not settle in {timeout} s; memory measured anyway", file=sys.stderr)
+
+def memory(master:int)->dict:
+    "PSS and RSS (MiB) summed over `master` and its workers, from /proc/PID/smaps_rollup"
+    kb = [dict(re.findall(r"^(Pss|Rss):\s+(\d+) kB", Path(f"/proc/{p}/smaps_rollup").read_text(), re.M)) for p in [master, *children(master)]]
+    return dict(pss_mib=round(sum(int(k["Pss"]) for k in kb) / 1024, 1), rss_mib=round(sum(int(k["Rss"]) for k in kb) / 1024, 1), processes=len(kb))
+
+## Cold start and memory
+
+def cold_start(app:App, # the server
+               workers:int, # its worker count
+               log:Path, # its output
+              )->dict:
+    "Start `app` once: seconds to its first prediction, then its memory once idle after a few more answers"
+    port = free_port()
+    with running(app, port, log) as (proc, t0):
+        seconds = first_answer(proc, port, t0, log)
+        settle(proc.pid, workers)
+        for _ in range(10): post(port)
+        return dict(seconds=round(seconds, 3), **memory(proc.pid))
+
+def cold_starts(apps:list[App], # the servers, started in this order, again and again
+                n:int, # starts of each
+                workers:int, # their worker count
+                tmp:Path, # for the logs
+               )->dict[str, dict]: # name -> medians and every start
+    "Medians over `n` alternating starts of each app"
+    runs = {a.name: [] for a in apps}
+    for i in range(n):
+        for a in apps:
+            runs[a.name].append(cold_start(a, workers, tmp/f"start-{a.name}.log"))
+            progress(f"start {i + 1}: {a.name}: {runs[a.name][-1]}")
+    return {name: dict(**{k: statistics.median(r[k] for r in rs) for k in ("seconds", "pss_mib", "rss_mib")}, starts=rs) for name, rs in runs.items()}
+
+## Throughput
 
 def lua(method:str, body:dict|None)->str:
     "A wrk script sending `body` as JSON"
@@ -72,95 +270,206 @@ def to_ms(text:str)->float:
     value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
-def server_cpu(master:int)->float|None:
-    "CPU seconds used so far by the gunicorn workers of `master` (Linux), None elsewhere"
-    try:
-        kids = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-        stats = [Path(f"/proc/{k}/stat").read_text().rsplit(")", 1)[1].split() for k in kids]
-    except OSError: return None
-    return sum(int(s[11]) + int(s[12]) for s in stats) / os.sysconf("SC_CLK_TCK")
-
 def run_wrk(url:str, script:Path, duration:int, connections:int, threads:int, master:int)->dict:
     "Requests/s, p50/p99 latency (ms) and server CPU time per request (us) of one wrk run; fails on any non-2xx answer"
     cpu = server_cpu(master)
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True, timeout=duration + 60).stdout
     if "Non-2xx" in out or "Socket errors" in out: sys.exit(f"wrk saw errors for {url}:\n{out}")
     pct = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)$", out, re.M))
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     cpu_us = (server_cpu(master) - cpu) / requests * 1e6 if cpu is not None else float("nan")
     return dict(rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), p50_ms=to_ms(pct["50"]), p99_ms=to_ms(pct["99"]), cpu_us=round(cpu_us))
 
-def in_process(models:Path, number:int=2000)->dict:
-    "Microseconds per one-row prediction: the serving path (checks included) and plain `pipeline.predict`"
-    import pandas as pd
-    from iris_classifier.serving import load_predictor, predict_rows, read_rows
-    p = load_predictor(models)
-    record, frame = dict(zip(FEATURES, ROW)), pd.DataFrame([ROW], columns=FEATURES)
-    def usec(f): return min(timeit.repeat(f, number=number, repeat=7)) / number * 1e6
-    return dict(prediction_path=p.path, serving_us=usec(lambda: predict_rows(p, read_rows([record]))),
-                pipeline_predict_us=usec(lambda: p.pipeline.predict(frame)),
-                pipeline_predict_with_frame_us=usec(lambda: p.pipeline.predict(pd.DataFrame([ROW], columns=FEATURES))))
+def rotated(items:list, k:int)->list:
+    "`items` starting at position `k` (modulo their number)"
+    return items[k % len(items):] + items[:k % len(items)]
 
-def main()->int:
+def load_rounds(servers:dict[str, tuple[int, int]], # name -> (port, master pid)
+                scripts:dict[str, Path], # endpoint -> wrk script
+                args:argparse.Namespace, # --rounds, --duration, --connections, --threads
+               )->dict[str, dict[str, list]]: # name -> endpoint -> one result per round
+    "wrk rounds: each starts one endpoint later, and the servers take turns on each endpoint (A B, then B A)"
+    runs, turns = {s: {e: [] for e in ENDPOINTS} for s in servers}, 0
+    for r in range(args.rounds):
+        for e in rotated(list(ENDPOINTS), r):
+            for s in list(servers)[::-1 if turns % 2 else 1]:
+                port, pid = servers[s]
+                runs[s][e].append(run_wrk(f"http://127.0.0.1:{port}{ENDPOINTS[e][0]}", scripts[e], args.duration, args.connections, args.threads, pid))
+                progress(f"round {r + 1}: {s}: {e}: {runs[s][e][-1]}")
+            turns += 1
+    return runs
+
+def throughput(apps:list[App], # the servers to load, all running at once (only one is loaded at a time)
+               args:argparse.Namespace, # wrk settings and --workers
+               tmp:Path, # for scripts and logs
+              )->dict[str, dict[str, dict]]: # name -> endpoint -> medians over rounds
+    "Each server's requests/s, latency and CPU per request on each endpoint"
+    scripts = {e: tmp/f"{i}.lua" for i, e in enumerate(ENDPOINTS)}
+    for e, (_, method, body) in ENDPOINTS.items(): scripts[e].write_text(lua(method, body))
+    with ExitStack() as stack:
+        servers = {}
+        for a in apps:
+            port, log = free_port(), tmp/f"wrk-{a.name}.log"
+            proc, t0 = stack.enter_context(running(a, port, log))
+            progress(f"{a.name}: serving on port {port} after {first_answer(proc, port, t0, log):.1f} s")
+            servers[a.name] = (port, proc.pid)
+            for e, (path, _, _) in ENDPOINTS.items():  # warm-up
+                run_wrk(f"http://127.0.0.1:{port}{path}", scripts[e], 2, args.connections, args.threads, proc.pid)
+        runs = load_rounds(servers, scripts, args)
+    return {s: {e: {k: round(statistics.median(r[k] for r in rs), 3) for k in rs[0]} for e, rs in es.items()} for s, es in runs.items()}
+
+## In process
+
+def module(new:str, # its name in the new layout
+           old:str, # its name in the old layout
+          ):
+    "The checkout's module `iris_classifier.new` if it has one (the new layout), else `iris_classifier.old`"
+    return importlib.import_module(f"iris_classifier.{new if (ROOT/'iris_classifier'/f'{new}.py').exists() else old}")
+
+def in_process(models:Path)->dict:
+    "Microseconds per one-row prediction: the package's prediction path (checks included) and plain `pipeline.predict`"
+    import pandas as pd
+    sys.path.insert(0, str(ROOT))  # the checkout under test, whichever checkout this interpreter has installed
+    m = module("prediction", "serving")
+    p, pipe = m.load_predictor(models), module("persistence", "model_training").load_published_model(models)[0]
+    frame = pd.DataFrame([ROW], columns=FEATURES)
+    def usec(f):
+        number = timeit.Timer(f).autorange()[0]  # calls that take at least 0.2 s
+        return min(timeit.repeat(f, number=number, repeat=5)) / number * 1e6
+    return dict(module=m.__name__, prediction_path=p.path, serving_us=usec(lambda: m.predict_rows(p, m.read_rows([BODY]))),
+                pipeline_predict_us=usec(lambda: pipe.predict(frame)),
+                pipeline_predict_with_frame_us=usec(lambda: pipe.predict(pd.DataFrame([ROW], columns=FEATURES))))
+
+## Figures and targets
+
+def ratio(a:float, b:float)->float:
+    "`a / b` to three places"
+    return round(a / b, 3)
+
+def ratios(figures:dict)->dict:
+    "The ratios the report rests on: to the minimal app, to the trivial endpoint, and current over against"
+    cold, http = figures["cold_start"], figures["http"]
+    r = dict(vs_minimal={s: {k: ratio(c[k], cold["minimal"][k]) for k in ("seconds", "pss_mib", "rss_mib")} for s, c in cold.items()},
+             throughput_vs_trivial={s: {e: ratio(v["rps"], es[TRIVIAL]["rps"]) for e, v in es.items()} for s, es in http.items()},
+             cpu_vs_trivial={s: {e: ratio(es[TRIVIAL]["cpu_us"], v["cpu_us"]) for e, v in es.items()} for s, es in http.items()})
+    if "against" in http:
+        r["current_vs_against"] = dict(cold_start={k: ratio(cold["current"][k], cold["against"][k]) for k in ("seconds", "pss_mib", "rss_mib")},
+                                       rps={e: ratio(v["rps"], http["against"][e]["rps"]) for e, v in http["current"].items()})
+    return r
+
+def target(value:float, limit:float, at_least:bool)->dict:
+    "A figure against its limit"
+    return dict(value=value, limit=limit, at_least=at_least, met=value >= limit if at_least else value <= limit)
+
+def targets(figures:dict, r:dict)->dict[str, dict]:
+    "Every target of the run: its figure, its limit and whether it is met"
+    local, one_row = figures["in_process_us"], [e for e in ENDPOINTS if e != TRIVIAL]
+    t = {f"throughput vs trivial: {e}": target(r["throughput_vs_trivial"]["current"][e], MIN_THROUGHPUT_RATIO, True) for e in one_row}
+    t["in process: prediction path / pipeline.predict"] = target(ratio(local["serving_us"], local["pipeline_predict_us"]), 1.0, False)
+    t["cold start: current / minimal"] = target(r["vs_minimal"]["current"]["seconds"], MAX_COLD_START_RATIO, False)
+    t["memory (PSS): current / minimal"] = target(r["vs_minimal"]["current"]["pss_mib"], MAX_MEMORY_RATIO, False)
+    if "current_vs_against" in r:
+        t |= {f"requests/s current / against: {e}": target(r["current_vs_against"]["rps"][e], MIN_AGAINST_RATIO, True) for e in one_row}
+    return t
+
+def print_cold(cold:dict, r:dict, labels:dict):
+    "The cold-start and memory table"
+    print(f"\nCold start (process start to first 200 on POST /api/predict) and memory (master + workers), medians over {len(cold['current']['starts'])} starts\n")
+    print(f"{'server':40s} {'start s':>8s} {'(min-max)':>13s} {'vs minimal':>11s} {'PSS MiB':>8s} {'vs minimal':>11s} {'RSS MiB':>8s} {'vs minimal':>11s}")
+    for name, c in cold.items():
+        low, high, m = min(x["seconds"] for x in c["starts"]), max(x["seconds"] for x in c["starts"]), r["vs_minimal"][name]
+        print(f"{labels[name]:40s} {c['seconds']:8.2f} {f'({low:.1f}-{high:.1f})':>13s} {m['seconds']:11.3f} {c['pss_mib']:8.1f} {m['pss_mib']:11.3f} {c['rss_mib']:8.1f} {m['rss_mib']:11.3f}")
+    if "current_vs_against" in r:
+        c = r["current_vs_against"]["cold_start"]
+        print(f"current / against: start {c['seconds']:.3f}, PSS {c['pss_mib']:.3f}, RSS {c['rss_mib']:.3f}")
+    print("(PSS shares each shared page out among the processes that map it; RSS counts it in every process, so the sum overstates)")
+
+def print_http(http:dict, r:dict, labels:dict, args:argparse.Namespace):
+    "The throughput table, and with `--against` each endpoint's ratio between the two servers"
+    print(f"\nThroughput: wrk -t{args.threads} -c{args.connections}, {args.rounds} x {args.duration} s per endpoint and server, medians over rounds\n")
+    print(f"{'server':24s} {'endpoint':46s} {'requests/s':>11s} {'p50 ms':>8s} {'p99 ms':>8s} {'vs trivial':>11s} {'CPU us/req':>11s} {'vs trivial':>11s}")
+    for name, es in http.items():
+        for e, v in es.items():
+            print(f"{labels[name][:24]:24s} {e:46s} {v['rps']:11.0f} {v['p50_ms']:8.2f} {v['p99_ms']:8.2f} "
+                  f"{r['throughput_vs_trivial'][name][e]:11.3f} {v['cpu_us']:11.0f} {r['cpu_vs_trivial'][name][e]:11.3f}")
+    print("(throughput ratio: requests/s over the trivial endpoint's; CPU ratio: the trivial endpoint's server CPU per request over this one's."
+          " The CPU figure is less disturbed by other load on the machine.)")
+    if "current_vs_against" in r:
+        print(f"\n{'endpoint':46s} {'requests/s current / against':>29s}")
+        for e, v in r["current_vs_against"]["rps"].items(): print(f"{e:46s} {v:29.3f}")
+
+def print_local(local:dict):
+    "The in-process line"
+    print(f"\nIn process, one row ({local['module']}, {local['prediction_path']} path): {local['serving_us']:.1f} us (checks included), "
+          f"pipeline.predict(one-row DataFrame) {local['pipeline_predict_us']:.1f} us ({local['pipeline_predict_with_frame_us']:.1f} us "
+          f"building the DataFrame too): {local['pipeline_predict_us'] / local['serving_us']:.1f}x faster")
+
+def print_targets(t:dict):
+    "Each target, met or missed"
+    print("\nTargets:")
+    for name, v in t.items(): print(f"  {name:76s} {v['value']:7.3f} {'>=' if v['at_least'] else '<='} {v['limit']:<5} {'met' if v['met'] else 'MISSED'}")
+
+## The run
+
+def parse_args()->argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    ap.add_argument("--against", metavar="REV", help="also measure this commit (e.g. main), side by side, in a temporary git worktree")
+    ap.add_argument("--starts", type=int, default=5, help="cold starts of each server; medians are reported (default 5)")
+    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the endpoints; medians are reported (default 3)")
     ap.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1, to leave the CPUs to the server)")
-    ap.add_argument("--workers", type=int, help="gunicorn workers (default: as in production, WEB_CONCURRENCY or one per CPU)")
+    ap.add_argument("--workers", type=int, default=2, help="gunicorn workers of every server (default 2)")
     ap.add_argument("--output", type=Path, default=ROOT/"artifacts"/"bench"/"serving.json", help="where to write the figures as JSON")
     ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = ap.parse_args()
-    if not shutil.which("wrk"): sys.exit("wrk is not installed: apt-get install wrk (Debian/Ubuntu)")
-    body = dict(zip(FEATURES, ROW))
-    endpoints = {"trivial GET /healthz": ("/healthz", "GET", None),
-                 "POST /api/predict (1 row)": ("/api/predict", "POST", body),
-                 "POST /v2/models/iris-classifier/infer (1 row)": ("/v2/models/iris-classifier/infer", "POST",
-                     {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}]})}
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        models, port = model_dir(tmp), free_port()
-        server = start_server(port, models, args.workers, tmp/"gunicorn.log")
-        try:
-            scripts = {}
-            for name, (path, method, payload) in endpoints.items():
-                scripts[name] = tmp/f"{len(scripts)}.lua"
-                scripts[name].write_text(lua(method, payload))
-                run_wrk(f"http://127.0.0.1:{port}{path}", scripts[name], 2, args.connections, args.threads, server.pid)  # warm-up
-            runs = {name: [] for name in endpoints}
-            names = list(endpoints)
-            for r in range(args.rounds):
-                for name in names[r % len(names):] + names[:r % len(names)]:  # each round starts one endpoint later: no endpoint always runs first
-                    path = endpoints[name][0]
-                    runs[name].append(run_wrk(f"http://127.0.0.1:{port}{path}", scripts[name], args.duration, args.connections, args.threads, server.pid))
-                    print(f"round {r + 1}: {name}: {runs[name][-1]}", file=sys.stderr)
-            workers = len(re.findall(r"Booting worker", (tmp/"gunicorn.log").read_text()))
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=60)
-        http = {name: {k: round(statistics.median(r[k] for r in rs), 3) for k in rs[0]} for name, rs in runs.items()}
-        local = in_process(models)
-    trivial = http["trivial GET /healthz"]
-    ratios = {name: round(v["rps"] / trivial["rps"], 3) for name, v in http.items() if not name.startswith("trivial")}
-    cpu_ratios = {name: round(trivial["cpu_us"] / v["cpu_us"], 3) for name, v in http.items() if not name.startswith("trivial")}
-    speedup = round(local["pipeline_predict_us"] / local["serving_us"], 1)
-    ok = all(r >= MIN_THROUGHPUT_RATIO for r in ratios.values()) and local["serving_us"] <= local["pipeline_predict_us"]
-    print(f"\nServer: gunicorn, {workers} workers, on {os.cpu_count()} CPUs; wrk -t{args.threads} -c{args.connections}, "
-          f"{args.rounds} x {args.duration} s per endpoint, medians over rounds\n")
-    print(f"{'endpoint':48s} {'requests/s':>11s} {'p50 ms':>8s} {'p99 ms':>8s} {'vs trivial':>11s} {'server CPU us/req':>18s} {'vs trivial':>11s}")
-    for name, v in http.items():
-        print(f"{name:48s} {v['rps']:11.0f} {v['p50_ms']:8.2f} {v['p99_ms']:8.2f} {ratios.get(name, 1.0):11.3f} {v['cpu_us']:18.0f} {cpu_ratios.get(name, 1.0):11.3f}")
-    print("(throughput ratio: requests/s over the trivial endpoint's; CPU ratio: the trivial endpoint's server CPU per request over this one's."
-          " The CPU figure is less disturbed by other load on the machine.)")
-    print(f"\nIn process, one row ({local['prediction_path']} path): serving module {local['serving_us']:.1f} us "
-          f"(checks included), pipeline.predict(one-row DataFrame) {local['pipeline_predict_us']:.1f} us "
-          f"({local['pipeline_predict_with_frame_us']:.1f} us building the DataFrame too): {speedup}x faster")
-    print(f"Targets: throughput ratio >= {MIN_THROUGHPUT_RATIO} and serving path no slower than pipeline.predict: {'met' if ok else 'MISSED'}")
+    if min(args.starts, args.duration, args.rounds, args.workers) < 1: ap.error("--starts, --duration, --rounds and --workers must be at least 1")
+    return args
+
+def measure(args:argparse.Namespace, tmp:Path, checkouts:dict[str, Path])->dict:
+    "Train, then cold starts and memory, throughput and in-process timing; every figure of the run"
+    cache = tmp/"pycache"
+    models = train(checkouts, tmp, cache)
+    progress("trained")
+    sys.pycache_prefix, sys.dont_write_bytecode = str(cache), False  # this process's own imports, all after training, use the cache too
+    apps = {name: served(name, checkout, models[name], cache, args.workers) for name, checkout in checkouts.items()}
+    apps["minimal"] = minimal(fit_minimal(tmp/"tree.joblib"), cache, args.workers)
+    # Throughput first: its servers complete the bytecode cache that training began, before any start is counted.
+    http = throughput([apps[name] for name in checkouts], args, tmp)
+    cold = cold_starts(list(apps.values()), args.starts, args.workers, tmp)
+    return dict(cold_start=cold, http=http, in_process_us=in_process(models["current"]))
+
+def report(args:argparse.Namespace, figures:dict, labels:dict)->bool:
+    "Print the tables, write the JSON; whether every target is met"
+    r, load = ratios(figures), figures["machine_load"]
+    t = targets(figures, r)
+    print(f"\nServers: gunicorn, {args.workers} workers each, on {os.cpu_count()} CPUs. Machine load at the start: {load['start']}; at the end: {load['end']}")
+    print_cold(figures["cold_start"], r, labels)
+    print_http(figures["http"], r, labels, args)
+    print_local(figures["in_process_us"])
+    print_targets(t)
+    ok = all(v["met"] for v in t.values())
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(dict(workers=workers, cpus=os.cpu_count(), wrk=dict(threads=args.threads, connections=args.connections, duration_s=args.duration, rounds=args.rounds),
-                                           http=http, throughput_ratio_vs_trivial=ratios, cpu_ratio_vs_trivial=cpu_ratios, in_process_us=local, targets_met=ok), indent=2))
+    args.output.write_text(json.dumps(dict(servers=labels, workers=args.workers, cpus=os.cpu_count(), starts=args.starts,
+                                           wrk=dict(threads=args.threads, connections=args.connections, duration_s=args.duration, rounds=args.rounds),
+                                           **figures, ratios=r, targets=t, targets_met=ok), indent=2))
     print(f"Figures written to {args.output}")
+    return ok
+
+def main()->int:
+    args = parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # unwinds: servers stopped, worktree removed
+    if not shutil.which("wrk"): sys.exit("wrk is not installed: apt-get install wrk (Debian/Ubuntu)")
+    labels = dict(current=f"current ({git('describe', '--always', '--dirty')})", minimal="minimal Flask + scikit-learn")
+    load = machine_load()
+    if load["load_1min"] > os.cpu_count() / 2: print(f"warning: the machine is busy ({load}): the figures will be noisy", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="iris-bench-") as tmp, ExitStack() as stack:
+        tmp, checkouts = Path(tmp), dict(current=ROOT)
+        if args.against:
+            checkouts["against"] = stack.enter_context(worktree(args.against, tmp/"against"))
+            labels["against"] = f"against {args.against} ({git('rev-parse', '--short', args.against)})"
+        ok = report(args, dict(measure(args, tmp, checkouts), machine_load=dict(start=load, end=machine_load())), labels)
     return 1 if args.check and not ok else 0
 
 if __name__ == "__main__": sys.exit(main())
