@@ -8,6 +8,9 @@ TRAIN_ARGS ?=
 BENCH_ARGS ?=
 # Use the machine's Python; never download one.
 export UV_PYTHON_DOWNLOADS := never
+# Compile the environment's bytecode once at install: every process of the test suite, the notebooks and the
+# servers then imports from .pyc, even where PYTHONDONTWRITEBYTECODE keeps Python from caching it.
+export UV_COMPILE_BYTECODE := 1
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run train serve test check check-notebooks check-lock nbdev-test pytest export clean-nbs docs bench image lock system-deps
