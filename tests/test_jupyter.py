@@ -118,8 +118,10 @@ def run_and_save(page, base:str, name:str)->dict:
         page.evaluate("i => window.jupyterapp.shell.currentWidget.content.scrollToItem(i, 'start')", state["first_image"])
         page.locator(".jp-RenderedImage img").first.wait_for(state="visible", timeout=30_000)
     page.screenshot(path=str(OUT/f"{Path(name).stem}.png"))
+    written = (ROOT/"nbs"/name).stat().st_mtime_ns
     page.keyboard.press("Control+s")
     wait_for(page, lambda s: not s["dirty"], 60, f"{name} saving")
+    assert (ROOT/"nbs"/name).stat().st_mtime_ns != written, f"{name}: saving wrote nothing"  # so "unchanged" below means "cleaned"
     for session in api(base, "sessions"): api(base, f"sessions/{session['id']}", "DELETE")  # stop its kernel
     return dict(state, usable_at=usable, open_s=round(usable - t, 1), total_s=round(time.monotonic() - t, 1))
 
