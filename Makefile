@@ -6,6 +6,8 @@ UV := $(TOOLS)/bin/uv
 BIN := .venv/bin
 TRAIN_ARGS ?=
 BENCH_ARGS ?=
+LAB_PORT ?= 8888
+LAB_ARGS ?=
 # Use the machine's Python; never download one.
 export UV_PYTHON_DOWNLOADS := never
 # Compile the environment's bytecode once at install: every process of the test suite, the notebooks and the
@@ -13,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run train serve test check check-notebooks check-lock nbdev-test pytest export clean-nbs docs bench image lock system-deps
+.PHONY: help setup hooks lab run train serve test check check-notebooks check-lock nbdev-test pytest export clean-nbs docs bench image lock system-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -24,6 +26,20 @@ $(UV):
 
 setup: $(UV) ## create .venv with every dependency (uv, from pyproject.toml)
 	$(UV) sync --all-extras --python $(PYTHON) --quiet
+
+# Per clone, not part of setup: git hooks and drivers are a person's choice for their clone (CI needs none), and
+# a git worktree shares them with every other worktree of the repository.
+hooks: setup ## once per clone: pre-commit cleans and exports on commit; notebooks merge and diff cell by cell
+	$(BIN)/pre-commit install
+	git config merge.jupyternotebook.name "nbdev's notebook merge"
+	git config merge.jupyternotebook.driver "$(BIN)/nbdev-merge %O %A %B %P"
+	git config diff.jupyternotebook.command "$(BIN)/nbdev-diff-driver"
+
+# JUPYTER_PATH puts this environment's kernel first: a `python3` kernel installed elsewhere would import another
+# copy of the package, or none, instead of the one `make export` just wrote.
+lab: setup ## JupyterLab on http://localhost:8888 (LAB_PORT), opened on nbs/, saving cleans the notebook
+	JUPYTER_CONFIG_PATH="$(CURDIR)/tools/jupyter" JUPYTER_PATH="$(CURDIR)/.venv/share/jupyter" \
+	  $(BIN)/jupyter lab --ServerApp.port=$(LAB_PORT) $(LAB_ARGS)
 
 run: train serve ## the main job: set up, train via papermill, then serve the page on localhost:5000
 
@@ -54,7 +70,8 @@ export: setup ## regenerate iris_classifier/ from the notebooks, with the traini
 	$(BIN)/nbdev-export
 	cp nbs/05_model_training.ipynb iris_classifier/notebooks/
 
-clean-nbs: setup ## strip notebook metadata the way the check expects
+clean-nbs: setup ## clean notebooks the way the check expects: no outputs, no execution counts, no editor metadata
+	$(BIN)/jupyter nbconvert --clear-output --inplace --log-level=WARN nbs/*.ipynb
 	$(BIN)/nbdev-clean
 
 docs: setup ## build the docs site (docs/_site) and README.md from the notebooks; no Quarto needed

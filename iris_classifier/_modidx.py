@@ -57,6 +57,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'iris_classifier.core.artifacts_dir': ('core.html#artifacts_dir', 'iris_classifier/core.py'),
                                       'iris_classifier.core.data_dir': ('core.html#data_dir', 'iris_classifier/core.py'),
                                       'iris_classifier.core.model_dir': ('core.html#model_dir', 'iris_classifier/core.py'),
+                                      'iris_classifier.core.project_root': ('core.html#project_root', 'iris_classifier/core.py'),
                                       'iris_classifier.core.read_metadata': ('core.html#read_metadata', 'iris_classifier/core.py'),
                                       'iris_classifier.core.reports_dir': ('core.html#reports_dir', 'iris_classifier/core.py'),
                                       'iris_classifier.core.setup_logging': ('core.html#setup_logging', 'iris_classifier/core.py'),

@@ -42,7 +42,8 @@ def run_training_notebook(params:TrainParams, # run parameters
     notebook = notebook or TRAINING_NOTEBOOK
     report = reports_dir(output_dir)/notebook.name
     report.parent.mkdir(parents=True, exist_ok=True)
-    parameters = dict(asdict(params), data_path=str(data.resolve()) if data else "", output_dir=str(output_dir.resolve()) if output_dir else "")
+    parameters = dict(asdict(params), data_path=str(data.resolve()) if data else "", output_dir=str(output_dir.resolve()) if output_dir else "",
+                      publish_run=True)
     pm.execute_notebook(notebook, report, parameters=parameters, kernel_name="python3", progress_bar=True)
     return report
 
@@ -105,7 +106,7 @@ def serve_command(args:argparse.Namespace, # parsed `serve` arguments
 def build_parser()->argparse.ArgumentParser:
     "The `iris-classifier` argument parser with its sub-commands"
     parser = argparse.ArgumentParser(prog="iris-classifier", description="Train, verify and use the Iris classifier.",
-                                     epilog="Environment: IRIS_ARTIFACTS_DIR (run output, default ./artifacts), IRIS_MODEL_DIR (published model), IRIS_LOG_LEVEL.")
+                                     epilog="Environment: IRIS_ARTIFACTS_DIR (run output, default the checkout's artifacts/, else ./artifacts), IRIS_MODEL_DIR (published model), IRIS_LOG_LEVEL.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _train_parser(sub)
     _predict_parser(sub)
@@ -116,7 +117,7 @@ def _train_parser(sub):
     train = sub.add_parser("train", help="train and publish a model by running the training notebook with papermill",
                            description="Run the training notebook headlessly; publish the model only if it passes the quality gate.")
     train.add_argument("--data", type=Path, metavar="CSV", help="CSV with sepal_length, sepal_width, petal_length, petal_width, species (default: the Iris data shipped with scikit-learn)")
-    train.add_argument("--output-dir", type=Path, metavar="DIR", help="artifacts directory (default: $IRIS_ARTIFACTS_DIR or ./artifacts)")
+    train.add_argument("--output-dir", type=Path, metavar="DIR", help="artifacts directory (default: $IRIS_ARTIFACTS_DIR, else the checkout's artifacts/, else ./artifacts)")
     add_train_params(train)
     train.set_defaults(func=train_command)
 
@@ -125,7 +126,7 @@ def _predict_parser(sub):
                              description="Write the input rows with the predicted species and class probabilities.")
     predict.add_argument("input", type=Path, metavar="CSV", help="CSV with sepal_length, sepal_width, petal_length, petal_width (cm)")
     predict.add_argument("-o", "--output", default="-", metavar="CSV", help="where to write the predictions (default: standard output)")
-    predict.add_argument("--model-dir", type=Path, metavar="DIR", help="published model directory (default: $IRIS_MODEL_DIR or ./artifacts/model)")
+    predict.add_argument("--model-dir", type=Path, metavar="DIR", help="published model directory (default: $IRIS_MODEL_DIR, else model/ in the artifacts directory)")
     predict.set_defaults(func=predict_command)
 
 def _serve_parser(sub):
@@ -134,7 +135,7 @@ def _serve_parser(sub):
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for every interface (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=5000, help="port to listen on (default: 5000)")
     serve.add_argument("--workers", type=int, metavar="N", help="worker processes (default: $WEB_CONCURRENCY, else one per CPU, at least 2)")
-    serve.add_argument("--model-dir", type=Path, metavar="DIR", help="published model directory (default: $IRIS_MODEL_DIR or ./artifacts/model)")
+    serve.add_argument("--model-dir", type=Path, metavar="DIR", help="published model directory (default: $IRIS_MODEL_DIR, else model/ in the artifacts directory)")
     serve.set_defaults(func=serve_command)
 
 # %% ../nbs/11_cli.ipynb #2d393bc1

@@ -98,4 +98,5 @@ def test_parameters_cell_matches_train_params():
     defaults = {k: ast.literal_eval(v["default"]) for k, v in declared.items()}
     for name, value in vars(TrainParams()).items():
         assert defaults.pop(name) == value, name
+    assert defaults.pop("publish_run") is False  # Run All in Jupyter must not publish; the CLI turns it on
     assert set(defaults) == {"data_path", "output_dir"}

@@ -1,5 +1,6 @@
-"""Check that the notebooks are clean, that `iris_classifier/` is exactly their `nbdev-export`, and that the
-training notebook the package ships is the one in `nbs/`.
+"""Check that the notebooks are clean (no outputs, execution counts or editor metadata: they are committed
+without), that `iris_classifier/` is exactly their `nbdev-export`, and that the training notebook the package
+ships is the one in `nbs/`.
 
 Both run in a scratch copy of the project, so the check never changes your files and also catches modules
 the export would create that are missing here, and stale modules it would no longer create. The package's
@@ -30,7 +31,10 @@ def main()->int:
         shutil.copy(ROOT/"pyproject.toml", tmp)
         shutil.copytree(ROOT/"nbs", tmp/"nbs", ignore=shutil.ignore_patterns(*IGNORE))
         shutil.copytree(ROOT/"iris_classifier", tmp/"iris_classifier", ignore=lambda d, names: [n for n in names if n.endswith(".py") and n != "__init__.py"] + IGNORE)
-        for cmd in ["nbdev-clean", "nbdev-export"]: subprocess.run([BIN/cmd], cwd=tmp, check=True)
+        notebooks = sorted(str(p.relative_to(tmp)) for p in (tmp/"nbs").glob("*.ipynb"))
+        # what `make clean-nbs` and `make export` run
+        for cmd in [["jupyter", "nbconvert", "--clear-output", "--inplace", "--log-level=WARN", *notebooks], ["nbdev-clean"], ["nbdev-export"]]:
+            subprocess.run([BIN/cmd[0], *cmd[1:]], cwd=tmp, check=True)
         problems = [f"notebook not clean: nbs/{p} (run `make clean-nbs`)" for p in differences(ROOT/"nbs", tmp/"nbs")]
         problems += [f"library differs from the notebooks' export: iris_classifier/{p} (run `make export`)"
                      for p in differences(ROOT/"iris_classifier", tmp/"iris_classifier")]
