@@ -46,9 +46,9 @@ nbdev-test: setup
 pytest: setup
 	$(BIN)/pytest
 
-export: setup ## regenerate iris_classifier/ from the notebooks, with the training notebook the package ships
+export: setup ## regenerate iris_classifier/ from the notebooks, with the training and monitoring notebooks the package ships
 	$(BIN)/nbdev-export
-	cp nbs/05_model_training.ipynb iris_classifier/notebooks/
+	cp nbs/05_model_training.ipynb nbs/12_monitoring.ipynb iris_classifier/notebooks/
 
 clean-nbs: setup ## strip notebook metadata the way the check expects
 	$(BIN)/nbdev-clean
