@@ -66,9 +66,9 @@ nbdev-test: setup
 pytest: setup
 	$(BIN)/pytest
 
-export: setup ## regenerate iris_classifier/ from the notebooks, with the training notebook the package ships
+export: setup ## regenerate iris_classifier/ from the notebooks, with the training and monitoring notebooks the package ships
 	$(BIN)/nbdev-export
-	cp nbs/05_model_training.ipynb iris_classifier/notebooks/
+	cp nbs/05_model_training.ipynb nbs/12_monitoring.ipynb iris_classifier/notebooks/
 
 clean-nbs: setup ## clean notebooks the way the check expects: no outputs, no execution counts, no editor metadata
 	$(BIN)/jupyter nbconvert --clear-output --inplace --log-level=WARN nbs/*.ipynb

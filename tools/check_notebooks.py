@@ -1,10 +1,10 @@
 """Check that the notebooks are clean (no outputs, execution counts or editor metadata: they are committed
-without), that `iris_classifier/` is exactly their `nbdev-export`, and that the training notebook the package
-ships is the one in `nbs/`.
+without), that `iris_classifier/` is exactly their `nbdev-export`, and that the notebooks the package ships
+(training and monitoring) are the ones in `nbs/`.
 
 Both run in a scratch copy of the project, so the check never changes your files and also catches modules
 the export would create that are missing here, and stale modules it would no longer create. The package's
-data (templates, static files, the OpenAPI document, the shipped notebook) is not generated: it is copied
+data (templates, static files, the OpenAPI document, the shipped notebooks) is not generated: it is copied
 into the scratch package as it is.
 Usage: .venv/bin/python tools/check_notebooks.py
 """
@@ -12,7 +12,7 @@ import filecmp, shutil, subprocess, sys, tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_NOTEBOOK = "05_model_training.ipynb"  # `iris-classifier train` runs the package's copy
+SHIPPED_NOTEBOOKS = ["05_model_training.ipynb", "12_monitoring.ipynb"]  # `iris-classifier train` and `monitor` run the package's copies
 BIN = Path(sys.executable).parent
 IGNORE = ["__pycache__", ".ipynb_checkpoints", "_proc"]
 
@@ -38,8 +38,8 @@ def main()->int:
         problems = [f"notebook not clean: nbs/{p} (run `make clean-nbs`)" for p in differences(ROOT/"nbs", tmp/"nbs")]
         problems += [f"library differs from the notebooks' export: iris_classifier/{p} (run `make export`)"
                      for p in differences(ROOT/"iris_classifier", tmp/"iris_classifier")]
-        if not filecmp.cmp(tmp/"nbs"/SHIPPED_NOTEBOOK, ROOT/"iris_classifier"/"notebooks"/SHIPPED_NOTEBOOK, shallow=False):
-            problems.append(f"iris_classifier/notebooks/{SHIPPED_NOTEBOOK} differs from nbs/{SHIPPED_NOTEBOOK} (run `make export`)")
+        problems += [f"iris_classifier/notebooks/{nb} differs from nbs/{nb} (run `make export`)" for nb in SHIPPED_NOTEBOOKS
+                     if not (ROOT/"iris_classifier"/"notebooks"/nb).is_file() or not filecmp.cmp(tmp/"nbs"/nb, ROOT/"iris_classifier"/"notebooks"/nb, shallow=False)]
     print("\n".join(problems) or "notebooks clean; iris_classifier/ equals their export", file=sys.stderr if problems else sys.stdout)
     return 1 if problems else 0
 
