@@ -44,7 +44,8 @@ logconfig_dict = {
 }
 
 # %% ../nbs/10_server.ipynb #22da4674
-def on_starting(server):
+def on_starting(server, # the gunicorn arbiter (master process)
+               ):
     "Give the workers an empty directory for their Prometheus metrics, so /metrics adds up all of them"
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if path:  # given from outside: start from zero, as the client library requires
@@ -53,10 +54,12 @@ def on_starting(server):
     else:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = server.iris_metrics_dir = tempfile.mkdtemp(prefix="iris-metrics-", dir=worker_tmp_dir)
 
-def post_worker_init(worker):
+def post_worker_init(worker, # the gunicorn worker, its application loaded
+                    ):
     "Once the worker has loaded the application: exempt what is loaded (libraries, the model) from garbage collection"
     gc.freeze()  # collections then scan only what requests allocate
 
-def on_exit(server):
+def on_exit(server, # the gunicorn arbiter (master process)
+           ):
     "Remove the metrics directory this server created"
     if getattr(server, "iris_metrics_dir", None): shutil.rmtree(server.iris_metrics_dir, ignore_errors=True)
