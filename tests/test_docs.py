@@ -106,16 +106,16 @@ def test_page_names_follow_nbdev():
     assert names[0] == "index.ipynb" and names[1:] == sorted(names[1:])
 
 def test_cell_options():
-    assert nbdocs.split_options("#| echo: false\n#| output: asis\nshow_doc(f)") == ({"echo": "false", "output": "asis"}, "show_doc(f)")
-    assert nbdocs.split_options("x = 1  #| not an option") == ({}, "x = 1  #| not an option")
+    from fastcore.nbio import mk_cell
+    assert nbdocs.split_options(mk_cell("#| echo: false\n#| output: asis\nshow_doc(f)")) == (True, "show_doc(f)")
+    assert nbdocs.split_options(mk_cell("#| eval: false\nx = 1  #| not an option")) == (False, "x = 1  #| not an option")
+    with pytest.raises(ValueError, match="code-fold"): nbdocs.split_options(mk_cell("#| code-fold: true\nx = 1"))
 
-def test_links_and_callouts():
+def test_links():
     md = "Raise [`DataValidationError`](/core.html#datavalidationerror) early"
     assert nbdocs.links_to_myst(md) == "Raise [`DataValidationError`](#core-datavalidationerror) early"
     src = '[source](/blob/main/iris_classifier/core.py#L42){target="_blank" style="float:right"}'
     assert nbdocs.links_to_myst(src) == '<a class="nbdocs-srclink" href="src/core.html#L-42">source</a>'
-    assert nbdocs.callouts_to_myst("::: {.callout-warning}\nCareful\n:::") == ":::{warning}\nCareful\n:::"
-    assert nbdocs.callouts_to_myst('::: {.callout-tip title="Why"}\nx\n:::') == ":::{admonition} Why\n:class: tip\nx\n:::"
 
 def test_headings_are_not_linked():
     md = "## [`predict`](/serving.html#predict)\n\n[`predict`](/serving.html#predict) scores rows"
