@@ -1,5 +1,5 @@
 "The docs site: the notebooks build into it without warnings, every internal link resolves, README.md is current; and the conversion helpers."
-import json, re, sys
+import re, sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -13,31 +13,17 @@ import build_docs, nbdocs
 # myst-parser uses Sphinx APIs deprecated for Sphinx 11; not this project's concern
 pytestmark = pytest.mark.filterwarnings("ignore:.*Check CHANGES for Sphinx API modifications")
 
-WATCHED = ["artifacts", "nbs", "docs", "_proc"]  # where a docs build must not write (besides docs/_site, untouched here)
-
-def snapshot()->dict[str, float]:
-    "Modification times of the files under `WATCHED`, except the browser tests' screenshots"
-    return {str(f.relative_to(ROOT)): f.stat().st_mtime for d in WATCHED for f in (ROOT/d).rglob("*")
-            if f.is_file() and "docs-screenshots" not in f.parts and "_site" not in f.parts}
-
-def build_site(base:Path)->tuple[Path, list[str]]: # the site, and the build's problems
-    "Build the site once per test session under `base` (shared with the browser tests), checking README.md"
-    out, record = base/"docs-site", base/"docs-problems.json"
-    if not record.exists():
-        before = snapshot()
-        try: problems = build_docs.build(out, check_readme=ROOT/"README.md")
-        except Exception as e: problems = [f"the build failed: {e!r}"]
-        after = snapshot()
-        problems += [f"the build wrote {f} into the project" for f in sorted(after) if before.get(f) != after[f]]
-        record.write_text(json.dumps(problems))
-    return out, json.loads(record.read_text())
+def built_site()->tuple[Path, list[str]]: # the site, and the build's problems
+    "The site `make test` built before running pytest (shared with the browser tests); built here if missing or out of date"
+    try: return build_docs.SITE, build_docs.site_for_tests()
+    except Exception as e: return build_docs.SITE, [f"the build failed: {e!r}"]
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory):
-    return build_site(tmp_path_factory.getbasetemp())
+def site():
+    return built_site()
 
 def test_build_has_no_problems(site):
-    "Every notebook ran, Sphinx ran with -W, no output shows stderr, a local path or an nbdev warning, nothing written into the project"
+    "Every notebook ran as nbdev-test runs it, Sphinx ran with -W, no output shows stderr, a local path or an nbdev warning, nothing written into the project"
     problems = [p for p in site[1] if "README" not in p]
     assert not problems, "\n".join(problems)
 
