@@ -1,5 +1,5 @@
 "The docs site: the notebooks build into it without warnings, every internal link resolves, README.md is current; and the conversion helpers."
-import re, sys
+import functools, re, sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -57,15 +57,16 @@ class _Refs(HTMLParser):
         if tag == "link" and a.get("href"): self.resources.append(a["href"])
         elif a.get("href"): self.links.append(a["href"])
 
+@functools.cache  # pages are parsed once, however many links point into them
 def _parse(page:Path)->_Refs:
     r = _Refs()
     r.feed(page.read_text())
     return r
 
 def test_internal_links_and_images_resolve(site):
-    out, broken, outside, parsed = site[0], [], [], {}
+    out, broken, outside = site[0], [], []
     for page in (p for p in out.rglob("*.html") if "_static" not in p.parts):  # _static holds theme templates
-        refs = parsed.setdefault(page, _parse(page))
+        refs = _parse(page)
         for url in refs.links + refs.resources:
             u = urlsplit(url)
             if u.scheme in ("mailto",) or (u.scheme in ("http", "https") and url in refs.links): continue
@@ -73,7 +74,7 @@ def test_internal_links_and_images_resolve(site):
             target = (page.parent/unquote(u.path)).resolve() if u.path else page
             if target.is_dir(): target = target/"index.html"
             if not target.exists(): broken.append(f"{page.relative_to(out)}: {url}"); continue
-            if u.fragment and target.suffix == ".html" and u.fragment not in parsed.setdefault(target, _parse(target)).ids:
+            if u.fragment and target.suffix == ".html" and u.fragment not in _parse(target).ids:
                 broken.append(f"{page.relative_to(out)}: {url} (no such anchor)")
     assert broken == []
     assert outside == [], "pages load resources from outside the site"
