@@ -104,6 +104,15 @@ def test_links():
     src = '[source](/blob/main/iris_classifier/core.py#L42){target="_blank" style="float:right"}'
     assert nbdocs.links_to_myst(src) == '<a class="nbdocs-srclink" href="src/core.html#L-42">source</a>'
 
+def test_readme_links_to_notebooks():
+    md = "[Deploying](deploy_gke.ipynb), [a part](deploy_gke.ipynb#rolling-back), [out](https://x.org/a.ipynb), [site](/core.html#x)"
+    assert nbdocs.readme_links(md, "nbs") == md.replace("](deploy_gke", "](nbs/deploy_gke")
+
+def test_readme_links_resolve():
+    "Every relative link in README.md names a file of the project (links to other pages point at their notebooks)"
+    links = re.findall(r"\]\(([^)\s]+)\)", (ROOT/"README.md").read_text())
+    assert [u for u in links if not urlsplit(u).scheme and not (ROOT/unquote(urlsplit(u).path)).exists()] == []
+
 def test_headings_are_not_linked():
     md = "## [`predict`](/serving.html#predict)\n\n[`predict`](/serving.html#predict) scores rows"
     assert nbdocs.unlink_headings(md) == "## `predict`\n\n[`predict`](/serving.html#predict) scores rows"
