@@ -11,7 +11,6 @@ project = html_title = _pyproject["tool"]["nbdev"]["title"]
 author = ", ".join(a["name"] for a in _pyproject["project"]["authors"])
 
 extensions = ["myst_nb"]
-myst_enable_extensions = ["colon_fence"]  # MyST admonitions translated from Quarto callouts use `:::`
 nb_execution_mode = "off"  # tools/build_docs.py has executed the notebooks
 nb_output_stderr = "warn"  # with -W, any text on stderr that slipped through fails the build
 suppress_warnings = ["myst.header"]  # show_doc headings are `###` under any level, as in nbdev sites

@@ -1,5 +1,5 @@
 "The docs site: the notebooks build into it without warnings, every internal link resolves, README.md is current; and the conversion helpers."
-import json, re, sys
+import functools, re, sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -13,31 +13,17 @@ import build_docs, nbdocs
 # myst-parser uses Sphinx APIs deprecated for Sphinx 11; not this project's concern
 pytestmark = pytest.mark.filterwarnings("ignore:.*Check CHANGES for Sphinx API modifications")
 
-WATCHED = ["artifacts", "nbs", "docs", "_proc"]  # where a docs build must not write (besides docs/_site, untouched here)
-
-def snapshot()->dict[str, float]:
-    "Modification times of the files under `WATCHED`, except the browser tests' screenshots"
-    return {str(f.relative_to(ROOT)): f.stat().st_mtime for d in WATCHED for f in (ROOT/d).rglob("*")
-            if f.is_file() and "docs-screenshots" not in f.parts and "_site" not in f.parts}
-
-def build_site(base:Path)->tuple[Path, list[str]]: # the site, and the build's problems
-    "Build the site once per test session under `base` (shared with the browser tests), checking README.md"
-    out, record = base/"docs-site", base/"docs-problems.json"
-    if not record.exists():
-        before = snapshot()
-        try: problems = build_docs.build(out, check_readme=ROOT/"README.md")
-        except Exception as e: problems = [f"the build failed: {e!r}"]
-        after = snapshot()
-        problems += [f"the build wrote {f} into the project" for f in sorted(after) if before.get(f) != after[f]]
-        record.write_text(json.dumps(problems))
-    return out, json.loads(record.read_text())
+def built_site()->tuple[Path, list[str]]: # the site, and the build's problems
+    "The site `make test` built before running pytest (shared with the browser tests); built here if missing or out of date"
+    try: return build_docs.SITE, build_docs.site_for_tests()
+    except Exception as e: return build_docs.SITE, [f"the build failed: {e!r}"]
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory):
-    return build_site(tmp_path_factory.getbasetemp())
+def site():
+    return built_site()
 
 def test_build_has_no_problems(site):
-    "Every notebook ran, Sphinx ran with -W, no output shows stderr, a local path or an nbdev warning, nothing written into the project"
+    "Every notebook ran as nbdev-test runs it, Sphinx ran with -W, no output shows stderr, a local path or an nbdev warning, nothing written into the project"
     problems = [p for p in site[1] if "README" not in p]
     assert not problems, "\n".join(problems)
 
@@ -71,15 +57,16 @@ class _Refs(HTMLParser):
         if tag == "link" and a.get("href"): self.resources.append(a["href"])
         elif a.get("href"): self.links.append(a["href"])
 
+@functools.cache  # pages are parsed once, however many links point into them
 def _parse(page:Path)->_Refs:
     r = _Refs()
     r.feed(page.read_text())
     return r
 
 def test_internal_links_and_images_resolve(site):
-    out, broken, outside, parsed = site[0], [], [], {}
+    out, broken, outside = site[0], [], []
     for page in (p for p in out.rglob("*.html") if "_static" not in p.parts):  # _static holds theme templates
-        refs = parsed.setdefault(page, _parse(page))
+        refs = _parse(page)
         for url in refs.links + refs.resources:
             u = urlsplit(url)
             if u.scheme in ("mailto",) or (u.scheme in ("http", "https") and url in refs.links): continue
@@ -87,7 +74,7 @@ def test_internal_links_and_images_resolve(site):
             target = (page.parent/unquote(u.path)).resolve() if u.path else page
             if target.is_dir(): target = target/"index.html"
             if not target.exists(): broken.append(f"{page.relative_to(out)}: {url}"); continue
-            if u.fragment and target.suffix == ".html" and u.fragment not in parsed.setdefault(target, _parse(target)).ids:
+            if u.fragment and target.suffix == ".html" and u.fragment not in _parse(target).ids:
                 broken.append(f"{page.relative_to(out)}: {url} (no such anchor)")
     assert broken == []
     assert outside == [], "pages load resources from outside the site"
@@ -106,16 +93,25 @@ def test_page_names_follow_nbdev():
     assert names[0] == "index.ipynb" and names[1:] == sorted(names[1:])
 
 def test_cell_options():
-    assert nbdocs.split_options("#| echo: false\n#| output: asis\nshow_doc(f)") == ({"echo": "false", "output": "asis"}, "show_doc(f)")
-    assert nbdocs.split_options("x = 1  #| not an option") == ({}, "x = 1  #| not an option")
+    from fastcore.nbio import mk_cell
+    assert nbdocs.split_options(mk_cell("#| echo: false\n#| output: asis\nshow_doc(f)")) == (True, "show_doc(f)")
+    assert nbdocs.split_options(mk_cell("#| eval: false\nx = 1  #| not an option")) == (False, "x = 1  #| not an option")
+    with pytest.raises(ValueError, match="code-fold"): nbdocs.split_options(mk_cell("#| code-fold: true\nx = 1"))
 
-def test_links_and_callouts():
+def test_links():
     md = "Raise [`DataValidationError`](/core.html#datavalidationerror) early"
     assert nbdocs.links_to_myst(md) == "Raise [`DataValidationError`](#core-datavalidationerror) early"
     src = '[source](/blob/main/iris_classifier/core.py#L42){target="_blank" style="float:right"}'
     assert nbdocs.links_to_myst(src) == '<a class="nbdocs-srclink" href="src/core.html#L-42">source</a>'
-    assert nbdocs.callouts_to_myst("::: {.callout-warning}\nCareful\n:::") == ":::{warning}\nCareful\n:::"
-    assert nbdocs.callouts_to_myst('::: {.callout-tip title="Why"}\nx\n:::') == ":::{admonition} Why\n:class: tip\nx\n:::"
+
+def test_readme_links_to_notebooks():
+    md = "[Deploying](deploy_gke.ipynb), [a part](deploy_gke.ipynb#rolling-back), [out](https://x.org/a.ipynb), [site](/core.html#x)"
+    assert nbdocs.readme_links(md, "nbs") == md.replace("](deploy_gke", "](nbs/deploy_gke")
+
+def test_readme_links_resolve():
+    "Every relative link in README.md names a file of the project (links to other pages point at their notebooks)"
+    links = re.findall(r"\]\(([^)\s]+)\)", (ROOT/"README.md").read_text())
+    assert [u for u in links if not urlsplit(u).scheme and not (ROOT/unquote(urlsplit(u).path)).exists()] == []
 
 def test_headings_are_not_linked():
     md = "## [`predict`](/serving.html#predict)\n\n[`predict`](/serving.html#predict) scores rows"

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conftest import ROOT, skip_or_fail
-from test_docs import build_site
+from test_docs import built_site
 from nbdocs import notebooks, page_name
 
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore:.*Check CHANGES for Sphinx API modifications")]
@@ -15,9 +15,9 @@ SHOTS = ROOT/"artifacts"/"docs-screenshots"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server():
     "The built site served on an ephemeral loopback port; yields its base URL"
-    site, problems = build_site(tmp_path_factory.getbasetemp())
+    site, problems = built_site()
     if not (site/"index.html").exists(): pytest.fail(f"the docs site was not built: {problems}")
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args): pass

@@ -8,17 +8,29 @@
    and the notebooks themselves are shipped in the site, so "source" links stay inside it.
 4. Write README.md from `nbs/index.ipynb` (or, with `--check-readme`, fail if README.md differs).
 
-Anything a reader should not see (text on stderr, such as warnings; local paths; nbdev's warnings) fails
-the build after the site is written, so it can still be inspected.
-Usage: .venv/bin/python tools/build_docs.py [--out DIR] [--check-readme]
+Anything a reader should not see (text on stderr, such as warnings; local paths; nbdev's warnings), and any
+file the build wrote into the project besides the site, fails the build after the site is written, so it
+can still be inspected.
+
+Since step 1 is what `nbdev-test` does, the build is also the notebooks' test: `make test` runs it with
+`--test`, which builds into `artifacts/docs-site`, checks README.md instead of writing it, and records what
+the site was built from; `tests/test_docs.py` then checks that site instead of running every notebook
+again, and rebuilds it only when the notebooks, the package, these tools or the environment have changed.
+Usage: .venv/bin/python tools/build_docs.py [--out DIR] [--check-readme] [--test]
 """
-import argparse, multiprocessing, os, shutil, sys, tempfile, time
+import argparse, hashlib, importlib.metadata, json, multiprocessing, os, shutil, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT/"tools"))
 import nbdocs
+
+SITE = ROOT/"artifacts"/"docs-site"  # the site `make test` builds and the docs tests check
+RECORD = SITE.with_name("docs-site.json")  # what that site was built from, and the build's problems
+INPUTS = ["nbs", "tools", "docs", "webapp", "pyproject.toml", "README.md"]  # what a build reads, with the package
+WATCHED = ["artifacts", "nbs", "docs", "_proc"]  # where a build must write nothing but its site
+SKIP = {"__pycache__", ".ipynb_checkpoints", "_proc", "_site"}  # caches and generated material
 
 def toctrees(pages:list[str], sources:list[str])->str:
     "The index's hidden toctrees: the notebooks in order, then the module sources"
@@ -58,10 +70,15 @@ def sphinx(src:Path, out:Path, work:Path, extra:Path)->int: # Sphinx's exit stat
         shutil.copytree(html, out)
     return status or int(not html.exists())
 
+def snapshot(skip:Path)->dict[str, float]:
+    "Modification times of the files under `WATCHED`, except those under `skip`"
+    return {str(f.relative_to(ROOT)): f.stat().st_mtime for d in WATCHED for f in (ROOT/d).rglob("*")
+            if f.is_file() and not f.is_relative_to(skip)}
+
 def build(out:Path, readme:Path|None=None, check_readme:Path|None=None)->list[str]: # problems; empty when all is well
     "Build the site into `out`; write the README to `readme`, or compare it with `check_readme`"
     from nbdev.config import get_config
-    nbs = nbdocs.notebooks(get_config().nbs_path)
+    nbs, before = nbdocs.notebooks(get_config().nbs_path), snapshot(out)
     problems = []
     with tempfile.TemporaryDirectory(prefix="iris-docs-") as tmp:
         tmp = Path(tmp)
@@ -81,15 +98,37 @@ def build(out:Path, readme:Path|None=None, check_readme:Path|None=None)->list[st
     elif check_readme and (not check_readme.exists() or check_readme.read_text() != text):
         problems.append(f"{check_readme.name} does not match nbs/index.ipynb: run `make docs` and commit README.md")
     elif readme: readme.write_text(text)
+    after = snapshot(out)
+    return problems + [f"the build wrote {f} into the project" for f in sorted(after) if before.get(f) != after[f]]
+
+def inputs()->str: # a SHA-256 digest
+    "What a build's result depends on: the files under `INPUTS` and the package's, Python and the installed distributions"
+    from nbdev.config import get_config
+    h = hashlib.sha256(sys.version.encode())
+    for d in sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()): h.update(d.encode())
+    for top in map(ROOT.joinpath, INPUTS + [get_config().lib_path.name]):
+        for f in sorted(top.rglob("*")) if top.is_dir() else [top]:
+            if f.is_file() and not SKIP & set(f.relative_to(ROOT).parts): h.update(f"{f.relative_to(ROOT)}\0".encode() + f.read_bytes())
+    return h.hexdigest()
+
+def site_for_tests(reuse:bool=True)->list[str]: # the build's problems
+    "Build `SITE` and check README.md; with `reuse`, keep the site if `RECORD` shows it was built from today's inputs"
+    digest = inputs()
+    if reuse and SITE.exists() and RECORD.exists() and (rec := json.loads(RECORD.read_text()))["inputs"] == digest: return rec["problems"]
+    problems = build(SITE, check_readme=ROOT/"README.md")
+    RECORD.write_text(json.dumps({"inputs": digest, "problems": problems}, indent=1))
     return problems
 
 def main(argv:list[str]|None=None)->int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=ROOT/"docs"/"_site", help="where to write the site (default: docs/_site)")
     p.add_argument("--check-readme", action="store_true", help="fail if README.md differs from nbs/index.ipynb instead of writing it")
+    p.add_argument("--test", action="store_true", help=f"the notebooks' test: build into {SITE.relative_to(ROOT)} with --check-readme and record the inputs for pytest")
     args = p.parse_args(argv)
     start, readme = time.perf_counter(), ROOT/"README.md"
-    problems = build(args.out.resolve(), None if args.check_readme else readme, readme if args.check_readme else None)
+    if args.test:
+        args.out, problems = SITE, site_for_tests(reuse=False)
+    else: problems = build(args.out.resolve(), None if args.check_readme else readme, readme if args.check_readme else None)
     size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file()) if args.out.exists() else 0
     print(f"docs: {args.out} ({size/2**20:.1f} MiB) in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     if problems: print("docs: problems to fix:\n  " + "\n  ".join(problems), file=sys.stderr)

@@ -1,36 +1,37 @@
 """Turn the project's notebooks into Sphinx (MyST-NB) pages and a README, without Quarto.
 
 Notebooks are committed without outputs, so each one is first executed the way `nbdev-test` runs it (in
-process, `IN_TEST=1`, skipping the cells nbdev would skip, such as `#| eval: false`), then processed by
-nbdev's own docs processors (`show_doc` for every exported symbol, doc links, hidden cells removed), and
-finally converted: the Quarto cell options and callouts nbdev leaves for Quarto become MyST-NB tags and
-directives, and what is not valid nbformat is dropped.
+process, `IN_TEST=1`, the cells `nb_test_cells` selects with the configured `tst_flags`, `cell_timeout` and
+`exec_profile`), then processed by nbdev's own docs processors (`show_doc` for every exported symbol, doc
+links, hidden cells removed), and finally converted to valid nbformat for MyST-NB. Only what these notebooks
+use is converted: a Quarto cell option they do not use fails the build rather than being dropped silently,
+and Quarto's markdown extensions (callouts, for one) are not translated.
 
 nbdev API used. Public (in the module's `__all__`): `nbdev.doclinks.nbglob`, `nbdev.config.get_config`,
 `nbdev.config.nbpath2html`, `nbdev.test.nb_test_cells`, `nbdev.processors.FilterDefaults`,
-`nbdev.processors.insert_warning`, `execnb.shell.CaptureShell`, `fastcore.nbio.read_nb`. No private
-function is called, but this module relies on undocumented details of nbdev 3 that a new version could
-change (the tests would then fail): `FrontmatterProc` needs the notebook's path in `nb.path_`; the
-`show_doc` cells nbdev adds carry `has_sd`; and the *format* of what nbdev writes: the frontmatter raw cell,
-`show_doc`'s markdown (`---`, a `[source](/blob/...#Ln){...}` link, a `###` heading) and root-relative doc
-links (`/page.html#anchor`, as made when no `doc_host` is set). `nbdev.quarto.nbdev_proc_nbs` (and so
-`nbdev.serve.proc_nbs`'s usual caller) is deliberately not used: it tries to install Quarto through `sudo`,
-rewrites `nbs/sidebar.yml` and `nbs/nbdev.yml`, and would only run the cells `show_doc` needs, while the
-committed notebooks have no outputs to show.
+`nbdev.processors.insert_warning`, `nbdev.export.ExportModuleProc`, `nbdev.process.NBProcessor`,
+`execnb.shell.CaptureShell`, and from fastcore (nbdev's notebook layer) `read_nb`, `mk_cell`,
+`cell_frontmatter` and `NbCell.directives` / `remove_directives`, the `#|` directive parser nbdev itself
+uses. No private function is called, but this module relies on undocumented details of nbdev 3 that a new
+version could change (the tests would then fail): `FrontmatterProc` needs the notebook's path in `nb.path_`;
+the `show_doc` cells nbdev adds carry `has_sd`; and the *format* of what nbdev writes: the frontmatter raw
+cell, `show_doc`'s markdown (`---`, a `[source](/blob/...#Ln){...}` link, a `###` heading) and
+root-relative doc links (`/page.html#anchor`, as made when no `doc_host` is set).
+`nbdev.quarto.nbdev_proc_nbs` (and so `nbdev.serve.proc_nbs`'s usual caller) is deliberately not used: it
+tries to install Quarto through `sudo`, rewrites `nbs/sidebar.yml` and `nbs/nbdev.yml`, and would only run
+the cells `show_doc` needs, while the committed notebooks have no outputs to show.
 """
 import os, re, sys, sysconfig, tempfile, warnings
 from html.parser import HTMLParser
 from pathlib import Path
 
-import nbformat, yaml
+import nbformat
 
-# Quarto cell options nbdev leaves in processed cells, and the MyST-NB tag each becomes.
-OPTION_TAGS = {("echo", "false"): "remove-input", ("output", "false"): "remove-output", ("code-fold", "show"): "hide-input",
-               ("code-fold", "true"): "hide-input"}
-IGNORED_OPTIONS = {"eval", "code-summary"}  # `eval: false` cells simply have no output; the summary becomes the prompt
-CALLOUTS = "note tip warning important caution".split()
-_re_option = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$")
-_re_callout = re.compile(r"^:::+\s*\{\.callout-(\w+)([^}]*)\}\s*$", re.MULTILINE)
+# The Quarto cell options nbdev leaves in these notebooks once processed: its `clean_show_doc` marks `show_doc`
+# cells `echo: false` and `output: asis` (the page shows their markdown output only); `eval: false` cells
+# simply have no output.
+SHOW_DOC = {"echo": "false", "output": "asis"}
+PLAIN = {"eval": "false"}
 _re_doclink = re.compile(r"\]\(/([\w.-]+)\.html#([^)\s]+)\)")
 _re_linked = re.compile(r"\[([^\]]+)\]\(/[\w.-]+\.html#[^)\s]+\)")
 _re_srclink = re.compile(r"\[source\]\(/blob/[^/]+/([^#)]+)#L(\d+)\)(\{[^}]*\})?")
@@ -58,14 +59,16 @@ def local_paths(*extra:str|Path)->list[str]: # absolute paths that must not appe
 def execute(nb_path:Path, # notebook to run
             workdir:Path, # current directory while its cells run
            ):
-    "Run `nb_path` like `nbdev-test` does and return the notebook with its outputs (raises on a failing cell)"
+    "Run `nb_path` as `nbdev-test` does and return the notebook with its outputs (raises on a failing cell)"
     from execnb.shell import CaptureShell
     from fastcore.nbio import read_nb
+    from nbdev.config import get_config
     from nbdev.test import nb_test_cells
-    nb, run = read_nb(nb_path), {c.id for c in nb_test_cells(nb_path)}
-    shell, cwd = CaptureShell(nb_path), os.getcwd()
+    cfg = get_config()
+    nb, run = read_nb(nb_path), {c.id for c in nb_test_cells(nb_path, cfg.tst_flags.split())}
+    shell, cwd = CaptureShell(nb_path, profile=bool(cfg.exec_profile)), os.getcwd()
     os.chdir(workdir)
-    try: shell.run_all(nb, exc_stop=True, preproc=lambda c: c.id not in run)
+    try: shell.run_all(nb, exc_stop=True, preproc=lambda c: c.id not in run, cell_timeout=cfg.cell_timeout or None)
     except Exception as e: raise RuntimeError(f"{nb_path.name} failed while building the docs:\n{shell.prettytb(nb_path)}") from e
     finally:
         os.chdir(cwd)
@@ -119,10 +122,13 @@ def render_page(nb_path:Path, # notebook to turn into a page
                 problems=[f"{nb_path.name}: {p}" for p in problems])
 
 def module_of(nb_path:Path)->str|None: # `iris_classifier/core.py`, or None for a notebook that exports nothing
-    "The module file notebook `nb_path` exports to (its `#| default_exp`)"
+    "The module file notebook `nb_path` exports to: its `#| default_exp`, read as `nbdev-export` reads it"
     from nbdev.config import get_config
-    m = re.search(r"#\|\s*default_exp\s+([\w.]+)", nb_path.read_text())
-    return f"{get_config().lib_path.name}/{m[1].replace('.', '/')}.py" if m else None
+    from nbdev.export import ExportModuleProc
+    from nbdev.process import NBProcessor
+    NBProcessor(nb_path, exp := ExportModuleProc(), process=True)
+    mod = getattr(exp, "default_exp", None)
+    return f"{get_config().lib_path.name}/{mod.replace('.', '/')}.py" if mod else None
 
 def source_links(nb_path:Path, page:str)->str:
     "The line under a page's title linking to its notebook and module source in the site"
@@ -132,21 +138,15 @@ def source_links(nb_path:Path, page:str)->str:
 
 ## Conversion to MyST-NB
 
-def split_options(source:str)->tuple[dict, str]:
-    "Split the leading `#| key: value` cell options off `source`"
-    lines, opts = source.splitlines(), {}
-    while lines and (m := _re_option.match(lines[0])):
-        opts[m[1]] = m[2].strip("\"'")
-        lines.pop(0)
-    return opts, "\n".join(lines)
-
-def callouts_to_myst(md:str)->str:
-    "Rewrite Quarto callouts (`::: {.callout-note title=\"T\"}`) as MyST admonitions (closing `:::` is shared)"
-    def f(m):
-        kind = m[1] if m[1] in CALLOUTS else "note"
-        title = re.search(r'title="([^"]*)"', m[2])
-        return f":::{{admonition}} {title[1]}\n:class: {kind}" if title else f":::{{{kind}}}"
-    return _re_callout.sub(f, md)
+def split_options(cell)->tuple[bool, str]: # whether it is a `show_doc` cell, and its source without options
+    "Read the options nbdev left on processed code `cell` with nbdev's own `#|` parser; fail on any not translated here"
+    from fastcore.nbio import mk_cell
+    opts, bare = cell.directives, mk_cell(cell.source)  # a copy: each notebook is converted twice (page, README)
+    bare.remove_directives()
+    show_doc = opts.items() >= SHOW_DOC.items()
+    if show_doc: opts = {k: v for k, v in opts.items() if k not in SHOW_DOC}
+    if opts and opts != PLAIN: raise ValueError(f"the Quarto cell options {opts} have no translation in tools/nbdocs.py")
+    return show_doc, bare.source
 
 def target(page:str, anchor:str)->str:
     "The Sphinx label of a `show_doc` entry, from nbdev's page and anchor"
@@ -219,9 +219,8 @@ def source_order(cells:list)->list:
 
 def frontmatter(nb)->dict:
     "The frontmatter nbdev's `FrontmatterProc` put in `nb`'s first raw cell (title, description, output-file)"
-    first = nb.cells[0] if nb.cells else None
-    if first is None or first.cell_type != "raw" or not first.source.startswith("---"): return {}
-    return yaml.safe_load(first.source.strip().strip("-")) or {}
+    from fastcore.nbio import cell_frontmatter
+    return cell_frontmatter(nb.cells[0].source) if nb.cells and nb.cells[0].cell_type == "raw" else {}
 
 def to_myst(nb, # processed notebook
             page:str, # its page name
@@ -238,21 +237,13 @@ def to_myst(nb, # processed notebook
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             if cell.source.strip() == insert_warning.content: continue
-            cells.append(nbformat.v4.new_markdown_cell(callouts_to_myst(links_to_myst(unlink_headings(cell.source)))))
+            cells.append(nbformat.v4.new_markdown_cell(links_to_myst(unlink_headings(cell.source))))
         elif cell.cell_type == "code":
-            opts, source = split_options(cell.source)
-            if opts.get("include") == "false": continue
-            if opts.get("output") == "asis":
-                md = _markdown_output(cell)
-                if md: cells.append(nbformat.v4.new_markdown_cell(show_doc_to_md(md, page, seen) if source.startswith("show_doc") else md))
+            show_doc, source = split_options(cell)
+            if show_doc:
+                if md := _markdown_output(cell): cells.append(nbformat.v4.new_markdown_cell(show_doc_to_md(md, page, seen)))
                 continue
-            tags, meta = [], {}
-            for k, v in opts.items():
-                if (k, v) in OPTION_TAGS: tags.append(OPTION_TAGS[k, v])
-                elif k not in IGNORED_OPTIONS: raise ValueError(f"{page}: the Quarto cell option `{k}: {v}` has no MyST-NB translation")
-            if "hide-input" in tags: meta["mystnb"] = {"code_prompt_show": opts.get("code-summary", "Show code"), "code_prompt_hide": "Hide code"}
-            if tags: meta["tags"] = tags
-            new = nbformat.v4.new_code_cell(source, metadata=meta, execution_count=cell.get("execution_count"))
+            new = nbformat.v4.new_code_cell(source, execution_count=cell.get("execution_count"))
             new.outputs = [nbformat.from_dict(o) for o in _clean_outputs(cell.get("outputs", []))]
             cells.append(new)
         else: cells.append(nbformat.v4.new_raw_cell(cell.source))
@@ -289,6 +280,12 @@ def html_table_to_md(html:str)->str|None: # a GitHub-flavoured table, or None if
     esc = lambda row: "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
     return "\n".join([esc(header), "|" + "---|" * len(header), *map(esc, rows)])
 
+_re_nblink = re.compile(r"\]\((?![\w+.-]+:|/)([^)\s]+\.ipynb(?:#[^)\s]*)?)\)")
+
+def readme_links(md:str, nbdir:str)->str:
+    "Make links between notebooks work from README.md, which sits above `nbdir`: `](page.ipynb)` -> `](nbs/page.ipynb)`"
+    return _re_nblink.sub(lambda m: f"]({nbdir}/{m[1]})", md)
+
 def _readme_output(o)->str:
     if o.get("output_type") == "stream": return f"```\n{_text(o['text']).rstrip()}\n```" if o.get("name") == "stdout" else ""
     data = o.get("data", {})
@@ -302,17 +299,16 @@ def to_readme(nb, # processed index notebook
              )->str:
     "README.md as `nbdev-readme` would write it: prose, code, and outputs as markdown (doc links unlinked)"
     from nbdev.processors import insert_warning
-    fm = frontmatter(nb)
+    fm, nbdir = frontmatter(nb), Path(source).parent.as_posix()
     parts = [f"# {fm.get('title', '')}", f"<!-- WARNING: THIS FILE WAS AUTOGENERATED from {source} by tools/build_docs.py! DO NOT EDIT! -->"]
     if fm.get("description"): parts.append(f"> {fm['description']}")
     for cell in nb.cells[1 if fm else 0:]:
         if cell.cell_type == "markdown" and cell.source.strip() != insert_warning.content:
-            parts.append(_re_linked.sub(r"\1", cell.source.strip()))
+            parts.append(readme_links(_re_linked.sub(r"\1", cell.source.strip()), nbdir))
         elif cell.cell_type == "code":
-            opts, source = split_options(cell.source)
-            if opts.get("include") == "false": continue
-            if opts.get("echo") != "false" and source.strip(): parts.append(f"```python\n{source.strip()}\n```")
-            if opts.get("output") != "false": parts += [s for s in map(_readme_output, cell.get("outputs", [])) if s]
+            show_doc, code = split_options(cell)
+            if not show_doc and code.strip(): parts.append(f"```python\n{code.strip()}\n```")
+            parts += [s for s in map(_readme_output, cell.get("outputs", [])) if s]
     return "\n\n".join(p for p in parts if p) + "\n"
 
 ## Module source pages
