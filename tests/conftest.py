@@ -1,5 +1,5 @@
-"Shared pytest fixtures: the project root, strict skips, and a trained model published in a temporary directory."
-import os
+"Shared pytest fixtures: the project root, strict skips, a trained model published in a temporary directory, and gunicorn on loopback."
+import json, os, signal, socket, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 
 import pytest
@@ -35,3 +35,62 @@ def app(published):
 def client(app):
     "A test client for `app`"
     return app.test_client()
+
+## The production server on a free loopback port
+
+GUNICORN = Path(sys.executable).parent/"gunicorn"
+
+def free_port()->int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+class Server:
+    "A server started by `command(port)` in `cwd`, with `env` and its output in files"
+    def __init__(self, tmp:Path, command, env:dict, cwd:Path=ROOT):
+        self.port, self.tmp = free_port(), tmp
+        self.home = tmp/"home"
+        self.home.mkdir()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("IRIS_", "PROMETHEUS_", "XDG_RUNTIME_DIR", "WEB_CONCURRENCY"))} | env
+        self.proc = subprocess.Popen(command(self.port), cwd=cwd, env=dict(env, HOME=str(self.home)),
+                                     stdout=(tmp/"stdout").open("w"), stderr=(tmp/"stderr").open("w"))
+
+    def wait(self, timeout:float=180):
+        "Return once the server answers liveness"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"gunicorn exited: {self.stdout()} {self.stderr()}"
+            try: return self.get("/healthz")
+            except OSError: time.sleep(0.3)
+        pytest.fail(f"gunicorn did not answer in {timeout} s: {self.stdout()}")
+
+    def request(self, path:str, body:dict|None=None, method:str|None=None, headers:dict|None=None)->tuple[int, dict, bytes]:
+        "Status, headers and body of one HTTP request"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})} if data else headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r: return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e: return e.code, dict(e.headers), e.read()
+
+    def get(self, path:str): return self.request(path)
+    def stdout(self)->str: return (self.tmp/"stdout").read_text()
+    def stderr(self)->str: return (self.tmp/"stderr").read_text()
+
+    def stop(self)->int:
+        "SIGTERM, as Kubernetes sends it; the exit code"
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+@pytest.fixture(scope="session")
+def live_server(trained, tmp_path_factory):
+    "gunicorn as the container runs it (two workers), serving a published model on a free loopback port, for the whole session"
+    models = tmp_path_factory.mktemp("live-model")
+    publish(trained, models/"model")
+    command = lambda port: [str(GUNICORN), "--config", "python:iris_classifier.gunicorn_conf", "-b", f"127.0.0.1:{port}"]
+    server = Server(tmp_path_factory.mktemp("live"), command, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2"))
+    try:
+        server.wait()
+        yield server
+    finally:
+        if server.proc.poll() is None: server.stop()

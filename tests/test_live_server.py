@@ -2,61 +2,18 @@
 HTTP. Two servers per module, started together: one with a published model, started the way the container
 starts it, and one without a model, started by `iris-classifier serve`. Both run as the container would:
 nothing written to $HOME, logs on stdout."""
-import importlib, json, os, signal, socket, subprocess, sys, time, urllib.error, urllib.request
+import importlib, json, sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import GUNICORN, Server
 from iris_classifier.core import FEATURES
 from iris_classifier.data_processing import load_iris_frame
 from iris_classifier.model_training import publish
 
-GUNICORN = Path(sys.executable).parent/"gunicorn"
 CLI = Path(sys.executable).parent/"iris-classifier"
 ROW = [5.1, 3.5, 1.4, 0.2]
-
-def free_port()->int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-class Server:
-    "A server started by `command(port)` in `cwd`, with `env` and its output in files"
-    def __init__(self, tmp:Path, command, env:dict, cwd:Path=ROOT):
-        self.port, self.tmp = free_port(), tmp
-        self.home = tmp/"home"
-        self.home.mkdir()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("IRIS_", "PROMETHEUS_", "XDG_RUNTIME_DIR", "WEB_CONCURRENCY"))} | env
-        self.proc = subprocess.Popen(command(self.port), cwd=cwd, env=dict(env, HOME=str(self.home)),
-                                     stdout=(tmp/"stdout").open("w"), stderr=(tmp/"stderr").open("w"))
-
-    def wait(self, timeout:float=180):
-        "Return once the server answers liveness"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"gunicorn exited: {self.stdout()} {self.stderr()}"
-            try: return self.get("/healthz")
-            except OSError: time.sleep(0.3)
-        pytest.fail(f"gunicorn did not answer in {timeout} s: {self.stdout()}")
-
-    def request(self, path:str, body:dict|None=None, method:str|None=None, headers:dict|None=None)->tuple[int, dict, bytes]:
-        "Status, headers and body of one HTTP request"
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})} if data else headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r: return r.status, dict(r.headers), r.read()
-        except urllib.error.HTTPError as e: return e.code, dict(e.headers), e.read()
-
-    def get(self, path:str): return self.request(path)
-    def stdout(self)->str: return (self.tmp/"stdout").read_text()
-    def stderr(self)->str: return (self.tmp/"stderr").read_text()
-
-    def stop(self)->int:
-        "SIGTERM, as Kubernetes sends it; the exit code"
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
 
 @pytest.fixture(scope="module")
 def servers(trained, tmp_path_factory):
