@@ -8,7 +8,7 @@ __all__ = ['bp']
 # %% ../nbs/07_api.ipynb #4f87b27e
 from flask import Blueprint, abort, current_app
 
-from .app import check_batch_size, count_predictions, current_predictor, current_serving, json_body
+from .app import check_batch_size, current_predictor, current_serving, json_body, request_id, track_predictions
 from .prediction import predict_rows, read_rows
 
 # %% ../nbs/07_api.ipynb #9cbdc2a0
@@ -22,9 +22,10 @@ def predict():
     rows = body["instances"] if "instances" in body else [body]
     if not isinstance(rows, list): abort(400, description="`instances` must be a list of rows.")
     check_batch_size(len(rows))
-    answers = predict_rows(p, read_rows(rows))
-    count_predictions(answers)
-    return {"predictions": answers, "model_version": p.version}
+    checked = read_rows(rows)
+    answers = predict_rows(p, checked)
+    track_predictions(checked, answers)
+    return {"predictions": answers, "model_version": p.version, "request_id": request_id()}
 
 # %% ../nbs/07_api.ipynb #20f490e8
 @bp.get("/api/model")

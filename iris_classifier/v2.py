@@ -12,7 +12,7 @@ from flask import Blueprint, abort, current_app
 
 import iris_classifier
 from .core import *
-from .app import check_batch_size, count_predictions, current_predictor, json_body
+from .app import check_batch_size, current_predictor, json_body, request_id, track_predictions
 from .prediction import Predictor, predict_rows, read_rows
 
 # %% ../nbs/08_v2.ipynb #eaa60e14
@@ -130,5 +130,5 @@ def infer(name:str, # model name from the URL
     rows, outputs = v2_request(body)
     check_batch_size(len(rows))
     answers = predict_rows(p, rows)
-    count_predictions(answers)
-    return v2_response(p, answers, outputs, name, body.get("id"))
+    track_predictions(rows, answers)
+    return dict(v2_response(p, answers, outputs, name, body.get("id")), parameters={"request_id": request_id()})
