@@ -86,7 +86,11 @@ image: train ## build the container image with the freshly trained model (docker
 lock: $(UV) ## re-export requirements.lock (hash-pinned, no index URLs) after changing dependencies
 	$(UV) export --no-emit-project --no-dev --format requirements-txt --no-header --quiet -o requirements.lock
 
-system-deps: ## Debian, as root: Chromium (browser tests), wrk (benchmark), podman (container test)
+system-deps: ## Debian, as root: Chromium (browser tests), wrk (benchmark), Prometheus and promtool (monitoring tests), podman (container test)
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core wrk
+	# The tests start their own Prometheus on loopback: no node exporter, and Debian's service (which would
+	# listen on every interface) stopped where systemd runs it.
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+	if [ -d /run/systemd/system ]; then systemctl disable --now prometheus; fi
 	bash ops/install-container-tools.sh
