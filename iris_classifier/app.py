@@ -75,7 +75,7 @@ class Metrics:
     records_failed:Counter # records that could not be written, by kind
     feedback:Counter # feedback accepted, by whether this process had answered its request id
     model_loaded:Gauge # 1 when a verified model is loaded
-    drift:"DriftMetrics" # the inputs by decile bin of the training split
+    drift:DriftMetrics # the inputs by decile bin of the training split
 
 def create_metrics(classes:list[str]=SPECIES, # the species a model can predict
                    reference:dict|None=None, # the served model's training reference (`metadata.json`), for the drift metrics
