@@ -74,14 +74,17 @@ LABEL org.opencontainers.image.title="iris-classifier" \
       org.opencontainers.image.version="${VERSION}"
 
 # HOME points at /tmp, the one writable place (an emptyDir in Kubernetes, a
-# tmpfs under podman): the UID has no home directory.
+# tmpfs under podman): the UID has no home directory. Prediction records and
+# logs go to stdout as JSON lines, which Cloud Logging parses.
 ENV PATH=/opt/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
     PORT=5000 \
-    IRIS_MODEL_DIR=/app/artifacts/model
+    IRIS_MODEL_DIR=/app/artifacts/model \
+    IRIS_RECORDS=stdout \
+    IRIS_LOG_FORMAT=json
 
 WORKDIR /app
 COPY --from=builder /opt/venv /opt/venv

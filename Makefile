@@ -70,7 +70,7 @@ pytest: setup
 
 export: setup ## regenerate iris_classifier/ from the notebooks, with the training and monitoring notebooks the package ships
 	$(BIN)/nbdev-export
-	cp nbs/05_model_training.ipynb nbs/12_monitoring.ipynb iris_classifier/notebooks/
+	cp nbs/05_model_training.ipynb nbs/14_monitoring.ipynb iris_classifier/notebooks/
 
 clean-nbs: setup ## clean notebooks the way the check expects: no outputs, no execution counts, no editor metadata
 	$(BIN)/jupyter nbconvert --clear-output --inplace --log-level=WARN nbs/*.ipynb
@@ -88,7 +88,11 @@ image: train ## build the container image with the freshly trained model (docker
 lock: $(UV) ## re-export requirements.lock (hash-pinned, no index URLs) after changing dependencies
 	$(UV) export --no-emit-project --no-dev --format requirements-txt --no-header --quiet -o requirements.lock
 
-system-deps: ## Debian, as root: Chromium (browser tests), wrk (benchmark), podman (container test)
+system-deps: ## Debian, as root: Chromium (browser tests), wrk (benchmark), Prometheus and promtool (monitoring tests), podman (container test)
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core wrk
+	# The tests start their own Prometheus on loopback: no node exporter, and Debian's service (which would
+	# listen on every interface) stopped where systemd runs it.
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+	if [ -d /run/systemd/system ]; then systemctl disable --now prometheus; fi
 	bash ops/install-container-tools.sh

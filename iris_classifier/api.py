@@ -10,7 +10,7 @@ import copy
 
 from flask import Blueprint, abort, current_app
 
-from .app import check_batch_size, count_predictions, current_predictor, current_serving, json_body
+from .app import check_batch_size, current_predictor, current_serving, json_body, request_id, track_predictions
 from .prediction import predict_rows, read_rows
 
 # %% ../nbs/07_api.ipynb #9cbdc2a0
@@ -24,9 +24,10 @@ def predict():
     rows = body["instances"] if "instances" in body else [body]
     if not isinstance(rows, list): abort(400, description="`instances` must be a list of rows.")
     check_batch_size(len(rows))
-    answers = predict_rows(p, read_rows(rows))
-    count_predictions(answers)
-    return {"predictions": answers, "model_version": p.version}
+    checked = read_rows(rows)
+    answers = predict_rows(p, checked)
+    track_predictions(checked, answers)
+    return {"predictions": answers, "model_version": p.version, "request_id": request_id()}
 
 # %% ../nbs/07_api.ipynb #be04da46
 def served_openapi(doc:dict, # the package's OpenAPI document
@@ -37,8 +38,8 @@ def served_openapi(doc:dict, # the package's OpenAPI document
     values = dict(name=[name], version=[version] if version else None)
     out = copy.deepcopy(doc)
     for op in (op for item in out["paths"].values() for op in item.values()):
-        for param in op.get("parameters", []):
-            if values.get(param["name"]): param["schema"] = dict(param["schema"], enum=values[param["name"]])
+        for param in op.get("parameters", []):  # shared parameters are `$ref`s with no name of their own
+            if values.get(param.get("name")): param["schema"] = dict(param["schema"], enum=values[param["name"]])
     return out
 
 # %% ../nbs/07_api.ipynb #20f490e8

@@ -124,7 +124,7 @@ def parse_since(text:str, # a duration back from `now` (`7d`, `12h`), or an ISO 
     return start
 
 # %% ../nbs/11_cli.ipynb #15c2964f
-MONITORING_NOTEBOOK = Path(iris_classifier.__file__).parent/"notebooks"/"12_monitoring.ipynb"
+MONITORING_NOTEBOOK = Path(iris_classifier.__file__).parent/"notebooks"/"14_monitoring.ipynb"
 
 def monitoring_parameters(records:Path, # records directory
                           start:datetime, # first moment of the window (aware)

@@ -4,10 +4,12 @@
 
 # %% auto #0
 __all__ = ['wsgi_app', 'bind', 'workers', 'preload_app', 'timeout', 'graceful_timeout', 'keepalive', 'control_socket_disable',
-           'worker_tmp_dir', 'accesslog', 'logconfig_dict', 'cpus', 'on_starting', 'post_worker_init', 'on_exit']
+           'worker_tmp_dir', 'accesslog', 'logconfig_dict', 'cpus', 'JsonFormatter', 'log_format', 'on_starting',
+           'post_worker_init', 'on_exit']
 
 # %% ../nbs/10_server.ipynb #d648b5b6
-import gc, glob, math, os, shutil, tempfile
+import gc, glob, json, logging, math, os, shutil, tempfile
+from datetime import datetime, timezone
 
 from .core import LOG_FORMAT
 
@@ -19,6 +21,20 @@ def cpus()->int: # CPUs this process may use
         quota, period = open("/sys/fs/cgroup/cpu.max").read().split()
         return n if quota == "max" else max(1, min(n, math.ceil(int(quota) / int(period))))
     except (OSError, ValueError): return n
+
+# %% ../nbs/10_server.ipynb #3a8184f9
+class JsonFormatter(logging.Formatter):
+    "A log record as one line of JSON with the `time`, `severity` and `message` fields Cloud Logging reads"
+    def format(self, record:logging.LogRecord)->str:
+        message = record.getMessage() + (f"\n{self.formatException(record.exc_info)}" if record.exc_info else "")
+        return json.dumps(dict(time=datetime.fromtimestamp(record.created, timezone.utc).isoformat(), severity=record.levelname,
+                               logger=record.name, message=message))
+
+def log_format()->str:
+    "`IRIS_LOG_FORMAT`: text (the default) or json"
+    fmt = os.environ.get("IRIS_LOG_FORMAT", "text")
+    if fmt not in ("text", "json"): raise ValueError(f"IRIS_LOG_FORMAT must be text or json (got {fmt!r}).")
+    return fmt
 
 # %% ../nbs/10_server.ipynb #85635f79
 wsgi_app = "iris_classifier.app:create_app()"
@@ -36,8 +52,8 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # None: the 
 accesslog = "-"
 logconfig_dict = {
     "version": 1, "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": LOG_FORMAT}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "plain"}},
+    "formatters": {"text": {"format": LOG_FORMAT}, "json": {"()": JsonFormatter}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": log_format()}},
     "root": {"level": "WARNING", "handlers": ["stdout"]},
     "loggers": {name: {"level": "INFO", "handlers": ["stdout"], "propagate": False}
                 for name in ["gunicorn.error", "gunicorn.access", "iris_classifier"]},

@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['HEADLINE_METRICS', 'cross_validate_pipeline', 'evaluate', 'plot_confusion_matrix', 'feature_importances',
            'plot_feature_importances', 'plot_decision_tree', 'TrainResult', 'train_model', 'library_versions',
-           'git_commit', 'reference', 'model_record', 'check_quality_gate', 'publish', 'save_reports']
+           'git_commit', 'deciles', 'bin_shares', 'reference', 'model_record', 'check_quality_gate', 'publish',
+           'save_reports']
 
 # %% ../nbs/05_model_training.ipynb #846507b7
 import json, os, platform, subprocess
@@ -119,13 +120,28 @@ def git_commit()->str|None:
     try: return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError): return None
 
+# %% ../nbs/05_model_training.ipynb #1b5c7436
+def deciles(values:pd.Series, # one measurement in the training split
+           )->list[float]: # the nine cut points at 10 %, 20 %, ..., 90 %, rounded to 6 decimals
+    "Cut points of ten bins that each hold about a tenth of `values` (numpy's default quantile method)"
+    return np.quantile(values, np.linspace(0.1, 0.9, 9)).round(6).tolist()
+
+def bin_shares(values:pd.Series, # one measurement
+               cuts:list[float], # from `deciles`
+              )->list[float]: # the share of `values` in each bin, ten for nine cuts
+    "How `values` fall into the bins `(-inf, c1]`, `(c1, c2]`, ..., `(c9, inf)`"
+    return (np.bincount(np.searchsorted(cuts, values, side="left"), minlength=len(cuts) + 1) / len(values)).tolist()
+
 # %% ../nbs/05_model_training.ipynb #97d05fb0
 def reference(train:pd.DataFrame, # the training split
-             )->dict: # `examples`: each species' median flower; `ranges`: each measurement's smallest and largest value
-    "What the served model's training data looked like, for the page's examples and hints"
-    examples = train.groupby(TARGET)[FEATURES].median().round(2)
+             )->dict: # examples, ranges, deciles, bin shares, species shares and row count
+    "What the served model's training data looked like: the page's examples and hints, and the baseline for drift"
+    examples, cuts = train.groupby(TARGET)[FEATURES].median().round(2), {f: deciles(train[f]) for f in FEATURES}
     return dict(examples={s: examples.loc[s].tolist() for s in examples.index},
-                ranges={f: [float(train[f].min()), float(train[f].max())] for f in FEATURES})
+                ranges={f: [float(train[f].min()), float(train[f].max())] for f in FEATURES},
+                deciles=cuts, bin_shares={f: bin_shares(train[f], cuts[f]) for f in FEATURES},
+                species_shares={str(s): float(v) for s, v in train[TARGET].value_counts(normalize=True).sort_index().items()},
+                rows=len(train))
 
 # %% ../nbs/05_model_training.ipynb #d34e84ec
 HEADLINE_METRICS = ["accuracy", "precision_macro", "recall_macro", "f1_macro", "cv_accuracy_mean", "cv_accuracy_std"]
@@ -153,7 +169,7 @@ def publish(result:TrainResult, # the trained model
            )->dict: # the metadata now in force
     "Publish `result` into `dest` if it passes the quality gate"
     check_quality_gate(result.metrics, result.params.min_accuracy)
-    return publish_model(result.pipeline, model_record(result), dest, result.test)
+    return publish_model(result.pipeline, model_record(result), dest, result.test, result.train)
 
 # %% ../nbs/05_model_training.ipynb #41ec08f0
 def save_reports(result:TrainResult, # the trained model

@@ -11,7 +11,7 @@ from typing import Mapping
 from flask import Blueprint, render_template, request
 
 from .core import *
-from .app import count_predictions, current_serving
+from .app import current_serving, track_predictions
 from .prediction import Predictor, measurement_problem, predict_rows
 
 # %% ../nbs/09_page.ipynb #ce126174
@@ -73,6 +73,7 @@ def predict_form():
     values, errors = check_form(request.form)
     if errors: return _render(400, request.form, errors)
     if (p := current_serving().predictor) is None: return _render(503, request.form)
-    answer = predict_rows(p, [[values[f] for f in FEATURES]])[0]
-    count_predictions([answer])
+    row = [values[f] for f in FEATURES]
+    answer = predict_rows(p, [row])[0]
+    track_predictions([row], [answer])
     return _render(200, request.form, result=dict(answer, model_version=p.version))

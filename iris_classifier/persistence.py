@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['TRUSTED_TYPES', 'save_model', 'load_model', 'probe_rows', 'split_rows', 'agrees', 'publish_model',
-           'load_published_model']
+           'load_published_model', 'load_reference']
 
 # %% ../nbs/04_persistence.ipynb #cabc049f
 import json, os, uuid
@@ -82,15 +82,21 @@ def _save_table(pipe:Pipeline, path:Path)->dict|None:
     path.write_text(json.dumps(table))
     return dict(file=path.name, sha256=sha256_file(path))
 
+def _save_split(train:pd.DataFrame, path:Path)->dict:
+    "Write the training split's measurements and species to `path` as CSV; its file entry"
+    train[FEATURES + [TARGET]].to_csv(path, index=False)
+    return dict(file=path.name, sha256=sha256_file(path))
+
 def publish_model(pipe:Pipeline, # the fitted pipeline
                   record:dict, # how it was made; needs `trained_at` (ISO 8601), becomes the metadata
                   dest:Path, # model directory (created if needed)
                   check_rows:pd.DataFrame, # rows the saved model must predict like `pipe`, e.g. the test split
+                  train:pd.DataFrame|None=None, # the training split, kept beside the model as monitoring's reference
                  )->dict: # the metadata now in force
     "Save, verify and atomically publish `pipe` into `dest`"
     dest.mkdir(parents=True, exist_ok=True)
     stem = f"model-{uuid.uuid4().hex[:12]}"
-    model_file, table_file = save_model(pipe, dest/f"{stem}.skops"), dest/f"{stem}.tree.json"
+    model_file, table_file, split_file = save_model(pipe, dest/f"{stem}.skops"), dest/f"{stem}.tree.json", dest/f"{stem}.train.csv"
     try:
         if not np.array_equal(load_model(model_file).predict_proba(check_rows[FEATURES]), pipe.predict_proba(check_rows[FEATURES])):
             raise ModelIntegrityError("The saved model does not predict like the trained one.", "Check the disk and train again.")
@@ -98,9 +104,10 @@ def publish_model(pipe:Pipeline, # the fitted pipeline
         stamp = datetime.fromisoformat(record["trained_at"]).strftime("%Y%m%dT%H%M%SZ")
         meta = dict(model_version=f"{stamp}-{model_sha[:8]}", **record, model_file=model_file.name, model_sha256=model_sha,
                     tree_table=_save_table(pipe, table_file))
+        if train is not None: meta["reference_file"] = _save_split(train, split_file)
         _write_atomic(dest/METADATA_FILE, json.dumps(meta, indent=2))
     except BaseException:
-        for f in (model_file, table_file): f.unlink(missing_ok=True)
+        for f in (model_file, table_file, split_file): f.unlink(missing_ok=True)
         raise
     for old in dest.glob("model-*"):
         if not old.name.startswith(stem): old.unlink()
@@ -113,3 +120,13 @@ def load_published_model(dest:Path|None=None, # model directory; default `model_
     dest = Path(dest or model_dir())
     meta = read_metadata(dest)
     return load_model(verified_file(dest, meta["model_file"], meta["model_sha256"])), meta
+
+# %% ../nbs/04_persistence.ipynb #82dbcc2b
+def load_reference(dest:Path|None=None, # model directory; default `model_dir()`
+                  )->tuple[pd.DataFrame, dict]: # the training split and the model's metadata
+    "The training split published with the model in `dest`, after checking it against the recorded SHA-256"
+    dest = Path(dest or model_dir())
+    meta = read_metadata(dest)
+    if not meta.get("reference_file"):
+        raise ModelNotFoundError(f"The model in '{dest}' was published without its training split.", "Run `iris-classifier train` to publish a fresh model with it.")
+    return pd.read_csv(verified_file(dest, meta["reference_file"]["file"], meta["reference_file"]["sha256"])), meta

@@ -4,7 +4,10 @@ check-jsonschema validates the shape of .circleci/config.yml and
 kubernetes-validate the shape of kubernetes-deployment.yaml; neither knows
 whether a `requires` names a real job, whether the pipeline deploys only what
 it built, whether the manifest runs the image as the Dockerfile built it, or
-whether the build context holds what the Dockerfile copies.
+whether the build context holds what the Dockerfile copies. kubernetes-validate
+has no schema for the custom resources of GKE's managed Prometheus either, so
+the monitoring manifest is checked here against what their CRDs require, and
+against the plain rules file and the Deployment it watches.
 
     .venv/bin/python ops/check_pipeline.py   # prints the problems, exits 1 if any
 """
@@ -24,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".circleci" / "config.yml"
 MANIFEST = ROOT / "kubernetes-deployment.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
+MONITORING = ROOT / "ops" / "monitoring"
 
 # Steps CircleCI provides; anything else must be a command defined in the config.
 BUILTIN_STEPS = {
@@ -231,6 +235,66 @@ def manifest_problems(documents: list[dict], dockerfile: str, graceful_timeout: 
     if not (resources.get("requests", {}).get("cpu") and resources.get("requests", {}).get("memory")
             and resources.get("limits", {}).get("memory")):
         problems.append("CPU/memory requests and a memory limit are required")
+    token = next((e for e in container.get("env", []) if e["name"] == "IRIS_FEEDBACK_TOKEN"), None)
+    ref = ((token or {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+    if not (ref.get("name") and ref.get("key") and ref.get("optional") is True and "value" not in (token or {})):
+        problems.append("IRIS_FEEDBACK_TOKEN must come from an optional secretKeyRef (never a literal value)")
+    return problems
+
+
+RECORD_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")   # the Rules CRD's pattern for `record`
+SEVERITIES = {"warning", "critical"}
+
+
+def rule_problems(group: str, rule: dict) -> list[str]:
+    """One rule against the Rules CRD's validations, and the project's: every alert has a severity, a summary and a description."""
+    name = f"group {group}: {rule.get('alert') or rule.get('record') or 'a rule'}"
+    problems = []
+    if ("alert" in rule) == ("record" in rule):
+        problems.append(f"{name}: must set exactly one of record and alert")
+    if not rule.get("expr"):
+        problems.append(f"{name}: no expr")
+    if "record" in rule and not RECORD_NAME.fullmatch(str(rule["record"])):
+        problems.append(f"{name}: record is not a valid metric name")
+    if "record" in rule and ("annotations" in rule or "for" in rule):
+        problems.append(f"{name}: annotations and for are only for alerts")
+    if "alert" in rule:
+        if (rule.get("labels") or {}).get("severity") not in SEVERITIES:
+            problems.append(f"{name}: severity label must be one of {sorted(SEVERITIES)}")
+        if not {"summary", "description"} <= set(rule.get("annotations") or {}):
+            problems.append(f"{name}: needs summary and description annotations (what it means, what to do)")
+    return problems
+
+
+def monitoring_problems(gke: list[dict], rules: dict, manifest: list[dict]) -> list[str]:
+    """The managed-Prometheus manifest (PodMonitoring and Rules) against the CRDs' required fields, rules.yml and the Deployment."""
+    kinds = {doc["kind"]: doc for doc in gke if doc}
+    problems = [f"no {kind} (monitoring.googleapis.com/v1)" for kind in ("PodMonitoring", "Rules")
+                if kinds.get(kind, {}).get("apiVersion") != "monitoring.googleapis.com/v1"]
+    if problems:
+        return problems
+    monitor, deployment = kinds["PodMonitoring"], next(d for d in manifest if d and d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    if not _labels_match((monitor["spec"].get("selector") or {}).get("matchLabels") or {}, deployment["spec"]["template"]["metadata"]["labels"]):
+        problems.append("PodMonitoring selector does not select the Deployment's pods")
+    endpoints = monitor["spec"].get("endpoints") or []
+    if not endpoints:
+        problems.append("PodMonitoring has no endpoints")
+    for endpoint in endpoints:
+        if endpoint.get("port") not in {p.get("name") for p in container.get("ports", [])}:
+            problems.append(f"PodMonitoring port {endpoint.get('port')!r} is not a named port of the container")
+        if not endpoint.get("interval"):
+            problems.append("PodMonitoring endpoint has no interval (required by monitoring.googleapis.com/v1)")
+        if endpoint.get("path", "/metrics") != "/metrics":
+            problems.append("PodMonitoring must scrape /metrics")
+    if kinds["Rules"]["spec"].get("groups") != rules.get("groups"):
+        problems.append("the Rules resource's groups differ from ops/monitoring/rules.yml: copy them over")
+    job = f'job="{monitor["metadata"]["name"]}"'
+    for group in rules.get("groups") or []:
+        for rule in group.get("rules") or []:
+            problems += rule_problems(group.get("name"), rule)
+            if re.search(r"\bup\{", rule.get("expr", "")) and job not in rule["expr"]:
+                problems.append(f"group {group.get('name')}: `up` must be selected by {job}, the PodMonitoring's name")
     return problems
 
 
@@ -258,10 +322,13 @@ def main() -> int:
     problems += [f"{MANIFEST.name}: {p}" for p in manifest_problems(documents, DOCKERFILE.read_text(), GRACEFUL_TIMEOUT)]
     dockerignore = (ROOT / ".dockerignore").read_text()
     problems += [f"Dockerfile: {p}" for p in dockerfile_problems(DOCKERFILE.read_text(), dockerignore)]
+    gke = list(yaml.safe_load_all((MONITORING / "gke-managed-prometheus.yaml").read_text()))
+    rules = yaml.safe_load((MONITORING / "rules.yml").read_text())
+    problems += [f"ops/monitoring: {p}" for p in monitoring_problems(gke, rules, documents)]
     for problem in problems:
         print(problem)
     if not problems:
-        print("pipeline and manifest consistent")
+        print("pipeline, manifests and monitoring consistent")
     return 1 if problems else 0
 
 

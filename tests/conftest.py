@@ -13,6 +13,13 @@ def skip_or_fail(reason:str):
     if os.environ.get("IRIS_STRICT"): pytest.fail(f"{reason} (IRIS_STRICT is set, so this skip counts as a failure)")
     pytest.skip(reason)
 
+@pytest.fixture(scope="session", autouse=True)
+def scratch_records(tmp_path_factory):
+    "Prediction records of the tests' applications go to a scratch directory, not to ./artifacts"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IRIS_RECORDS_DIR", str(tmp_path_factory.mktemp("records")))
+        yield
+
 @pytest.fixture(scope="session")
 def trained():
     "A model trained in memory with the default parameters"

@@ -180,7 +180,7 @@ def test_odd_methods_do_not_grow_the_metric_labels(client):
 
 ## The OpenAPI document
 
-API_BLUEPRINTS = ("api.", "v2.", "probes.")
+API_BLUEPRINTS = ("api.", "v2.", "probes.", "feedback.")
 
 def openapi_path(rule:str)->str: return rule.replace("<", "{").replace(">", "}")
 
@@ -201,7 +201,7 @@ def check(doc:dict, path:str, method:str, resp):
         return
     jsonschema.validate(resp.json, {**content["application/json"]["schema"], "components": doc["components"]})
 
-def test_responses_match_the_openapi_document(client, missing):
+def test_responses_match_the_openapi_document(client, missing, published):
     doc = client.get("/openapi.json").json
     infer = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP64", "data": [ROW, ROW]}]}
     calls = [("/api/predict", "post", client.post("/api/predict", json=ONE)),
@@ -223,5 +223,18 @@ def test_responses_match_the_openapi_document(client, missing):
     calls += [("/v2/models/{name}/versions/{version}", "get", client.get(f"/v2/models/iris-classifier/versions/{version}")),
               ("/v2/models/{name}/versions/{version}/ready", "get", client.get(f"/v2/models/iris-classifier/versions/{version}/ready")),
               ("/v2/models/{name}/versions/{version}/infer", "post", client.post(f"/v2/models/iris-classifier/versions/{version}/infer", json=infer))]
+    token = "a-feedback-token-for-the-tests"
+    fb = create_app({"TESTING": True, "MODEL_DIR": published, "FEEDBACK_TOKEN": token}).test_client()
+    off = create_app({"TESTING": True, "MODEL_DIR": published, "FEEDBACK_TOKEN": token, "RECORDS": "off"}).test_client()
+    bearer, one = {"Authorization": f"Bearer {token}"}, {"request_id": "r1", "species": "setosa"}
+    calls += [("/api/feedback", "post", fb.post("/api/feedback", json=one, headers=bearer)),
+              ("/api/feedback", "post", fb.post("/api/feedback", json=[one, dict(one, row=1)], headers=bearer)),
+              ("/api/feedback", "post", fb.post("/api/feedback", json=dict(one, species="rose"), headers=bearer)),
+              ("/api/feedback", "post", fb.post("/api/feedback", json=one)),
+              ("/api/feedback", "post", client.post("/api/feedback", json=one, headers=bearer)),
+              ("/api/feedback", "post", fb.post("/api/feedback", json=[one] * 1001, headers=bearer)),
+              ("/api/feedback", "post", fb.post("/api/feedback", data="x", content_type="text/plain", headers=bearer)),
+              ("/api/feedback", "post", off.post("/api/feedback", json=one, headers=bearer))]
+    assert [r.status_code for p, _, r in calls if p == "/api/feedback"] == [200, 200, 400, 401, 404, 413, 415, 503]
     for path, method, resp in calls: check(doc, path, method, resp)
     assert {(p, m) for p, m, _ in calls} == {(p, m) for p, item in doc["paths"].items() for m in item}  # every operation exercised

@@ -1,4 +1,4 @@
-"""The monitoring job (nbs/12_monitoring.ipynb) and `iris-classifier monitor`: verdicts on generated record sets,
+"""The monitoring job (nbs/14_monitoring.ipynb) and `iris-classifier monitor`: verdicts on generated record sets,
 feedback joined to its prediction, other model versions kept apart, every bad input refused with exit code 2, and
 the console script end to end through papermill."""
 import json, shutil, subprocess, sys
@@ -21,23 +21,11 @@ CLI = Path(sys.executable).parent/"iris-classifier"
 WEEK_END = datetime(2026, 11, 30, tzinfo=timezone.utc)
 WEEK_START = WEEK_END - timedelta(days=7)
 
-def stand_in_reference(result, dest:Path):
-    "STAND-IN until engineer A's publishing (issue 13) writes the contract's monitoring reference with the model; delete at merge"
-    meta = read_metadata(dest)
-    if "reference_file" in meta: return
-    train, path = result.train[FEATURES + [TARGET]], dest/f"{Path(meta['model_file']).stem}.train.csv"
-    train.to_csv(path, index=False)
-    meta["reference"].update(deciles={f: np.quantile(train[f], np.arange(1, 10) / 10).round(6).tolist() for f in FEATURES},
-                             species_shares=train[TARGET].value_counts(normalize=True).to_dict(), rows=len(train))
-    meta["reference_file"] = dict(file=path.name, sha256=sha256_file(path))
-    (dest/METADATA_FILE).write_text(json.dumps(meta, indent=2))
-
 @pytest.fixture(scope="module")
 def model(trained, tmp_path_factory):
-    "A published model with its monitoring reference"
+    "A published model, with the monitoring reference publishing keeps"
     dest = tmp_path_factory.mktemp("published")/"model"
     publish(trained, dest)
-    stand_in_reference(trained, dest)
     return dest
 
 @pytest.fixture(scope="module")
@@ -218,7 +206,7 @@ def test_a_bad_since_is_refused_before_anything_heavy_is_imported(tmp_path):
 
 def test_parameters_cell_matches_what_monitor_passes():
     import papermill as pm
-    declared = pm.inspect_notebook(str(ROOT/"nbs"/"12_monitoring.ipynb"))
+    declared = pm.inspect_notebook(str(ROOT/"nbs"/"14_monitoring.ipynb"))
     assert list(declared) == list(monitoring_parameters(Path("r"), WEEK_START, WEEK_END, Path("m")))
 
 ## `iris-classifier monitor` end to end: the console script, papermill, the executed notebook and drift.json
@@ -250,7 +238,7 @@ def test_a_typical_week_exits_0_with_its_verdict_beside_the_executed_notebook(ty
     assert "Executing" in proc.stderr and "No drift in 300 prediction(s)" in proc.stderr
     report = json.loads((out/"reports"/"drift.json").read_text())
     assert (report["drift"], report["predictions"], report["model_version"], report["other_versions"]) == (False, 300, ref.version, {})
-    nb = nbformat.read(out/"reports"/"12_monitoring.ipynb", as_version=4)
+    nb = nbformat.read(out/"reports"/"14_monitoring.ipynb", as_version=4)
     injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert "records_dir" in injected.source and not [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
 

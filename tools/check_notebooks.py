@@ -12,7 +12,7 @@ import filecmp, shutil, subprocess, sys, tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_NOTEBOOKS = ["05_model_training.ipynb", "12_monitoring.ipynb"]  # `iris-classifier train` and `monitor` run the package's copies
+SHIPPED_NOTEBOOKS = ["05_model_training.ipynb", "14_monitoring.ipynb"]  # `iris-classifier train` and `monitor` run the package's copies
 BIN = Path(sys.executable).parent
 IGNORE = ["__pycache__", ".ipynb_checkpoints", "_proc"]
 
