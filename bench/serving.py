@@ -2,8 +2,8 @@
 
 Usage (from the project root; needs Debian's `wrk`: apt-get install wrk):
 
-    .venv/bin/python bench/serving.py                     # about four minutes on 2 cores
-    .venv/bin/python bench/serving.py --against main      # before/after, side by side: about eight minutes
+    .venv/bin/python bench/serving.py                     # about five minutes on 2 cores
+    .venv/bin/python bench/serving.py --against main      # before/after, side by side: about nine minutes
     .venv/bin/python bench/serving.py --duration 3 --rounds 1 --starts 3   # a quick look
 
 In one run on one machine, all traffic on 127.0.0.1, it
@@ -12,34 +12,42 @@ In one run on one machine, all traffic on 127.0.0.1, it
    --output-dir TMP`, run by this interpreter with PYTHONPATH and the working directory set to the checkout;
 2. starts each checkout's server the same way, `iris-classifier serve --port P --workers 2 --model-dir
    TMP/model`, and loads it with wrk on a trivial endpoint (GET /healthz: the ceiling of this stack), on
-   POST /api/predict with one row and on the V2 infer endpoint with one row, in interleaved rounds (each
-   round starts one endpoint later; with `--against` the two servers take turns on each endpoint, A B then
-   B A, so drift in the machine's speed hits both alike); it reports requests/s, p50/p99 latency (medians
-   over rounds) and the workers' CPU time per request (Linux /proc);
-3. cold start and memory: starts each checkout's server and a minimal Flask + scikit-learn app
+   POST /api/predict with one row, on the V2 infer endpoint with one row in JSON, and on the same endpoint
+   with one row in the binary tensor data extension as Triton's client sends it (FP32 input, binary output;
+   only checkouts whose iris_classifier/v2.py knows Inference-Header-Content-Length serve it, older ones
+   report it absent), in interleaved rounds (each round starts one endpoint later; the servers take turns
+   on each endpoint, A B then B A, so drift in the machine's speed hits all alike); it reports requests/s,
+   p50/p99 latency (medians over rounds) and the workers' CPU time per request (Linux /proc);
+3. prediction records on and off: in the same rounds, a second server of the current checkout with
+   IRIS_RECORDS=off is loaded right after the first (IRIS_RECORDS=dir, the local default) on the two JSON
+   one-row prediction endpoints; it reports both servers' requests/s and CPU time per request, their
+   ratios on / off, and the records the first one wrote (the proof that it recorded);
+4. cold start and memory: starts each checkout's server and a minimal Flask + scikit-learn app
    (bench/minimal_app.py: a pickled DecisionTreeClassifier; same gunicorn config, the current checkout's,
    and the same worker count) `--starts` times, alternating between them, and measures the seconds from
    process start to the first 200 on POST /api/predict; then, once the workers are idle and have answered a
    few requests, the PSS summed over the gunicorn master and its workers (/proc/PID/smaps_rollup; RSS too,
    for information); medians over the starts;
-4. times one prediction in process through the package's prediction path (checks included) and through a
+5. times one prediction in process through the package's prediction path (checks included) and through a
    plain `pipeline.predict` call on a one-row DataFrame.
 
 The children keep their compiled bytecode in a temporary directory (PYTHONPYCACHEPREFIX, with
 PYTHONDONTWRITEBYTECODE cleared), as the container image ships its modules compiled; training and the
-throughput servers fill it before any start is counted.
+throughput servers fill it before any start is counted. Every server writes its prediction records into the
+temporary directory too (IRIS_RECORDS_DIR), never into the checkout.
 
 Targets: each one-row prediction endpoint reaches at least 0.85 of the trivial endpoint's throughput; the
 in-process prediction path is no slower than the plain pipeline call; the cold start takes at most 1.5 times
 the minimal app's; the PSS is at most the minimal app's. With `--against`, each one-row endpoint also keeps
 at least 0.97 of the other commit's requests/s: the 3 % allows for noise between two runs of the same code
-on a quiet machine, it is not a budget for slowing down. The figures are printed and written to
+on a quiet machine, it is not a budget for slowing down. With records on, each of the two endpoints keeps at
+least 0.95 of its requests/s with records off. The figures are printed and written to
 artifacts/bench/serving.json. It is a measurement, not a test: the exit code is 0 unless something failed to
 run; `--check` makes missed targets exit 1 as well.
 """
-import argparse, importlib, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, timeit, urllib.request
+import argparse, importlib, json, os, re, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, time, timeit, urllib.request
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -48,14 +56,29 @@ ROW = [5.1, 3.5, 1.4, 0.2]
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 BODY = dict(zip(FEATURES, ROW))
 CLI = "import sys; from iris_classifier.cli import main; sys.exit(main())"
-MIN_THROUGHPUT_RATIO, MAX_COLD_START_RATIO, MAX_MEMORY_RATIO, MIN_AGAINST_RATIO = 0.85, 1.5, 1.0, 0.97
+MIN_THROUGHPUT_RATIO, MAX_COLD_START_RATIO, MAX_MEMORY_RATIO, MIN_AGAINST_RATIO, MIN_RECORDS_RATIO = 0.85, 1.5, 1.0, 0.97, 0.95
 READY_TIMEOUT, TRAIN_TIMEOUT = 120, 600  # seconds: a server that is not answering by then, or a training run, has failed
 STARTED = time.monotonic()
-TRIVIAL = "trivial GET /healthz"
-ENDPOINTS = {TRIVIAL: ("/healthz", "GET", None),
-             "POST /api/predict (1 row)": ("/api/predict", "POST", BODY),
-             "POST /v2/models/iris-classifier/infer (1 row)": ("/v2/models/iris-classifier/infer", "POST",
-                 {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}]})}
+
+def json_request(body:dict)->tuple[bytes, dict]:
+    "Body and headers of a JSON request"
+    return json.dumps(body).encode(), {"Content-Type": "application/json"}
+
+def v2_binary_request(row:list[float], datatype:str="FP32", binary_output:bool=True)->tuple[bytes, dict]:
+    "Body and headers of a one-row V2 inference request in the binary tensor data extension, as Triton's client sends it"
+    blob = struct.pack({"FP32": "<4f", "FP64": "<4d"}[datatype], *row)
+    header = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": datatype, "parameters": {"binary_data_size": len(blob)}}],
+                         "parameters": {"binary_data_output": binary_output}}, separators=(",", ":")).encode()
+    return header + blob, {"Inference-Header-Content-Length": str(len(header))}
+
+TRIVIAL, PREDICT = "trivial GET /healthz", "POST /api/predict (1 row)"
+V2_JSON, V2_BINARY = "POST /v2/models/iris-classifier/infer (1 row)", "POST /v2/models/iris-classifier/infer (1 row, binary)"
+INFER = "/v2/models/iris-classifier/infer"
+ENDPOINTS = {TRIVIAL: ("/healthz", "GET", None, None), # path, method, body, headers
+             PREDICT: ("/api/predict", "POST", *json_request(BODY)),
+             V2_JSON: (INFER, "POST", *json_request({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}]})),
+             V2_BINARY: (INFER, "POST", *v2_binary_request(ROW))}
+RECORDED = (PREDICT, V2_JSON)  # the endpoints measured with prediction records on and off
 
 @dataclass
 class App:
@@ -64,6 +87,7 @@ class App:
     argv:Callable[[int], list[str]] # its command line, for a port
     cwd:Path # where it runs
     env:dict # its environment
+    endpoints:tuple[str, ...]=() # the ENDPOINTS wrk loads it on
 
 ## Checkouts, models and servers
 
@@ -85,10 +109,14 @@ def worktree(rev:str, # the commit to check out
 def child_env(checkout:Path, # whose package the child imports
               cache:Path, # where bytecode is cached
              )->dict:
-    "The environment of every child: `checkout` first on the path, compiled modules cached in `cache`"
-    # A shared metrics directory would be wiped by each server's start; the worker count is given on the command line.
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PROMETHEUS_MULTIPROC_DIR", "WEB_CONCURRENCY")}
-    return dict(env, PYTHONPATH=str(checkout), PYTHONPYCACHEPREFIX=str(cache))
+    "The environment of every child: `checkout` first on the path, compiled modules cached in `cache`, prediction records beside it"
+    # A shared metrics directory would be wiped by each server's start; the worker count is given on the command line;
+    # the records settings are the bench's own (below).
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PROMETHEUS_MULTIPROC_DIR", "WEB_CONCURRENCY",
+                                                            "IRIS_RECORDS", "IRIS_RECORDS_DIR", "IRIS_RECORDS_SAMPLE")}
+    # Every server records as it does locally by default (IRIS_RECORDS=dir), but into the bench's temporary directory:
+    # left to itself it would write into the checkout's artifacts/records.
+    return dict(env, PYTHONPATH=str(checkout), PYTHONPYCACHEPREFIX=str(cache), IRIS_RECORDS="dir", IRIS_RECORDS_DIR=str(cache.parent/"records"))
 
 def cli(*args:str)->list[str]:
     "`iris-classifier args`, run by this interpreter so that PYTHONPATH picks the checkout"
@@ -112,9 +140,22 @@ def served(name:str, # what the report calls it
            cache:Path, # bytecode cache
            workers:int, # gunicorn workers
           )->App:
-    "A checkout's production server, started through its CLI"
+    "A checkout's production server, started through its CLI, loaded on every endpoint it serves"
     argv = lambda port: cli("serve", "--port", str(port), "--workers", str(workers), "--model-dir", str(models))
-    return App(name, argv, checkout, child_env(checkout, cache))
+    return App(name, argv, checkout, child_env(checkout, cache), tuple(e for e in ENDPOINTS if e != V2_BINARY or serves_binary(checkout)))
+
+def serves_binary(checkout:Path)->bool:
+    "Whether `checkout` answers V2 requests in the binary tensor data extension (older commits answer them with an error)"
+    v2 = checkout/"iris_classifier"/"v2.py"
+    return v2.exists() and "Inference-Header-Content-Length" in v2.read_text()
+
+def records_off(app:App)->App:
+    "`app` with prediction records off, loaded only on the endpoints compared with records on"
+    return replace(app, name=f"{app.name}, records off", env=dict(app.env, IRIS_RECORDS="off"), endpoints=RECORDED)
+
+def records_written(directory:Path)->int:
+    "The prediction records in `directory`, one line each"
+    return sum(len(f.read_bytes().splitlines()) for f in directory.glob("predictions-*.jsonl"))
 
 def gunicorn_config(checkout:Path)->str:
     "The checkout's gunicorn config: the package module in the new layout, else webapp/gunicorn.conf.py"
@@ -261,10 +302,12 @@ def cold_starts(apps:list[App], # the servers, started in this order, again and 
 
 ## Throughput
 
-def lua(method:str, body:dict|None)->str:
-    "A wrk script sending `body` as JSON"
-    if body is None: return f'wrk.method = "{method}"\n'
-    return f'wrk.method = "{method}"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[{json.dumps(body)}]]\n'
+def lua(method:str, body:bytes|None=None, headers:dict|None=None)->str:
+    "A wrk script sending `body` (any bytes: escaped for Lua) with `headers`"
+    out = f'wrk.method = "{method}"\n' + "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
+    if body is None: return out
+    escaped = "".join("\\%03d" % b for b in body)  # Lua decimal escapes: any byte survives the script
+    return out + f'wrk.body = "{escaped}"\n'
 
 def to_ms(text:str)->float:
     value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
@@ -285,16 +328,16 @@ def rotated(items:list, k:int)->list:
     "`items` starting at position `k` (modulo their number)"
     return items[k % len(items):] + items[:k % len(items)]
 
-def load_rounds(servers:dict[str, tuple[int, int]], # name -> (port, master pid)
+def load_rounds(servers:dict[str, tuple[int, int, tuple]], # name -> (port, master pid, the endpoints it is loaded on)
                 scripts:dict[str, Path], # endpoint -> wrk script
                 args:argparse.Namespace, # --rounds, --duration, --connections, --threads
                )->dict[str, dict[str, list]]: # name -> endpoint -> one result per round
     "wrk rounds: each starts one endpoint later, and the servers take turns on each endpoint (A B, then B A)"
-    runs, turns = {s: {e: [] for e in ENDPOINTS} for s in servers}, 0
+    runs, turns = {s: {e: [] for e in es} for s, (_, _, es) in servers.items()}, 0
     for r in range(args.rounds):
         for e in rotated(list(ENDPOINTS), r):
-            for s in list(servers)[::-1 if turns % 2 else 1]:
-                port, pid = servers[s]
+            for s in [s for s in list(servers)[::-1 if turns % 2 else 1] if e in runs[s]]:
+                port, pid, _ = servers[s]
                 runs[s][e].append(run_wrk(f"http://127.0.0.1:{port}{ENDPOINTS[e][0]}", scripts[e], args.duration, args.connections, args.threads, pid))
                 progress(f"round {r + 1}: {s}: {e}: {runs[s][e][-1]}")
             turns += 1
@@ -303,21 +346,21 @@ def load_rounds(servers:dict[str, tuple[int, int]], # name -> (port, master pid)
 def throughput(apps:list[App], # the servers to load, all running at once (only one is loaded at a time)
                args:argparse.Namespace, # wrk settings and --workers
                tmp:Path, # for scripts and logs
-              )->dict[str, dict[str, dict]]: # name -> endpoint -> medians over rounds
-    "Each server's requests/s, latency and CPU per request on each endpoint"
+              )->dict[str, dict[str, dict|None]]: # name -> endpoint -> medians over rounds, None where it was not loaded
+    "Each server's requests/s, latency and CPU per request on each of its endpoints"
     scripts = {e: tmp/f"{i}.lua" for i, e in enumerate(ENDPOINTS)}
-    for e, (_, method, body) in ENDPOINTS.items(): scripts[e].write_text(lua(method, body))
+    for e, (_, method, body, headers) in ENDPOINTS.items(): scripts[e].write_text(lua(method, body, headers))
     with ExitStack() as stack:
         servers = {}
         for a in apps:
             port, log = free_port(), tmp/f"wrk-{a.name}.log"
             proc, t0 = stack.enter_context(running(a, port, log))
             progress(f"{a.name}: serving on port {port} after {first_answer(proc, port, t0, log):.1f} s")
-            servers[a.name] = (port, proc.pid)
-            for e, (path, _, _) in ENDPOINTS.items():  # warm-up
-                run_wrk(f"http://127.0.0.1:{port}{path}", scripts[e], 2, args.connections, args.threads, proc.pid)
+            servers[a.name] = (port, proc.pid, a.endpoints)
+            for e in a.endpoints:  # warm-up
+                run_wrk(f"http://127.0.0.1:{port}{ENDPOINTS[e][0]}", scripts[e], 2, args.connections, args.threads, proc.pid)
         runs = load_rounds(servers, scripts, args)
-    return {s: {e: {k: round(statistics.median(r[k] for r in rs), 3) for k in rs[0]} for e, rs in es.items()} for s, es in runs.items()}
+    return {s: {e: {k: round(statistics.median(r[k] for r in es[e]), 3) for k in es[e][0]} if e in es else None for e in ENDPOINTS} for s, es in runs.items()}
 
 ## In process
 
@@ -348,14 +391,15 @@ def ratio(a:float, b:float)->float:
     return round(a / b, 3)
 
 def ratios(figures:dict)->dict:
-    "The ratios the report rests on: to the minimal app, to the trivial endpoint, and current over against"
+    "The ratios the report rests on: to the minimal app, to the trivial endpoint, records on over off, and current over against"
     cold, http = figures["cold_start"], figures["http"]
     r = dict(vs_minimal={s: {k: ratio(c[k], cold["minimal"][k]) for k in ("seconds", "pss_mib", "rss_mib")} for s, c in cold.items()},
-             throughput_vs_trivial={s: {e: ratio(v["rps"], es[TRIVIAL]["rps"]) for e, v in es.items()} for s, es in http.items()},
-             cpu_vs_trivial={s: {e: ratio(es[TRIVIAL]["cpu_us"], v["cpu_us"]) for e, v in es.items()} for s, es in http.items()})
+             throughput_vs_trivial={s: {e: ratio(v["rps"], es[TRIVIAL]["rps"]) for e, v in es.items() if v} for s, es in http.items()},
+             cpu_vs_trivial={s: {e: ratio(es[TRIVIAL]["cpu_us"], v["cpu_us"]) for e, v in es.items() if v} for s, es in http.items()},
+             records_on_vs_off={e: {k: ratio(figures["records"]["on"][e][k], figures["records"]["off"][e][k]) for k in ("rps", "cpu_us")} for e in RECORDED})
     if "against" in http:
         r["current_vs_against"] = dict(cold_start={k: ratio(cold["current"][k], cold["against"][k]) for k in ("seconds", "pss_mib", "rss_mib")},
-                                       rps={e: ratio(v["rps"], http["against"][e]["rps"]) for e, v in http["current"].items()})
+                                       rps={e: ratio(v["rps"], http["against"][e]["rps"]) for e, v in http["current"].items() if v and http["against"][e]})
     return r
 
 def target(value:float, limit:float, at_least:bool)->dict:
@@ -364,14 +408,14 @@ def target(value:float, limit:float, at_least:bool)->dict:
 
 def targets(figures:dict, r:dict)->dict[str, dict]:
     "Every target of the run: its figure, its limit and whether it is met"
-    local, one_row = figures["in_process_us"], [e for e in ENDPOINTS if e != TRIVIAL]
+    local, one_row = figures["in_process_us"], [e for e, v in figures["http"]["current"].items() if e != TRIVIAL and v]
     t = {f"throughput vs trivial: {e}": target(r["throughput_vs_trivial"]["current"][e], MIN_THROUGHPUT_RATIO, True) for e in one_row}
     t["in process: prediction path / pipeline.predict"] = target(ratio(local["serving_us"], local["pipeline_predict_us"]), 1.0, False)
     t["cold start: current / minimal"] = target(r["vs_minimal"]["current"]["seconds"], MAX_COLD_START_RATIO, False)
     t["memory (PSS): current / minimal"] = target(r["vs_minimal"]["current"]["pss_mib"], MAX_MEMORY_RATIO, False)
     if "current_vs_against" in r:
-        t |= {f"requests/s current / against: {e}": target(r["current_vs_against"]["rps"][e], MIN_AGAINST_RATIO, True) for e in one_row}
-    return t
+        t |= {f"requests/s current / against: {e}": target(v, MIN_AGAINST_RATIO, True) for e, v in r["current_vs_against"]["rps"].items()}
+    return t | {f"records on / off, requests/s: {e}": target(r["records_on_vs_off"][e]["rps"], MIN_RECORDS_RATIO, True) for e in RECORDED}
 
 def print_cold(cold:dict, r:dict, labels:dict):
     "The cold-start and memory table"
@@ -388,16 +432,28 @@ def print_cold(cold:dict, r:dict, labels:dict):
 def print_http(http:dict, r:dict, labels:dict, args:argparse.Namespace):
     "The throughput table, and with `--against` each endpoint's ratio between the two servers"
     print(f"\nThroughput: wrk -t{args.threads} -c{args.connections}, {args.rounds} x {args.duration} s per endpoint and server, medians over rounds\n")
-    print(f"{'server':24s} {'endpoint':46s} {'requests/s':>11s} {'p50 ms':>8s} {'p99 ms':>8s} {'vs trivial':>11s} {'CPU us/req':>11s} {'vs trivial':>11s}")
+    print(f"{'server':24s} {'endpoint':54s} {'requests/s':>11s} {'p50 ms':>8s} {'p99 ms':>8s} {'vs trivial':>11s} {'CPU us/req':>11s} {'vs trivial':>11s}")
     for name, es in http.items():
         for e, v in es.items():
-            print(f"{labels[name][:24]:24s} {e:46s} {v['rps']:11.0f} {v['p50_ms']:8.2f} {v['p99_ms']:8.2f} "
-                  f"{r['throughput_vs_trivial'][name][e]:11.3f} {v['cpu_us']:11.0f} {r['cpu_vs_trivial'][name][e]:11.3f}")
+            if v is None: print(f"{labels[name][:24]:24s} {e:54s} absent: this checkout does not serve it")
+            else: print(f"{labels[name][:24]:24s} {e:54s} {v['rps']:11.0f} {v['p50_ms']:8.2f} {v['p99_ms']:8.2f} "
+                        f"{r['throughput_vs_trivial'][name][e]:11.3f} {v['cpu_us']:11.0f} {r['cpu_vs_trivial'][name][e]:11.3f}")
     print("(throughput ratio: requests/s over the trivial endpoint's; CPU ratio: the trivial endpoint's server CPU per request over this one's."
           " The CPU figure is less disturbed by other load on the machine.)")
     if "current_vs_against" in r:
-        print(f"\n{'endpoint':46s} {'requests/s current / against':>29s}")
-        for e, v in r["current_vs_against"]["rps"].items(): print(f"{e:46s} {v:29.3f}")
+        print(f"\n{'endpoint':54s} {'requests/s current / against':>29s}")
+        for e in ENDPOINTS:
+            v = r["current_vs_against"]["rps"].get(e)
+            print(f"{e:54s} {'absent in one of them' if v is None else f'{v:.3f}':>29s}")
+
+def print_records(records:dict, r:dict):
+    "The table of prediction records on against off"
+    print(f"\nPrediction records on (IRIS_RECORDS=dir) and off, current checkout, in the same rounds; {records['written']} records written\n")
+    print(f"{'endpoint':54s} {'requests/s on':>14s} {'off':>8s} {'on / off':>9s} {'CPU us/req on':>14s} {'off':>6s} {'on / off':>9s}")
+    for e, v in r["records_on_vs_off"].items():
+        on, off = records["on"][e], records["off"][e]
+        print(f"{e:54s} {on['rps']:14.0f} {off['rps']:8.0f} {v['rps']:9.3f} {on['cpu_us']:14.0f} {off['cpu_us']:6.0f} {v['cpu_us']:9.3f}")
+    print("(records written: every prediction the records-on server answered during the throughput run, warm-ups and V2 binary included)")
 
 def print_local(local:dict):
     "The in-process line"
@@ -435,10 +491,21 @@ def measure(args:argparse.Namespace, tmp:Path, checkouts:dict[str, Path])->dict:
     sys.pycache_prefix, sys.dont_write_bytecode = str(cache), False  # this process's own imports, all after training, use the cache too
     apps = {name: served(name, checkout, models[name], cache, args.workers) for name, checkout in checkouts.items()}
     apps["minimal"] = minimal(fit_minimal(tmp/"tree.joblib"), cache, args.workers)
+    off = records_off(apps["current"])
     # Throughput first: its servers complete the bytecode cache that training began, before any start is counted.
-    http = throughput([apps[name] for name in checkouts], args, tmp)
+    # Records off right after the current server (records on), so that on each endpoint one is loaded right after the other.
+    http = throughput([apps["current"], off, *(apps[name] for name in checkouts if name != "current")], args, tmp)
+    records = on_off(http, off.name, Path(apps["current"].env["IRIS_RECORDS_DIR"]))  # counted before the cold starts add theirs
     cold = cold_starts(list(apps.values()), args.starts, args.workers, tmp)
-    return dict(cold_start=cold, http=http, in_process_us=in_process(models["current"]))
+    return dict(cold_start=cold, http=http, records=records, in_process_us=in_process(models["current"]))
+
+def on_off(http:dict, # from `throughput`; the records-off server's figures are taken out of it
+           off:str, # the records-off server's name
+           directory:Path, # where the current server (records on) writes its records
+          )->dict:
+    "Records on (the current server) and off on the endpoints compared, and how many records were written"
+    figures = dict(on=http["current"], off=http.pop(off))
+    return dict(written=records_written(directory), **{state: {e: h[e] for e in RECORDED} for state, h in figures.items()})
 
 def report(args:argparse.Namespace, figures:dict, labels:dict)->bool:
     "Print the tables, write the JSON; whether every target is met"
@@ -447,6 +514,7 @@ def report(args:argparse.Namespace, figures:dict, labels:dict)->bool:
     print(f"\nServers: gunicorn, {args.workers} workers each, on {os.cpu_count()} CPUs. Machine load at the start: {load['start']}; at the end: {load['end']}")
     print_cold(figures["cold_start"], r, labels)
     print_http(figures["http"], r, labels, args)
+    print_records(figures["records"], r)
     print_local(figures["in_process_us"])
     print_targets(t)
     ok = all(v["met"] for v in t.values())
