@@ -2,8 +2,8 @@
 
 Usage (from the project root; needs Debian's `wrk`: apt-get install wrk):
 
-    .venv/bin/python bench/serving.py                     # about five minutes on 2 cores
-    .venv/bin/python bench/serving.py --against main      # before/after, side by side: about nine minutes
+    .venv/bin/python bench/serving.py                     # about three minutes on 2 cores
+    .venv/bin/python bench/serving.py --against main      # before/after, side by side: about five minutes
     .venv/bin/python bench/serving.py --duration 3 --rounds 1 --starts 3   # a quick look
 
 In one run on one machine, all traffic on 127.0.0.1, it
