@@ -134,7 +134,8 @@ def monitoring_parameters(records:Path, # records directory
                          )->dict: # the values for the notebook's `parameters` cell
     "The monitoring notebook's parameters, paths made absolute so the kernel's working directory does not matter"
     return dict(records_dir=str(Path(records).resolve()), window_start=start.isoformat(), window_end=end.isoformat(),
-                reference_model=str(Path(model).resolve()), output_dir=str(output_dir.resolve()) if output_dir else "")
+                reference_model=str(Path(model).resolve()), output_dir=str(output_dir.resolve()) if output_dir else "",
+                write_verdict=True)
 
 def run_monitoring_notebook(parameters:dict, # from `monitoring_parameters`
                             output_dir:Path|None=None, # artifacts directory; None for `artifacts_dir()`

@@ -51,6 +51,7 @@ def _item(item, where:str, classes:list[str], rows:int)->tuple[str, int, str]:
     "The request id, row and species of one item called `where`, checked"
     if not isinstance(item, dict): raise DataValidationError(f"{where} must be an object with request_id and species.", 'Send {"request_id": "...", "species": "..."} or a list of them.')
     rid, species, row = item.get("request_id"), item.get("species"), item.get("row", 0)
+    if type(row) is float and row.is_integer(): row = int(row)  # JSON has one number type: 3.0 is the integer 3, as JSON Schema says
     if not (isinstance(rid, str) and SANE_REQUEST_ID.fullmatch(rid)):
         raise DataValidationError(f"{where}.request_id must be the request_id a prediction answered with (got {json.dumps(rid)[:40]}).")
     if not (isinstance(species, str) and species in classes): raise DataValidationError(f"{where}.species must be one of {', '.join(classes)} (got {json.dumps(species)[:40]}).")

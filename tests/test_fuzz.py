@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from conftest import LIVE_FEEDBACK_TOKEN
+
 HERE = Path(__file__).resolve().parent
 LIMIT = 256 * 1024  # MAX_CONTENT_LENGTH
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -31,7 +33,7 @@ def no_tracebacks(server, since:tuple[int, int]):
 def test_schemathesis_finds_nothing(live_server, base, tmp_path):
     since = log_size(live_server)
     command = [str(Path(sys.executable).parent/"schemathesis"), "--config-file", str(HERE/"schemathesis.toml"), "run", f"{base}/openapi.json",
-               "--checks", "all", "--max-examples", str(FUZZ_EXAMPLES), "--seed", "1"]
+               "--checks", "all", "--max-examples", str(FUZZ_EXAMPLES), "--seed", "1", "--header", f"Authorization: Bearer {LIVE_FEEDBACK_TOKEN}"]
     env = dict(os.environ, SCHEMATHESIS_HOOKS="fuzz_hooks", PYTHONPATH=str(HERE), NO_COLOR="1")
     run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)  # cwd: its .hypothesis cache
     assert run.returncode == 0 and "No issues found" in run.stdout, run.stdout[-8000:] + run.stderr[-2000:]

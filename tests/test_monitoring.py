@@ -153,8 +153,11 @@ def _rewritten(recent:Path, d:Path, change)->Path:
     write_records([r for r in records if r], d/"records")
     return d/"records"
 
-def _unreferenced(trained, d:Path)->Path:
-    publish(trained, d/"bare")
+def _unreferenced(model:Path, d:Path)->Path:
+    "The model as published before monitoring existed: the same version, with no training split kept beside it"
+    shutil.copytree(model, d/"bare")
+    meta = read_metadata(d/"bare")
+    (d/"bare"/METADATA_FILE).write_text(json.dumps({k: v for k, v in meta.items() if k != "reference_file"}))
     return d/"bare"
 
 def _tampered(model:Path, d:Path)->Path:
@@ -175,7 +178,7 @@ BAD_MONITOR_INPUTS = {  # name: (arguments, given the fixtures and a scratch dir
     "only another model version": (lambda f, d: ["--records", _rewritten(f["recent"], d, lambda r: dict(r, model_version="v0") if r["kind"] == "prediction" else r)],
                                    "were made by model"),
     "no published model": (lambda f, d: ["--records", f["recent"], "--model-dir", d/"nomodel"], "No published model in"),
-    "a model published without its reference": (lambda f, d: ["--records", f["recent"], "--model-dir", _unreferenced(f["trained"], d)], "published without the training split"),
+    "a model published without its reference": (lambda f, d: ["--records", f["recent"], "--model-dir", _unreferenced(f["model"], d)], "published without the training split"),
     "a changed reference file": (lambda f, d: ["--records", f["recent"], "--model-dir", _tampered(f["model"], d)], "does not match the SHA-256"),
     **{f"--since {since}": (lambda f, d, since=since: ["--records", f["recent"], f"--since={since}"], f"--since {since!r} is not a time in the past")
        for since in ["yesterday", "0d", "-1d", "7", "2999-01-01", "99999999999d"]},

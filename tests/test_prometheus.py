@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, skip_or_fail
+from conftest import GUNICORN, ROOT, Server, free_port, skip_or_fail
 from iris_classifier.core import FEATURES
 from iris_classifier.model_training import publish
 from iris_classifier.persistence import load_reference
-from test_live_server import GUNICORN, Server, free_port
 
 MONITORING = ROOT/"ops"/"monitoring"
 WINDOW, HOLD = "20s", "5s"

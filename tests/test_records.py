@@ -9,7 +9,7 @@ import pytest
 
 from iris_classifier.app import create_app
 from iris_classifier.core import FEATURES, read_metadata
-from test_live_server import GUNICORN, Server
+from conftest import GUNICORN, Server
 
 ROW, OTHER = [5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]
 
