@@ -8,6 +8,11 @@ from iris_classifier.model_training import publish, train_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; never `playwright install`
+# This machine has no internet: keep Chromium from trying to reach Google's services.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-default-apps", "--disable-extensions"]
+
 def skip_or_fail(reason:str):
     "Skip with `reason`, or fail when IRIS_STRICT is set (CI installs everything, so a skip there is a bug)"
     if os.environ.get("IRIS_STRICT"): pytest.fail(f"{reason} (IRIS_STRICT is set, so this skip counts as a failure)")
@@ -104,3 +109,14 @@ def live_server(trained, tmp_path_factory):
         yield server
     finally:
         if server.proc.poll() is None: server.stop()
+
+@pytest.fixture(scope="session")
+def browser():
+    "Debian's headless Chromium driven by Playwright, for the session's browser tests"
+    if not CHROMIUM.exists(): skip_or_fail(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium, or `make system-deps`)")
+    try: from playwright.sync_api import sync_playwright
+    except ImportError: skip_or_fail("the playwright package is not installed (make setup)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()

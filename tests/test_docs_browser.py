@@ -1,18 +1,15 @@
 "The docs site in headless Chromium: navigation reaches every page, search finds a function, nothing is fetched from outside loopback."
 import functools, http.server, threading
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import ROOT, skip_or_fail
+from conftest import ROOT
 from test_docs import built_site
 from nbdocs import notebooks, page_name
 
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore:.*Check CHANGES for Sphinx API modifications")]
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT/"artifacts"/"docs-screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 @pytest.fixture(scope="module")
 def server():
@@ -28,23 +25,18 @@ def server():
     httpd.shutdown()
 
 @pytest.fixture(scope="module")
-def page():
+def page(browser):
     "A Chromium page whose every request is recorded; requests that would leave loopback are aborted"
-    if not CHROMIUM.exists(): skip_or_fail(f"{CHROMIUM} not found: install Debian's chromium (`make system-deps`)")
-    try: from playwright.sync_api import sync_playwright
-    except ImportError: skip_or_fail("the playwright package is not installed")
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        pg = browser.new_page(viewport={"width": 1280, "height": 900})
-        pg.outside = []
-        def route(r):
-            if urlsplit(r.request.url).hostname in ("127.0.0.1", "localhost"): return r.continue_()
-            pg.outside.append(r.request.url)
-            r.abort()
-        pg.route("**/*", route)
-        yield pg
-        browser.close()
+    pg = browser.new_page(viewport={"width": 1280, "height": 900})
+    pg.outside = []
+    def route(r):
+        if urlsplit(r.request.url).hostname in ("127.0.0.1", "localhost"): return r.continue_()
+        pg.outside.append(r.request.url)
+        r.abort()
+    pg.route("**/*", route)
+    yield pg
+    pg.close()
 
 def test_navigation_reaches_every_page(server, page):
     page.goto(server + "index.html")
@@ -73,5 +65,5 @@ def test_search_finds_a_function(server, page):
     page.screenshot(path=SHOTS/"search.png", full_page=True)
     hit.click()
     page.wait_for_load_state()
-    assert "data_processing.html" in page.url
+    assert "pipeline.html" in page.url
     assert page.outside == [], "pages requested hosts other than loopback"

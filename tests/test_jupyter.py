@@ -10,15 +10,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import ROOT, skip_or_fail
+from conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1800)]
-CHROMIUM = Path("/usr/bin/chromium")
 OUT = ROOT/"artifacts"/"jupyter"
 NOTEBOOKS = sorted(p.name for p in (ROOT/"nbs").glob("[0-9][0-9]_*.ipynb"))
 TOKEN = secrets.token_hex(16)
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-default-apps", "--disable-extensions"]
 # What the test adds to `make lab`: no browser of the server's own, a known token, its port or none, the app
 # object in the page (to read cell outputs), and nothing fetched from outside (news, update checks, PyPI).
 LAB_ARGS = [f"--IdentityProvider.token={TOKEN}", "--no-browser", "--ServerApp.port_retries=0", "--expose-app-in-browser",
@@ -52,16 +49,6 @@ def artifact_files()->dict[str, tuple[int, int]]:
     dirs = [p for p in ROOT.rglob("artifacts") if p.is_dir() and not {".venv", ".git", ".tools"} & set(p.relative_to(ROOT).parts)]
     return {str(f.relative_to(ROOT)): (f.stat().st_size, f.stat().st_mtime_ns)
             for d in dirs for f in d.rglob("*") if f.is_file() and OUT not in f.parents}
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists(): skip_or_fail(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium, or `make system-deps`)")
-    try: from playwright.sync_api import sync_playwright
-    except ImportError: skip_or_fail("the playwright package is not installed (make setup)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield browser
-        browser.close()
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):

@@ -28,7 +28,7 @@ import nbdocs
 
 SITE = ROOT/"artifacts"/"docs-site"  # the site `make test` builds and the docs tests check
 RECORD = SITE.with_name("docs-site.json")  # what that site was built from, and the build's problems
-INPUTS = ["nbs", "tools", "docs", "webapp", "pyproject.toml", "README.md"]  # what a build reads, with the package
+INPUTS = ["nbs", "tools", "docs", "pyproject.toml", "README.md"]  # what a build reads, with the package
 WATCHED = ["artifacts", "nbs", "docs", "_proc"]  # where a build must write nothing but its site
 SKIP = {"__pycache__", ".ipynb_checkpoints", "_proc", "_site"}  # caches and generated material
 
@@ -105,7 +105,8 @@ def inputs()->str: # a SHA-256 digest
     "What a build's result depends on: the files under `INPUTS` and the package's, Python and the installed distributions"
     from nbdev.config import get_config
     h = hashlib.sha256(sys.version.encode())
-    for d in sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()): h.update(d.encode())
+    # A set: with the project root on sys.path (`python -m pytest`), the checkout's egg-info lists the package again.
+    for d in sorted({f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()}): h.update(d.encode())
     for top in map(ROOT.joinpath, INPUTS + [get_config().lib_path.name]):
         for f in sorted(top.rglob("*")) if top.is_dir() else [top]:
             if f.is_file() and not SKIP & set(f.relative_to(ROOT).parts): h.update(f"{f.relative_to(ROOT)}\0".encode() + f.read_bytes())
