@@ -94,6 +94,11 @@ class Server:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=60)
 
+def container_command(port:int, # loopback port to bind
+                     )->list[str]:
+    "gunicorn with the package's settings, as the container's CMD runs it"
+    return [str(GUNICORN), "--config", "python:iris_classifier.gunicorn_conf", "-b", f"127.0.0.1:{port}"]
+
 LIVE_FEEDBACK_TOKEN = "live-server-feedback-token"  # feedback is on, as in production, so every route can be exercised
 
 @pytest.fixture(scope="session")
@@ -101,8 +106,7 @@ def live_server(trained, tmp_path_factory):
     "gunicorn as the container runs it (two workers), serving a published model on a free loopback port, for the whole session"
     models = tmp_path_factory.mktemp("live-model")
     publish(trained, models/"model")
-    command = lambda port: [str(GUNICORN), "--config", "python:iris_classifier.gunicorn_conf", "-b", f"127.0.0.1:{port}"]
-    server = Server(tmp_path_factory.mktemp("live"), command, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2",
+    server = Server(tmp_path_factory.mktemp("live"), container_command, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2",
                                                                  IRIS_RECORDS_DIR=str(tmp_path_factory.mktemp("live-records")), IRIS_FEEDBACK_TOKEN=LIVE_FEEDBACK_TOKEN))
     try:
         server.wait()

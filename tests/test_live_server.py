@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GUNICORN, Server
+from conftest import Server, container_command
 from iris_classifier.core import FEATURES
 from iris_classifier.data_processing import load_iris_frame
 from iris_classifier.model_training import publish
@@ -20,8 +20,7 @@ def servers(trained, tmp_path_factory):
     "A server with a published model (two workers, as in the container) and one without (one worker, via the CLI), started together"
     models = tmp_path_factory.mktemp("models")
     publish(trained, models/"model")
-    container = lambda port: [str(GUNICORN), "--config", "python:iris_classifier.gunicorn_conf", "-b", f"127.0.0.1:{port}"]
-    good = Server(tmp_path_factory.mktemp("good"), container, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2", PORT="1"),  # -b wins over PORT
+    good = Server(tmp_path_factory.mktemp("good"), container_command, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2", PORT="1"),  # -b wins over PORT
                   cwd=tmp_path_factory.mktemp("anywhere"))  # the package carries everything it serves
     cli = lambda port: [str(CLI), "serve", "--port", str(port), "--workers", "1", "--model-dir", "none"]
     bare = Server(tmp_path_factory.mktemp("bare"), cli, {}, cwd=models)  # a relative --model-dir: resolved where the command runs

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GUNICORN, ROOT, Server, free_port, skip_or_fail
+from conftest import ROOT, Server, container_command, free_port, skip_or_fail
 from iris_classifier.core import FEATURES
 from iris_classifier.model_training import publish
 from iris_classifier.persistence import load_reference
@@ -72,8 +72,7 @@ def watched(trained, tmp_path_factory):
     "The production server with a published model, and a Prometheus watching it"
     models = tmp_path_factory.mktemp("models")
     publish(trained, models/"model")
-    command = lambda port: [str(GUNICORN), "--config", "python:iris_classifier.gunicorn_conf", "-b", f"127.0.0.1:{port}"]
-    server = Server(tmp_path_factory.mktemp("server"), command, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2", IRIS_RECORDS="off"))
+    server = Server(tmp_path_factory.mktemp("server"), container_command, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2", IRIS_RECORDS="off"))
     prometheus = None
     try:
         server.wait()

@@ -9,7 +9,7 @@ import pytest
 
 from iris_classifier.app import create_app
 from iris_classifier.core import FEATURES, read_metadata
-from conftest import GUNICORN, Server
+from conftest import Server, container_command
 
 ROW, OTHER = [5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]
 
@@ -130,11 +130,10 @@ def live(trained, tmp_path_factory):
     from iris_classifier.model_training import publish
     models = tmp_path_factory.mktemp("models")
     publish(trained, models/"model")
-    command = lambda port: [str(GUNICORN), "--config", "python:iris_classifier.gunicorn_conf", "-b", f"127.0.0.1:{port}"]
-    stdout = Server(tmp_path_factory.mktemp("stdout"), command, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="1",
+    stdout = Server(tmp_path_factory.mktemp("stdout"), container_command, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="1",
                                                                      IRIS_RECORDS="stdout", IRIS_LOG_FORMAT="json"))
     directory = tmp_path_factory.mktemp("records")
-    files = Server(tmp_path_factory.mktemp("dir"), command, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2", IRIS_RECORDS_DIR=str(directory)))
+    files = Server(tmp_path_factory.mktemp("dir"), container_command, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2", IRIS_RECORDS_DIR=str(directory)))
     try:
         stdout.wait(), files.wait()
         yield dict(stdout=stdout, files=files, directory=directory)
