@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MIN_ROWS_PER_SPECIES', 'load_iris_frame', 'normalize_column', 'read_measurements_csv', 'check_columns',
            'to_measurements', 'check_ranges', 'normalize_species', 'clean_training_frame', 'check_species_counts',
-           'frame_sha256', 'load_training_data', 'check_measurements']
+           'frame_sha256', 'load_training_data', 'load_feedback_rows', 'check_measurements']
 
 # %% ../nbs/01_data_processing.ipynb #f34fe1a5
 from pathlib import Path
@@ -104,6 +104,7 @@ def normalize_species(labels:pd.Series, # species labels as written
 MIN_ROWS_PER_SPECIES = 5  # fewer leaves nothing to stratify, cross-validate and test on
 
 def clean_training_frame(df:pd.DataFrame, # raw frame with `FEATURES` and `TARGET`
+                         least:int=MIN_ROWS_PER_SPECIES, # rows needed per species; 0 for rows that only add to a data set
                         )->tuple[pd.DataFrame, dict]: # clean frame, and a report of rows in, out and dropped
     "Validate `df` against the policy: raise on errors, drop and count missing values and duplicates"
     check_columns(df, FEATURES + [TARGET])
@@ -114,7 +115,7 @@ def clean_training_frame(df:pd.DataFrame, # raw frame with `FEATURES` and `TARGE
     kept[TARGET] = normalize_species(kept[TARGET])
     dupes = kept.duplicated(subset=FEATURES + [TARGET])
     clean = kept[~dupes][FEATURES + [TARGET]].reset_index(drop=True)
-    check_species_counts(clean)
+    check_species_counts(clean, least)
     report = dict(rows_in=len(df), rows_out=len(clean), dropped=dict(missing_values=int(missing.sum()), duplicates=int(dupes.sum())),
                   ignored_columns=[c for c in df.columns if c not in FEATURES + [TARGET]])
     return clean, report
@@ -141,6 +142,16 @@ def load_training_data(path:str|Path|None=None, # CSV of measurements and specie
     clean, report = clean_training_frame(raw)
     source = "scikit-learn iris" if path is None else Path(path).name
     return clean, dict(source=source, data_sha256=frame_sha256(clean), **report)
+
+# %% ../nbs/01_data_processing.ipynb #50d57aef
+def load_feedback_rows(path:str|Path, # CSV of measurements and species from feedback
+                       data:pd.DataFrame, # the clean training data they add to
+                      )->tuple[pd.DataFrame, dict]: # the new rows, and a report of rows in, dropped and added
+    "Load and clean feedback rows by the training policy, without the rows `data` already holds"
+    rows, report = clean_training_frame(read_measurements_csv(path), least=0)
+    known = rows.merge(data[FEATURES + [TARGET]].drop_duplicates(), how="left", indicator=True)["_merge"].eq("both").to_numpy()
+    report["dropped"]["already_in_data"] = int(known.sum())
+    return rows[~known].reset_index(drop=True), dict(report, rows_out=int((~known).sum()), source=Path(path).name)
 
 # %% ../nbs/01_data_processing.ipynb #523db8ab
 def check_measurements(df:pd.DataFrame, # rows to score, with `FEATURES` as text or numbers; other columns are kept

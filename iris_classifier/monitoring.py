@@ -6,8 +6,8 @@
 __all__ = ['PREDICTION_COLUMNS', 'FEEDBACK_COLUMNS', 'ALPHA', 'PSI_EPS', 'PSI_MODERATE', 'PSI_MAJOR', 'SHARE_ALPHA', 'Reference',
            'load_reference', 'parse_record', 'Records', 'record_files', 'read_records', 'in_window', 'join_feedback',
            'versions', 'Window', 'select_window', 'bin_shares', 'psi', 'psi_band', 'measurement_drift', 'species_shift',
-           'live_performance', 'drift_report', 'simulate_records', 'write_records', 'plot_distributions', 'plot_psi',
-           'plot_species_over_time', 'plot_live_confusion']
+           'live_performance', 'drift_report', 'simulate_records', 'write_records', 'feedback_rows',
+           'plot_distributions', 'plot_psi', 'plot_species_over_time', 'plot_live_confusion']
 
 # %% ../nbs/14_monitoring.ipynb #15b9b305
 import json, math
@@ -345,6 +345,21 @@ def write_records(records:list[dict], # from `simulate_records`
     Path(dest).mkdir(parents=True, exist_ok=True)
     for name, lines in files.items(): (Path(dest)/name).write_text("\n".join(lines) + "\n")
     return [Path(dest)/name for name in files]
+
+# %% ../nbs/14_monitoring.ipynb #f43aa777
+def feedback_rows(records:Records, # from `read_records`
+                 )->pd.DataFrame: # `FEATURES`, `species`, and the `request_id` and `row` each came from
+    "The predicted flowers whose true species came back as feedback, as training rows"
+    joined, unmatched = join_feedback(records.predictions, records.feedback)
+    labelled = joined[joined["true_species"].notna()]
+    if labelled.empty:
+        raise DataValidationError(f"No feedback in the records names a recorded prediction ({len(records.feedback)} feedback record(s), {unmatched} of them for unknown requests).",
+                                  "Point --with-feedback at a directory holding both the prediction and the feedback records.")
+    bad = labelled[~labelled["true_species"].isin(SPECIES)]
+    if len(bad):
+        raise DataValidationError(f"Feedback names unknown species {sorted(bad['true_species'].unique())[:5]} (request {bad['request_id'].iloc[0]}, row {bad['row'].iloc[0]}, and {len(bad) - 1} more).",
+                                  f"Feedback species must be one of: {', '.join(SPECIES)}.")
+    return labelled[FEATURES + ["true_species", "request_id", "row"]].rename(columns={"true_species": TARGET}).reset_index(drop=True)
 
 # %% ../nbs/14_monitoring.ipynb #531eb3d8
 _LIVE, _TRAINING = "#c44e52", "#b0b0b0"

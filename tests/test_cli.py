@@ -30,19 +30,23 @@ def test_train_runs_the_notebook_and_publishes(papermill_run):
     assert proc.returncode == 0, proc.stderr
     assert "Executing" in proc.stderr and "Published model" in proc.stderr  # progress, then the outcome
     model, meta = load_published_model(out/"model")
-    reports = out/"reports"
-    for name in ["05_model_training.ipynb", "metrics.json", "confusion_matrix.png", "feature_importances.png", "decision_tree.png"]:
-        assert (reports/name).stat().st_size > 0, name
+    run = out/"runs"/meta["run_id"]  # the run's own directory
+    assert [p.name for p in (out/"runs").iterdir()] == [run.name] and sorted(p.name for p in out.iterdir()) == ["model", "runs"]
+    for name in ["05_model_training.ipynb", "run.json", "metrics.json", "confusion_matrix.png", "feature_importances.png", "decision_tree.png", "model/metadata.json"]:
+        assert (run/name).stat().st_size > 0, name
     for name in ["raw_train.csv", "raw_test.csv", "processed_train.csv", "processed_test.csv", "data_quality.json"]:
-        assert (out/"data"/name).stat().st_size > 0, name
-    nb = nbformat.read(reports/"05_model_training.ipynb", as_version=4)
+        assert (run/"data"/name).stat().st_size > 0, name
+    record = json.loads((run/"run.json").read_text())
+    assert (record["published"], record["history_entry"], record["model_version"]) == (True, 1, meta["model_version"])
+    assert record["challenge"]["reason"] == "no model is published yet: this is the first" and f"history entry 1" in proc.stderr
+    nb = nbformat.read(run/"05_model_training.ipynb", as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
 
 @pytest.mark.slow
 def test_papermill_run_matches_the_python_api(papermill_run, trained):
     out, proc = papermill_run
     assert proc.returncode == 0, proc.stderr
-    metrics = json.loads((out/"reports"/"metrics.json").read_text())
+    metrics = json.loads(next((out/"runs").glob("*/metrics.json")).read_text())
     assert {k: metrics[k] for k in ["accuracy", "f1_macro", "cv_accuracy_mean"]} == {k: trained.metrics[k] for k in ["accuracy", "f1_macro", "cv_accuracy_mean"]}
     model, _ = load_published_model(out/"model")
     X = load_iris_frame()[FEATURES]
@@ -51,12 +55,14 @@ def test_papermill_run_matches_the_python_api(papermill_run, trained):
 @pytest.mark.slow
 def test_failed_quality_gate_exits_nonzero_and_keeps_the_model(published):
     out = published.parent
-    before = {p.name: p.read_bytes() for p in published.iterdir()}
+    before = {p.name: p.read_bytes() for p in published.iterdir() if p.is_file()}
     proc = cli("train", "--output-dir", out, "--max-depth", "1", cwd=out)
     assert proc.returncode == 1
     assert "QualityGateError" in proc.stderr and "below the minimum 0.900" in proc.stderr
-    assert "05_model_training.ipynb" in proc.stderr  # points at the executed notebook
-    assert {p.name: p.read_bytes() for p in published.iterdir()} == before
+    run = max((out/"runs").iterdir())  # the newest run: its id starts with its time
+    assert str(run/"05_model_training.ipynb") in proc.stderr  # points at the executed notebook
+    assert {p.name: p.read_bytes() for p in published.iterdir() if p.is_file()} == before
+    assert json.loads((run/"run.json").read_text())["gate"] == dict(min_accuracy=0.9, accuracy=pytest.approx(0.6667, abs=0.05), passed=False)
 
 HEADER = "sepal_length,sepal_width,petal_length,petal_width,species\n"
 GOOD = "".join(f"{r.sepal_length},{r.sepal_width},{r.petal_length},{r.petal_width},{r.species}\n" for r in load_iris_frame().itertuples())

@@ -57,11 +57,13 @@ def test_a_crash_while_publishing_keeps_the_published_model(published, trained, 
     assert sorted(p.name for p in published.iterdir()) == files_before  # the half-published files are gone
     load_published_model(published)
 
-def test_republishing_replaces_the_model_and_removes_the_old_file(published, trained):
+def test_republishing_replaces_the_model_and_archives_the_old_one(published, trained):
     old = read_metadata(published)
     new = publish(trained, published)
     assert new["model_file"] != old["model_file"]
     assert sorted(p.name for p in published.glob("model-*.skops")) == [new["model_file"]]
+    archived = published/"versions"/old["model_version"]
+    assert (archived/old["model_file"]).is_file() and json.loads((archived/"metadata.json").read_text())["model_sha256"] == old["model_sha256"]
 
 def test_metadata_describes_the_model(published, trained):
     meta = read_metadata(published)

@@ -108,7 +108,7 @@ def test_train_runs_the_packaged_notebook(training):
     out, proc = training
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "model" / "metadata.json").is_file()
-    report = json.loads((out / "reports" / "05_model_training.ipynb").read_text())
+    report = json.loads(next((out / "runs").glob("*/05_model_training.ipynb")).read_text())
     assert any(cell.get("outputs") for cell in report["cells"]), "the report notebook was not executed"
 
 
