@@ -55,11 +55,11 @@ def test_papermill_run_matches_the_python_api(papermill_run, trained):
 @pytest.mark.slow
 def test_failed_quality_gate_exits_nonzero_and_keeps_the_model(published):
     out = published.parent
-    before = {p.name: p.read_bytes() for p in published.iterdir() if p.is_file()}
+    before, champion_run = {p.name: p.read_bytes() for p in published.iterdir() if p.is_file()}, read_metadata(published)["run_id"]
     proc = cli("train", "--output-dir", out, "--max-depth", "1", cwd=out)
     assert proc.returncode == 1
     assert "QualityGateError" in proc.stderr and "below the minimum 0.900" in proc.stderr
-    run = max((out/"runs").iterdir())  # the newest run: its id starts with its time
+    [run] = [p for p in (out/"runs").iterdir() if p.name != champion_run]  # the new run's directory
     assert str(run/"05_model_training.ipynb") in proc.stderr  # points at the executed notebook
     assert {p.name: p.read_bytes() for p in published.iterdir() if p.is_file()} == before
     assert json.loads((run/"run.json").read_text())["gate"] == dict(min_accuracy=0.9, accuracy=pytest.approx(0.6667, abs=0.05), passed=False)

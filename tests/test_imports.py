@@ -1,6 +1,6 @@
 """What each entry point imports, read from `sys.modules` of a fresh process (start-up time is import time,
 so this is how start-up stays fast without timing anything): `iris-classifier --help`, the refusal of a bad
-training CSV, and a real gunicorn worker with the project's settings."""
+training CSV, `runs` and `history`, and a real gunicorn worker with the project's settings."""
 import json, os, socket, subprocess, sys, textwrap, time
 from pathlib import Path
 
@@ -28,6 +28,11 @@ def test_a_bad_training_csv_is_refused_before_scikit_learn_is_imported(tmp_path)
     (tmp_path/"bad.csv").write_text("sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,abc,0.2,setosa\n")
     mods = modules_after("from iris_classifier.cli import main\nassert main(['train', '--data', 'bad.csv']) == 2", tmp_path)
     assert "pandas" in mods and not mods & (TRAINING_ONLY | SCIENTIFIC)
+
+def test_runs_and_history_import_nothing_heavy(trained, tmp_path):
+    publish(trained, tmp_path/"artifacts"/"model")
+    mods = modules_after("from iris_classifier.cli import main\nassert main(['runs', '--output-dir', 'artifacts']) == 0\nassert main(['history', '--output-dir', 'artifacts']) == 0", tmp_path)
+    assert {"iris_classifier"} <= mods and not mods & (TRAINING_ONLY | SCIENTIFIC | {"pandas", "numpy", "flask"})
 
 def free_port()->int:
     with socket.socket() as s:

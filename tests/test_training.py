@@ -101,4 +101,4 @@ def test_parameters_cell_matches_train_params():
     for name, value in vars(TrainParams()).items():
         assert defaults.pop(name) == value, name
     assert defaults.pop("publish_run") is False  # Run All in Jupyter must not publish; the CLI turns it on
-    assert set(defaults) == {"data_path", "output_dir"}
+    assert set(defaults) == {"data_path", "output_dir", "feedback_path", "run_id"}
