@@ -33,7 +33,7 @@ RUN_COLUMNS = ["run", "trained", "data", "criterion", "max_depth", "min_leaf", "
 
 def _champion(c:dict)->str:
     "The champion check in a word or two"
-    if not c.get("compared"): return "skipped"
+    if not c.get("compared"): return "first model" if c.get("champion") is None else f"skipped ({c['rows']} rows)" if "rows" in c else "skipped"
     return f"{'won' if c['margin'] > 0 else 'tied' if c['margin'] == 0 else 'lost'} {c['margin']:+.3f}" + ("" if c["passed"] else " (refused)")
 
 def run_row(r:dict, # a run record from `read_runs`
