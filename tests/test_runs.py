@@ -164,3 +164,19 @@ def test_training_with_bad_feedback_fails_clearly_and_trains_nothing(records, tm
     proc = cli("train", "--output-dir", tmp_path/"out", "--with-feedback", bad, cwd=tmp_path)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path/"out").exists()  # refused before anything was written
+
+def test_prune_runs_names_what_it_removes_and_keeps_the_model_in_force(trained, tmp_path):
+    out = tmp_path/"artifacts"
+    for i, params in enumerate([TrainParams(), TrainParams(max_depth=1, min_accuracy=0.5), TrainParams(seed=7)]):
+        try: publish(train_model(params) if i else trained, out/"model", out/"runs"/f"2026112{i}T090000Z-00000{i}")
+        except persistence.IrisError: pass  # the stump is refused; its run stays on record
+    rollback = persistence.rollback(out/"model")  # the first run's model is in force again
+    names = sorted(p.name for p in (out/"runs").iterdir())
+    dry = cli("prune-runs", "--output-dir", out, "--keep", "1", "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0 and dry.stdout.splitlines() == [f"would remove {out/'runs'/names[1]}", "1 run(s) to remove."]
+    assert sorted(p.name for p in (out/"runs").iterdir()) == names  # a dry run removes nothing
+    proc = cli("prune-runs", "--output-dir", out, "--keep", "1", cwd=tmp_path)
+    assert proc.returncode == 0 and f"removing {out/'runs'/names[1]}" in proc.stdout
+    assert sorted(p.name for p in (out/"runs").iterdir()) == [names[0], names[2]]  # the newest, and the one in force
+    assert read_metadata(out/"model")["run_id"] == names[0] == rollback["run_id"]
+    assert cli("prune-runs", "--output-dir", out, cwd=tmp_path).returncode == 2  # neither --keep nor --older-than
