@@ -3,7 +3,9 @@
 check-jsonschema validates the shape of .circleci/config.yml and
 kubernetes-validate the shape of kubernetes-deployment.yaml; neither knows
 whether a `requires` names a real job, whether the pipeline deploys only what
-it built, whether the manifest runs the image as the Dockerfile built it, or
+it built, whether scheduled pipelines run the continuous-training workflow and
+nothing else, with an approval before deploy and credentials wherever a bucket
+is used, whether the manifest runs the image as the Dockerfile built it, or
 whether the build context holds what the Dockerfile copies. kubernetes-validate
 has no schema for the custom resources of GKE's managed Prometheus either, so
 the monitoring manifest is checked here against what their CRDs require, and
@@ -37,6 +39,10 @@ BUILTIN_STEPS = {
 }
 # The image placeholder that ops/deploy.sh replaces with the commit's image.
 IMAGE_PLACEHOLDER = "IMAGE_REF"
+# Selects a workflow on scheduled pipelines; `not:` it keeps a workflow off them.
+SCHEDULED = ["scheduled_pipeline", "<< pipeline.trigger_source >>"]
+# Job steps that read or write the records or model buckets: they need the context's credentials.
+BUCKET_USE = re.compile(r"ops/champion\.sh|ops/retrain\.sh fetch|gcloud storage")
 
 
 def _step_names(steps):
@@ -98,39 +104,9 @@ def pipeline_problems(config: dict) -> list[str]:
     if not workflows:
         problems.append("no workflows")
     for wf_name, workflow in workflows.items():
-        entries = _workflow_entries(workflow)
-        for name, (key, opts) in entries.items():
-            if opts.get("type") != "approval" and key not in jobs:
-                problems.append(f"workflow {wf_name}: job {key!r} is not defined")
-            for req in opts.get("requires") or []:
-                if req not in entries:
-                    problems.append(f"workflow {wf_name}: {name} requires {req!r}, which is not in the workflow")
-
-        def requires(name, target, seen=()):
-            """Whether `name` waits for `target`, directly or through approval jobs."""
-            for req in entries.get(name, ("", {}))[1].get("requires") or []:
-                if req == target:
-                    return True
-                if entries.get(req, ("", {}))[1].get("type") == "approval" and req not in seen:
-                    if requires(req, target, seen + (req,)):
-                        return True
-            return False
-
-        for needed in ("test", "train", "build_and_push", "deploy"):
-            if needed not in entries:
-                problems.append(f"workflow {wf_name}: no {needed} job")
-        for job, dependency in (("train", "test"), ("build_and_push", "train"), ("deploy", "build_and_push")):
-            if job in entries and not requires(job, dependency):
-                problems.append(f"workflow {wf_name}: {job} does not require {dependency}")
-        for job in ("build_and_push", "deploy"):
-            if job not in entries:
-                continue
-            opts = entries[job][1]
-            if _branches_only(opts) != ["main"]:
-                problems.append(f"workflow {wf_name}: {job} must run on main only")
-            # CircleCI issues OIDC tokens (and context secrets) only with a context.
-            if not opts.get("context"):
-                problems.append(f"workflow {wf_name}: {job} has no context (no OIDC token)")
+        problems += [f"workflow {wf_name}: {p}" for p in workflow_problems(workflow, jobs)]
+    if not any(schedule_role(w.get("when")) == "scheduled" for w in workflows.values()):
+        problems.append("no workflow for scheduled pipelines (continuous training)")
 
     image_ref = _run_commands((commands.get("image-ref") or {}).get("steps"))
     if not re.search(r"export IMAGE_REF=\S+:\$\{CIRCLE_SHA1\}", image_ref):
@@ -142,13 +118,103 @@ def pipeline_problems(config: dict) -> list[str]:
     if re.search(r":latest\b", yaml.safe_dump(jobs)):
         problems.append("a job uses a :latest tag")
 
-    expected_commands = {
-        "test": "make test", "train": "make train", "docs": "make docs",
-        "build_and_push": "ops/build-image.sh", "deploy": "ops/deploy.sh",
-    }
-    for job, command in expected_commands.items():
+    expected_commands = [
+        ("test", "make test"), ("train", "ops/retrain.sh train"), ("docs", "make docs"),
+        ("champion", "ops/champion.sh fetch"), ("fetch_production", "ops/retrain.sh fetch"), ("retrain", "ops/retrain.sh run"),
+        ("build_and_push", "ops/build-image.sh"), ("deploy", "ops/deploy.sh"), ("deploy", "ops/champion.sh upload"),
+    ]
+    for job, command in expected_commands:
         if command not in _run_commands((jobs.get(job) or {}).get("steps")):
             problems.append(f"job {job}: does not run {command!r}")
+    return problems + retraining_job_problems(jobs, commands)
+
+
+def retraining_job_problems(jobs: dict, commands: dict) -> list[str]:
+    """The jobs after a scheduled retrain stop when it published nothing; the champion is replaced only once deployed."""
+    problems = []
+    deploy = _run_commands((jobs.get("deploy") or {}).get("steps"))
+    if "ops/champion.sh upload" in deploy and deploy.index("ops/champion.sh upload") < deploy.find("ops/deploy.sh"):
+        problems.append("job deploy: uploads the champion before the rollout has succeeded")
+    for job in ("build_and_push", "deploy"):
+        steps = list(_step_names((jobs.get(job) or {}).get("steps")))
+        if "halt-unless-retrained" not in steps or "gcp-auth" in steps[:steps.index("halt-unless-retrained")]:
+            problems.append(f"job {job}: does not stop before authenticating when retrain published nothing (halt-unless-retrained)")
+    halt = _run_commands((commands.get("halt-unless-retrained") or {}).get("steps"))
+    if not ("ops/retrain.sh decision" in halt and "circleci-agent step halt" in halt):
+        problems.append("command halt-unless-retrained: must halt the job unless `ops/retrain.sh decision` finds a challenger")
+    return problems
+
+
+def _is_scheduled(statement) -> bool:
+    return isinstance(statement, dict) and list(statement) == ["equal"] and sorted(map(str, statement["equal"])) == sorted(SCHEDULED)
+
+
+def schedule_role(when) -> str:
+    """'scheduled' if `when` selects only scheduled pipelines, 'excluded' if it never does, else 'both'."""
+    parts = when["and"] if isinstance(when, dict) and list(when) == ["and"] else [when]
+    if any(_is_scheduled(p) for p in parts):
+        return "scheduled"
+    if any(isinstance(p, dict) and list(p) == ["not"] and _is_scheduled(p["not"]) for p in parts):
+        return "excluded"
+    return "both"
+
+
+def workflow_problems(workflow: dict, jobs: dict) -> list[str]:
+    """One workflow: its jobs exist and wait for what they need, in the shape its trigger calls for."""
+    problems, entries = [], _workflow_entries(workflow)
+    for name, (key, opts) in entries.items():
+        if opts.get("type") != "approval" and key not in jobs:
+            problems.append(f"job {key!r} is not defined")
+        for req in opts.get("requires") or []:
+            if req not in entries:
+                problems.append(f"{name} requires {req!r}, which is not in the workflow")
+        if opts.get("type") != "approval" and BUCKET_USE.search(_run_commands((jobs.get(key) or {}).get("steps"))) and not opts.get("context"):
+            problems.append(f"{name} uses a bucket but has no context (no credentials)")
+        if opts.get("context") and key not in ("build_and_push", "deploy") and _branches_only(opts) != ["main"]:
+            problems.append(f"{name} has a context (production credentials) but does not run on main only")
+
+    def requires(name, target, seen=()):
+        """Whether `name` waits for `target`, directly or through approval jobs."""
+        for req in entries.get(name, ("", {}))[1].get("requires") or []:
+            if req == target:
+                return True
+            if entries.get(req, ("", {}))[1].get("type") == "approval" and req not in seen:
+                if requires(req, target, seen + (req,)):
+                    return True
+        return False
+
+    role = schedule_role(workflow.get("when"))
+    if role == "both":
+        problems.append("runs on scheduled pipelines too: add `not: equal: [scheduled_pipeline, << pipeline.trigger_source >>]` to its when")
+    ships = "deploy" in entries or "build_and_push" in entries
+    if role == "scheduled":
+        chain = [("retrain", "fetch_production"), ("build_and_push", "retrain"), ("deploy", "build_and_push")]
+    else:
+        chain = [("train", "test"), ("docs", "train")] + ([("train", "champion"), ("build_and_push", "train"), ("deploy", "build_and_push")] if ships else [])
+    for needed in dict.fromkeys(j for pair in chain for j in pair if j != "docs"):
+        if needed not in entries:
+            problems.append(f"no {needed} job")
+    for job, dependency in chain:
+        if job in entries and not requires(job, dependency):
+            problems.append(f"{job} does not require {dependency}")
+    if role != "scheduled" and ships and "train" in entries and entries["train"][1].get("champion") is not True:
+        problems.append("train does not pass champion: true (it would not train against the champion)")
+    if role == "scheduled":
+        deploy_reqs = (entries.get("deploy", ("", {}))[1].get("requires")) or []
+        if not any(entries.get(r, ("", {}))[1].get("type") == "approval" for r in deploy_reqs):
+            problems.append("deploy is not behind an approval job")
+        for job in ("build_and_push", "deploy"):
+            if job in entries and entries[job][1].get("retrained") is not True:
+                problems.append(f"{job} does not pass retrained: true (it would ship without a new model)")
+    for job in ("build_and_push", "deploy"):
+        if job not in entries:
+            continue
+        opts = entries[job][1]
+        if _branches_only(opts) != ["main"]:
+            problems.append(f"{job} must run on main only")
+        # CircleCI issues OIDC tokens (and context secrets) only with a context.
+        if not opts.get("context"):
+            problems.append(f"{job} has no context (no OIDC token)")
     return problems
 
 

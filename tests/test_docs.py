@@ -161,3 +161,72 @@ def test_every_exported_symbol_is_documented():
             obj = getattr(mod, n)
             if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == mod.__name__: problems += _undocumented(obj, f"{py.stem}.{n}")
     assert not problems, "\n".join(problems)
+
+## The latest training run's page
+
+RUN_ID = "20261130T061500Z-4f2a9c"
+
+@pytest.fixture(scope="module")
+def executed_run(tmp_path_factory)->Path:
+    "A real run's notebook: the training notebook executed by papermill with an absolute `output_dir`, kept as `iris-classifier train` keeps it"
+    import subprocess
+    tmp = tmp_path_factory.mktemp("training")
+    nb = tmp/"artifacts"/"runs"/RUN_ID/nbdocs.RUN_NOTEBOOK
+    nb.parent.mkdir(parents=True)
+    subprocess.run([sys.executable, "-m", "papermill", str(ROOT/"nbs"/nbdocs.RUN_NOTEBOOK), str(nb), "-k", "python3", "--no-progress-bar",
+                    "-p", "output_dir", str(tmp/"artifacts")], check=True, capture_output=True, cwd=tmp, timeout=600)
+    return nb
+
+def test_latest_run_is_the_newest(tmp_path):
+    for run in ["20261129T235959Z-ffffff", "20261130T000000Z-000000", "20261130T000000Z-00000a"]:
+        (tmp_path/run).mkdir()
+        (tmp_path/run/nbdocs.RUN_NOTEBOOK).write_text("{}")
+    (tmp_path/"20261201T000000Z-aaaaaa").mkdir()  # a run that left no notebook
+    assert nbdocs.latest_run(tmp_path) == tmp_path/"20261130T000000Z-00000a"/nbdocs.RUN_NOTEBOOK
+    assert nbdocs.latest_run(tmp_path/"missing") is None and nbdocs.latest_run(None) is None
+
+def test_injected_paths_are_shortened():
+    src = '# Parameters\ndata_path = "/srv/x/checkout/data/new.csv"\noutput_dir = "/tmp/run/artifacts"\nseed = 3\nname = "a/b"'
+    assert nbdocs.shorten_parameters(src, Path("/srv/x/checkout")).splitlines()[1:] == [
+        'data_path = "data/new.csv"  # shortened: the run was given an absolute path',
+        'output_dir = ".../artifacts"  # shortened: the run was given an absolute path', "seed = 3", 'name = "a/b"']
+
+def test_run_page_shows_the_run_as_it_ran(executed_run):
+    import nbformat
+    res = nbdocs.render_run(executed_run)
+    assert res["page"] == "latest_run" and res["problems"] == []
+    page = nbformat.reads(res["nb"], as_version=4)
+    text = res["nb"]
+    assert str(executed_run.parents[3]) not in text and str(ROOT) not in text  # the run's temporary directory, this checkout
+    code = [c.source for c in page.cells if c.cell_type == "code"]
+    assert 'output_dir = ".../artifacts"  # shortened: the run was given an absolute path' in "\n".join(code)
+    assert not any("#|" in c for c in code) and not any(c.startswith("from fastcore.test import") for c in code)  # directives and hidden cells gone
+    images = [o for c in page.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 3  # the run's own figures, not re-drawn
+    assert RUN_ID in page.cells[0].source and page.cells[0].source.startswith("# Latest training run")
+
+def test_run_page_refuses_what_it_cannot_shorten(executed_run, tmp_path):
+    import json
+    nb = json.loads(executed_run.read_text())
+    last = next(c for c in reversed(nb["cells"]) if c["cell_type"] == "code")
+    where = nb["metadata"]["papermill"]["parameters"]["output_dir"]
+    last["outputs"] += [{"output_type": "stream", "name": "stdout", "text": f"wrote {where}/runs/x\n"},
+                        {"output_type": "stream", "name": "stderr", "text": "UserWarning: careful\n"}]
+    changed = tmp_path/RUN_ID/nbdocs.RUN_NOTEBOOK
+    changed.parent.mkdir()
+    changed.write_text(json.dumps(nb))
+    problems = nbdocs.render_run(changed)["problems"]
+    assert any(f"local path {where}" in p for p in problems) and any("stderr" in p for p in problems), problems
+
+def test_run_page_renders(executed_run, tmp_path):
+    "Sphinx with the site's configuration and -W turns the run's page into HTML with its figures"
+    import nbformat
+    src, extra = tmp_path/"src", tmp_path/"extra"
+    src.mkdir(), extra.mkdir()
+    (src/"index.md").write_text("# Home\n\n```{toctree}\n:hidden:\n\nmodel_training\nlatest_run\n```\n")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Model training")]), src/"model_training.ipynb")
+    (src/"latest_run.ipynb").write_text(nbdocs.render_run(executed_run)["nb"])
+    assert build_docs.sphinx(src, tmp_path/"out", tmp_path, extra) == 0
+    html = (tmp_path/"out"/"latest_run.html").read_text()
+    assert "Latest training run" in html and RUN_ID in html and 'href="model_training.html"' in html
+    assert len(re.findall(r'<img[^>]+src="_images/', html)) >= 3

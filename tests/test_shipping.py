@@ -77,6 +77,12 @@ def test_check_script_passes():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _replace_run(job, needle, command):
+    "Replace the `run` step of `job` whose command contains `needle`"
+    i = next(i for i, step in enumerate(job["steps"]) if needle in str(step))
+    job["steps"][i] = {"run": command}
+
+
 def _workflow_job(config, workflow, job):
     for entry in config["workflows"][workflow]["jobs"]:
         if isinstance(entry, dict) and job in entry:
@@ -95,14 +101,59 @@ def _workflow_job(config, workflow, job):
     (lambda c: c["jobs"]["deploy"]["steps"].insert(0, "gcloud-auth"), "'gcloud-auth' is neither"),
     (lambda c: c["commands"]["image-ref"]["steps"][0]["run"].update(
         command='echo "export IMAGE_REF=r/p/i:latest" >> "$BASH_ENV"'), "${CIRCLE_SHA1}"),
-    (lambda c: c["jobs"]["train"]["steps"].__setitem__(2, {"run": "papermill nbs/x.ipynb out.ipynb"}),
-     "does not run 'make train'"),
+    (lambda c: _replace_run(c["jobs"]["train"], "ops/retrain.sh train", "papermill nbs/x.ipynb out.ipynb"),
+     "does not run 'ops/retrain.sh train'"),
+    # continuous training: the scheduled workflow and what keeps the others off the schedule
+    (lambda c: c["workflows"]["retrain"].pop("when"), "no workflow for scheduled pipelines"),
+    (lambda c: c["workflows"]["retrain"].update(when={"or": [c["workflows"]["retrain"]["when"], True]}),
+     "workflow retrain: runs on scheduled pipelines too"),
+    (lambda c: c["workflows"]["ship"]["when"]["and"].pop(), "workflow ship: runs on scheduled pipelines too"),
+    (lambda c: c["workflows"]["check"].pop("when"), "workflow check: runs on scheduled pipelines too"),
+    (lambda c: _workflow_job(c, "retrain", "deploy").update(requires=["build_and_push"]),
+     "workflow retrain: deploy is not behind an approval job"),
+    (lambda c: _workflow_job(c, "retrain", "build_and_push").pop("retrained"), "build_and_push does not pass retrained: true"),
+    (lambda c: _workflow_job(c, "retrain", "deploy").pop("retrained"), "deploy does not pass retrained: true"),
+    (lambda c: _workflow_job(c, "retrain", "retrain").pop("requires"), "retrain does not require fetch_production"),
+    (lambda c: _workflow_job(c, "retrain", "fetch_production").pop("context"), "fetch_production uses a bucket but has no context"),
+    (lambda c: _workflow_job(c, "ship", "champion").pop("context"), "workflow ship: champion uses a bucket but has no context"),
+    (lambda c: _workflow_job(c, "retrain", "fetch_production").pop("filters"), "does not run on main only"),
+    (lambda c: _workflow_job(c, "ship-with-approval", "train").update(requires=["test"]),
+     "workflow ship-with-approval: train does not require champion"),
+    (lambda c: _workflow_job(c, "ship", "train").pop("champion"), "train does not pass champion: true"),
+    (lambda c: _workflow_job(c, "check", "docs").update(requires=["test"]), "workflow check: docs does not require train"),
+    (lambda c: c["jobs"]["deploy"]["steps"].insert(3, {"run": "bash ops/champion.sh upload artifacts/model"}),
+     "uploads the champion before the rollout"),
+    (lambda c: c["jobs"]["build_and_push"]["steps"].pop(2), "job build_and_push: does not stop before authenticating"),
+    (lambda c: c["commands"]["halt-unless-retrained"]["steps"][0]["run"].update(command="bash ops/retrain.sh decision || true"),
+     "command halt-unless-retrained"),
 ])
 def test_pipeline_check_catches(mutate, expected):
     config = copy.deepcopy(CONFIG)
     mutate(config)
     problems = check_pipeline.pipeline_problems(config)
     assert any(expected in p for p in problems), problems
+
+
+SCHEDULED = {"equal": ["scheduled_pipeline", "<< pipeline.trigger_source >>"]}
+
+
+@pytest.mark.parametrize("when, role", [
+    (SCHEDULED, "scheduled"),
+    ({"equal": SCHEDULED["equal"][::-1]}, "scheduled"),
+    ({"and": [{"equal": ["main", "<< pipeline.git.branch >>"]}, SCHEDULED]}, "scheduled"),
+    ({"not": SCHEDULED}, "excluded"),
+    ({"and": [True, {"not": SCHEDULED}]}, "excluded"),
+    ({"or": [SCHEDULED, True]}, "both"),
+    ({"not": {"and": [SCHEDULED]}}, "both"),
+    (None, "both"),
+])
+def test_schedule_role(when, role):
+    assert check_pipeline.schedule_role(when) == role
+
+
+def test_each_workflow_has_its_trigger():
+    roles = {name: check_pipeline.schedule_role(w.get("when")) for name, w in CONFIG["workflows"].items()}
+    assert roles == {"check": "excluded", "ship": "excluded", "ship-with-approval": "excluded", "retrain": "scheduled"}
 
 
 def _deployment(docs):
@@ -262,3 +313,197 @@ def test_shell_scripts_pass_shellcheck():
         skip_or_fail("shellcheck is not installed (ops/install-container-tools.sh installs it)")
     result = run("shellcheck", *[str(s) for s in sorted((ROOT / "ops").glob("*.sh"))])
     assert result.returncode == 0, result.stdout
+
+
+# ---- ops/retrain.sh and ops/champion.sh against a stand-in gcloud (buckets are directories) and iris-classifier ----
+
+FAKE_STORAGE = r"""#!/usr/bin/env bash
+# `gcloud storage ls|rsync` on directories: gs://BUCKET/PATH is $FAKE_GCS/BUCKET/PATH.
+echo "$*" >> "$FAKE_LOG"
+local_path() { if [[ $1 == gs://* ]]; then echo "$FAKE_GCS/${1#gs://}"; else echo "$1"; fi; }
+[[ $1 == storage ]] || exit 1
+case $2 in
+  ls)
+    dir=$(local_path "$3")
+    [[ -d $dir ]] || { echo "ERROR: $3 not found" >&2; exit 1; }
+    for f in "$dir"/*; do [[ -e $f ]] || continue; [[ -d $f ]] && echo "${3%/}/${f##*/}/" || echo "${3%/}/${f##*/}"; done ;;
+  rsync)
+    src=$(local_path "${@: -2:1}"); dst=$(local_path "${@: -1}")
+    [[ -d $src ]] || { echo "ERROR: $src not found" >&2; exit 1; }
+    [[ " $* " == *" --delete-unmatched-destination-objects "* ]] && rm -rf "$dst"
+    mkdir -p "$dst" && cp -R "$src/." "$dst/" ;;
+  *) exit 1 ;;
+esac
+"""
+
+FAKE_IRIS = r"""#!/usr/bin/env bash
+# iris-classifier: `monitor` exits $FAKE_MONITOR; `train` exits $FAKE_TRAIN and, on 0, publishes a new model.
+echo "iris-classifier $*" >> "$FAKE_LOG"
+case $1 in
+  monitor) exit "${FAKE_MONITOR:-0}" ;;
+  train)
+    if [[ ${FAKE_TRAIN:-0} == 0 ]]; then
+      mkdir -p "$IRIS_ARTIFACTS_DIR/model"
+      printf '{\n  "model_version": "%s"\n}\n' "$NEW_VERSION" > "$IRIS_ARTIFACTS_DIR/model/metadata.json"
+    fi
+    exit "${FAKE_TRAIN:-0}" ;;
+esac
+exit 2
+"""
+
+CHAMPION, NEW_VERSION = "20261101T000000Z-c4a5e1d0", "20261201T063000Z-0badcafe"
+
+
+@pytest.fixture
+def ct(tmp_path):
+    "Run ops/retrain.sh or ops/champion.sh with stand-ins, a records bucket with one file and a model bucket holding a champion"
+    path = _fake_command(tmp_path, "gcloud", FAKE_STORAGE)
+    (tmp_path/"bin"/"iris-classifier").write_text(FAKE_IRIS)
+    (tmp_path/"bin"/"iris-classifier").chmod(0o755)
+    records = tmp_path/"gcs"/"records-bucket"/"iris-records"/"2026"/"11"/"30"
+    records.mkdir(parents=True)
+    (records/"06:00:00_06:59:59_S0.json").write_text('{"jsonPayload": {"kind": "prediction"}}\n')
+    model = tmp_path/"gcs"/"model-bucket"/"model"
+    model.mkdir(parents=True)
+    (model/"metadata.json").write_text(json.dumps({"model_version": CHAMPION}, indent=2))
+    (model/"history.jsonl").write_text('{"model_version": "' + CHAMPION + '"}\n')
+    base = {"PATH": path, "HOME": str(tmp_path), "FAKE_LOG": str(tmp_path/"log"), "FAKE_GCS": str(tmp_path/"gcs"),
+            "IRIS_CLASSIFIER": str(tmp_path/"bin"/"iris-classifier"), "IRIS_ARTIFACTS_DIR": str(tmp_path/"artifacts"),
+            "RECORDS_BUCKET": "records-bucket", "MODEL_BUCKET": "model-bucket", "NEW_VERSION": NEW_VERSION}
+
+    def script(name, *args, **env):
+        env = {k: v for k, v in {**base, **env}.items() if v is not None}
+        result = run("bash", f"ops/{name}.sh", *args, env=env)
+        log = (tmp_path/"log").read_text() if (tmp_path/"log").exists() else ""
+        (tmp_path/"log").unlink(missing_ok=True)
+        return result, log
+    script.tmp = tmp_path
+    return script
+
+
+@pytest.fixture
+def fetched(ct):
+    "The scheduled pipeline's workspace after fetch_production: returns its directory"
+    result, _ = ct("retrain", "fetch", str(ct.tmp/"production"))
+    assert result.returncode == 0, result.stderr
+    return ct.tmp/"production"
+
+
+def _version(model_dir):
+    return json.loads((model_dir/"metadata.json").read_text())["model_version"]
+
+
+def test_retrain_fetch_brings_records_and_the_champion(ct):
+    result, log = ct("retrain", "fetch", str(ct.tmp/"production"))
+    assert result.returncode == 0, result.stderr
+    assert (ct.tmp/"production"/"records"/"iris-records"/"2026"/"11"/"30"/"06:00:00_06:59:59_S0.json").exists()
+    assert _version(ct.tmp/"production"/"champion") == CHAMPION
+    assert (ct.tmp/"production"/"champion"/"history.jsonl").exists()
+    assert "storage rsync --recursive gs://records-bucket" in log and "gs://model-bucket/model" in log
+    assert "1 file(s) of records" in result.stdout
+
+
+@pytest.mark.parametrize("missing", ["RECORDS_BUCKET", "MODEL_BUCKET"])
+def test_retrain_fetch_without_a_bucket_fails_clearly(ct, missing):
+    result, log = ct("retrain", "fetch", str(ct.tmp/"production"), **{missing: None})
+    assert result.returncode == 2 and f"set {missing}" in result.stderr
+    assert log == ""  # nothing fetched at all
+
+
+def test_retrain_fetch_without_a_champion_fails(ct):
+    shutil.rmtree(ct.tmp/"gcs"/"model-bucket"/"model")
+    result, _ = ct("retrain", "fetch", str(ct.tmp/"production"))
+    assert result.returncode == 1 and "deploy once from main" in result.stderr
+
+
+def test_no_drift_trains_nothing_and_deploys_nothing(ct, fetched):
+    result, log = ct("retrain", "run", str(fetched), "--min-accuracy", "0.9", FAKE_MONITOR="0")
+    assert result.returncode == 0, result.stderr
+    assert f"iris-classifier monitor --records {fetched}/records --since 7d" in log
+    assert "iris-classifier train" not in log
+    assert _version(ct.tmp/"artifacts"/"model") == CHAMPION  # the champion, as monitored
+    assert "nothing to deploy" in (ct.tmp/"artifacts"/"retrain"/"outcome.txt").read_text()
+    decision, _ = ct("retrain", "decision")
+    assert decision.returncode == 1 and "nothing to build or deploy" in decision.stderr
+
+
+@pytest.mark.parametrize("monitor, force", [("3", "false"), ("0", "true"), ("2", "true")])
+def test_drift_or_force_trains_with_feedback_and_decides_to_deploy(ct, fetched, monitor, force):
+    result, log = ct("retrain", "run", str(fetched), "--min-accuracy", "0.9", FAKE_MONITOR=monitor, FORCE_RETRAIN=force)
+    assert result.returncode == 0, result.stderr
+    assert f"iris-classifier train --min-accuracy 0.9 --with-feedback {fetched}/records" in log
+    decision, _ = ct("retrain", "decision")
+    assert decision.returncode == 0 and decision.stdout.strip() == NEW_VERSION
+
+
+def test_a_refused_challenger_is_no_failure_and_nothing_to_deploy(ct, fetched):
+    result, log = ct("retrain", "run", str(fetched), FAKE_MONITOR="3", FAKE_TRAIN="4")
+    assert result.returncode == 0, result.stderr
+    assert "iris-classifier train" in log and f"champion {CHAMPION} stays" in result.stdout
+    assert ct("retrain", "decision")[0].returncode == 1
+
+
+@pytest.mark.parametrize("train", ["1", "2"])
+def test_failed_training_fails_the_job(ct, fetched, train):
+    result, _ = ct("retrain", "run", str(fetched), FAKE_MONITOR="3", FAKE_TRAIN=train)
+    assert result.returncode == int(train) and "training failed" in result.stderr
+    assert ct("retrain", "decision")[0].returncode == 1
+
+
+def test_monitoring_that_cannot_judge_fails_unless_forced(ct, fetched):
+    result, log = ct("retrain", "run", str(fetched), FAKE_MONITOR="2")
+    assert result.returncode == 2 and "could not judge" in result.stderr and "train" not in log
+
+
+def test_an_earlier_decision_does_not_linger(ct, fetched):
+    assert ct("retrain", "run", str(fetched), FAKE_MONITOR="3")[0].returncode == 0
+    assert ct("retrain", "run", str(fetched), FAKE_MONITOR="0")[0].returncode == 0
+    assert ct("retrain", "decision")[0].returncode == 1
+
+
+def test_retrain_run_checks_its_inputs(ct, fetched):
+    result, log = ct("retrain", "run", str(fetched), FORCE_RETRAIN="yes")
+    assert result.returncode == 2 and "FORCE_RETRAIN must be true or false" in result.stderr and log == ""
+    result, log = ct("retrain", "run", str(ct.tmp/"nowhere"))
+    assert result.returncode == 2 and "ops/retrain.sh fetch puts them there" in result.stderr and log == ""
+
+
+def test_ci_training_uses_the_champion_and_accepts_a_refusal(ct, fetched):
+    result, log = ct("retrain", "train", "--champion", str(fetched/"champion"), "--min-accuracy", "0.9", FAKE_TRAIN="4")
+    assert result.returncode == 0, result.stderr
+    assert log.strip() == "iris-classifier train --min-accuracy 0.9"
+    assert _version(ct.tmp/"artifacts"/"model") == CHAMPION and f"against the champion {CHAMPION}" in result.stdout
+    result, _ = ct("retrain", "train", "--champion", str(ct.tmp/"no-champion"))  # a branch: no champion job ran
+    assert result.returncode == 0 and "no champion in" in result.stdout and f"challenger {NEW_VERSION} published" in result.stdout
+    assert ct("retrain", "train", FAKE_TRAIN="1")[0].returncode == 1
+
+
+def test_champion_without_a_bucket_is_a_no_op(ct):
+    for args in (["fetch", str(ct.tmp/"m")], ["upload", str(ct.tmp/"m")]):
+        result, log = ct("champion", *args, MODEL_BUCKET=None)
+        assert result.returncode == 0 and "MODEL_BUCKET is not set" in result.stdout and log == ""
+    assert not (ct.tmp/"m").exists()
+    result, _ = ct("champion", "fetch", "--required", str(ct.tmp/"m"), MODEL_BUCKET=None)
+    assert result.returncode == 2 and "set MODEL_BUCKET" in result.stderr
+
+
+def test_champion_upload_mirrors_the_deployed_model(ct, fetched):
+    deployed = ct.tmp/"artifacts"/"model"
+    shutil.copytree(fetched/"champion", deployed)
+    (deployed/"metadata.json").write_text(json.dumps({"model_version": NEW_VERSION}, indent=2))
+    (ct.tmp/"gcs"/"model-bucket"/"model"/"model-old.skops").write_text("stale")
+    result, log = ct("champion", "upload", str(deployed))
+    assert result.returncode == 0, result.stderr
+    assert f"model {NEW_VERSION} is the champion in gs://model-bucket/model/" in result.stdout
+    remote = ct.tmp/"gcs"/"model-bucket"/"model"
+    assert _version(remote) == NEW_VERSION and (remote/"history.jsonl").exists() and not (remote/"model-old.skops").exists()
+    result, _ = ct("champion", "upload", str(ct.tmp/"empty"))
+    assert result.returncode == 1 and "not a published model" in result.stderr
+
+
+def test_champion_fetch_tells_an_empty_bucket_from_an_unreadable_one(ct):
+    shutil.rmtree(ct.tmp/"gcs"/"model-bucket"/"model")
+    result, _ = ct("champion", "fetch", str(ct.tmp/"m"))
+    assert result.returncode == 0 and "no champion in gs://model-bucket/model/ yet" in result.stdout and not (ct.tmp/"m").exists()
+    result, _ = ct("champion", "fetch", str(ct.tmp/"m"), MODEL_BUCKET="no-such-bucket")
+    assert result.returncode != 0 and "not found" in result.stderr

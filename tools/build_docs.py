@@ -8,6 +8,9 @@
    and the notebooks themselves are shipped in the site, so "source" links stay inside it.
 4. Write README.md from `nbs/index.ipynb` (or, with `--check-readme`, fail if README.md differs).
 
+If there are training runs (`artifacts/runs/<run id>/`, or `--runs DIR`), the newest run's executed notebook
+becomes one more page, "Latest training run", shown as `iris-classifier train` left it: it is not run again.
+
 Anything a reader should not see (text on stderr, such as warnings; local paths; nbdev's warnings), and any
 file the build wrote into the project besides the site, fails the build after the site is written, so it
 can still be inspected.
@@ -16,7 +19,7 @@ Since step 1 is what `nbdev-test` does, the build is also the notebooks' test: `
 `--test`, which builds into `artifacts/docs-site`, checks README.md instead of writing it, and records what
 the site was built from; `tests/test_docs.py` then checks that site instead of running every notebook
 again, and rebuilds it only when the notebooks, the package, these tools or the environment have changed.
-Usage: .venv/bin/python tools/build_docs.py [--out DIR] [--check-readme] [--test]
+Usage: .venv/bin/python tools/build_docs.py [--out DIR] [--check-readme] [--runs DIR] [--test]
 """
 import argparse, hashlib, importlib.metadata, json, multiprocessing, os, shutil, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
@@ -30,6 +33,7 @@ SITE = ROOT/"artifacts"/"docs-site"  # the site `make test` builds and the docs 
 RECORD = SITE.with_name("docs-site.json")  # what that site was built from, and the build's problems
 INPUTS = ["nbs", "tools", "docs", "pyproject.toml", "README.md"]  # what a build reads, with the package
 WATCHED = ["artifacts", "nbs", "docs", "_proc"]  # where a build must write nothing but its site
+RUNS = Path(os.environ.get("IRIS_ARTIFACTS_DIR") or ROOT/"artifacts")/"runs"  # training runs, as `iris-classifier train` writes them
 SKIP = {"__pycache__", ".ipynb_checkpoints", "_proc", "_site"}  # caches and generated material
 
 def toctrees(pages:list[str], sources:list[str])->str:
@@ -75,7 +79,9 @@ def snapshot(skip:Path)->dict[str, float]:
     return {str(f.relative_to(ROOT)): f.stat().st_mtime for d in WATCHED for f in (ROOT/d).rglob("*")
             if f.is_file() and not f.is_relative_to(skip)}
 
-def build(out:Path, readme:Path|None=None, check_readme:Path|None=None)->list[str]: # problems; empty when all is well
+def build(out:Path, readme:Path|None=None, check_readme:Path|None=None,
+          runs:Path|None=None, # training runs: the newest one's executed notebook becomes a page
+         )->list[str]: # problems; empty when all is well
     "Build the site into `out`; write the README to `readme`, or compare it with `check_readme`"
     from nbdev.config import get_config
     nbs, before = nbdocs.notebooks(get_config().nbs_path), snapshot(out)
@@ -90,6 +96,7 @@ def build(out:Path, readme:Path|None=None, check_readme:Path|None=None)->list[st
             try: results.append(f.result())
             except Exception as e: problems.append(f"{nb.name}: {e}")  # the site is built without its page
         nbs = [nb for nb in nbs if nbdocs.page_name(nb) in {r["page"] for r in results}]
+        if run := nbdocs.latest_run(runs): results.append(nbdocs.render_run(run))
         for r in results: problems += r["problems"]
         write_sources(results, nbs, tmp/"src", tmp/"extra")
         if sphinx(tmp/"src", out, tmp, tmp/"extra"): problems.append("Sphinx reported warnings or errors (above)")
@@ -124,12 +131,15 @@ def main(argv:list[str]|None=None)->int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=ROOT/"docs"/"_site", help="where to write the site (default: docs/_site)")
     p.add_argument("--check-readme", action="store_true", help="fail if README.md differs from nbs/index.ipynb instead of writing it")
-    p.add_argument("--test", action="store_true", help=f"the notebooks' test: build into {SITE.relative_to(ROOT)} with --check-readme and record the inputs for pytest")
+    p.add_argument("--runs", type=lambda s: Path(s) if s else None, default=RUNS, help="training runs; the newest one's executed notebook becomes the page "
+                   "'Latest training run' (default: artifacts/runs; none there, no page; --runs '' for none)")
+    p.add_argument("--test", action="store_true", help=f"the notebooks' test: build into {SITE.relative_to(ROOT)} with --check-readme and record the inputs for pytest "
+                   "(never with a run's page: the tests check the same site on every machine)")
     args = p.parse_args(argv)
     start, readme = time.perf_counter(), ROOT/"README.md"
     if args.test:
         args.out, problems = SITE, site_for_tests(reuse=False)
-    else: problems = build(args.out.resolve(), None if args.check_readme else readme, readme if args.check_readme else None)
+    else: problems = build(args.out.resolve(), None if args.check_readme else readme, readme if args.check_readme else None, args.runs)
     size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file()) if args.out.exists() else 0
     print(f"docs: {args.out} ({size/2**20:.1f} MiB) in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     if problems: print("docs: problems to fix:\n  " + "\n  ".join(problems), file=sys.stderr)

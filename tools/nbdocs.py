@@ -21,7 +21,7 @@ root-relative doc links (`/page.html#anchor`, as made when no `doc_host` is set)
 tries to install Quarto through `sudo`, rewrites `nbs/sidebar.yml` and `nbs/nbdev.yml`, and would only run
 the cells `show_doc` needs, while the committed notebooks have no outputs to show.
 """
-import os, re, sys, sysconfig, tempfile, warnings
+import ast, json, os, re, sys, sysconfig, tempfile, warnings
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -251,6 +251,89 @@ def to_myst(nb, # processed notebook
                                                           "language_info": {"name": "python", "pygments_lexer": "ipython3"}})
     nbformat.validate(out)
     return out
+
+## A training run's page
+
+RUN_NOTEBOOK = "05_model_training.ipynb"  # the executed notebook `iris-classifier train` keeps in `artifacts/runs/<run id>/`
+INJECTED = "injected-parameters"  # the tag of the cell papermill adds after the `parameters` cell
+
+def latest_run(runs:Path|None, # a directory of training runs, such as `artifacts/runs`
+              )->Path|None: # the newest run's executed notebook, or None if there is none
+    "The executed training notebook of the newest run in `runs`: run ids (`YYYYMMDDTHHMMSSZ-xxxxxx`) sort by time"
+    found = sorted(Path(runs).glob(f"*/{RUN_NOTEBOOK}"), key=lambda p: p.parent.name) if runs and Path(runs).is_dir() else []
+    return found[-1] if found else None
+
+def shorten_path(path:str, # an absolute path
+                 root:Path, # the checkout
+                )->str: # `path` relative to `root`, or `.../` and its last part
+    "How a path the run was given is shown: relative to the checkout when inside it, else by its name only"
+    p = Path(path)
+    return str(p.relative_to(root)) if p.is_relative_to(root) and p != root else f".../{p.name}"
+
+def shorten_parameters(source:str, # the source of papermill's injected-parameters cell
+                       root:Path, # the checkout
+                      )->str:
+    "The injected parameters with every absolute path shortened by `shorten_path`, and a comment saying so"
+    def line(text):
+        m = re.fullmatch(r"(\w+) = (.+)", text)
+        try: value = ast.literal_eval(m[2]) if m else None
+        except (ValueError, SyntaxError): value = None
+        if not (isinstance(value, str) and os.path.isabs(value)): return text
+        return f"{m[1]} = {json.dumps(shorten_path(value, root))}  # shortened: the run was given an absolute path"
+    return "\n".join(map(line, source.splitlines()))
+
+def run_paths(nb)->list[str]: # absolute paths that must not appear on the page
+    "The absolute paths papermill recorded for a run (its parameters, input and output notebook), wherever it ran"
+    pm = nb.metadata.get("papermill", {})
+    values = [*pm.get("parameters", {}).values(), pm.get("input_path"), pm.get("output_path")]
+    return [v for v in values if isinstance(v, str) and os.path.isabs(v)]
+
+def _run_cell(cell, root:Path):
+    "One cell of a run's notebook as it goes on the page, or None if the page leaves it out"
+    if cell.cell_type != "code": return nbformat.v4.new_markdown_cell(cell.source) if cell.cell_type == "markdown" else None
+    if {"hide", "default_exp"} & set(cell.directives) or cell.directives.get("include") == "false": return None
+    from fastcore.nbio import mk_cell
+    bare = mk_cell(cell.source)
+    bare.remove_directives()
+    source = shorten_parameters(bare.source, root) if INJECTED in cell.get("metadata", {}).get("tags", []) else bare.source
+    if not source.strip(): return None
+    new = nbformat.v4.new_code_cell(source, execution_count=cell.get("execution_count"))
+    new.outputs = [nbformat.from_dict(o) for o in _clean_outputs(cell.get("outputs", []))]
+    return new
+
+def run_to_myst(nb, # a run's executed training notebook, as papermill wrote it
+                run_id:str, # the run's id, its directory's name
+                root:Path=ROOT, # the checkout, which paths are shown relative to
+               )->nbformat.NotebookNode:
+    "A page showing a training run as it happened: outputs as papermill left them (nothing is re-run), hidden cells and `#|` directives dropped, injected paths shortened"
+    first = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    cells = [c for c in nb.cells if not (c is first and re.match(r"# \S", c.source))]  # the page has its own title
+    head = (f"# Latest training run\n\n```{{container}} nbdocs-description\nRun `{run_id}`: the training notebook as "
+            f"`iris-classifier train` executed it, with the outputs it had then; this site does not run it again.\n```\n\n"
+            f"The same notebook, run afresh with its default parameters, is the [Model training](model_training.ipynb) page.")
+    out = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(head)] + [c for c in (_run_cell(c, root) for c in cells) if c is not None],
+                                   metadata={"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                                             "language_info": {"name": "python", "pygments_lexer": "ipython3"}})
+    nbformat.validate(out)
+    return out
+
+def source_problems(nb, # a converted notebook
+                    forbidden:list[str], # strings no cell may contain, such as local paths
+                   )->list[str]:
+    "Cells whose source shows a forbidden string: a run's sources were written by papermill, not reviewed in git"
+    return [f"cell {i} shows the local path {p} in its source" for i, c in enumerate(nb.cells) for p in forbidden if p in c.source]
+
+def render_run(nb_path:Path, # `runs/<run id>/05_model_training.ipynb`
+               root:Path=ROOT, # the checkout, which paths are shown relative to
+              )->dict: # as `render_page` returns it, for the page `latest_run`
+    "The page of a training run's executed notebook, and what must not be published from it"
+    from fastcore.nbio import read_nb
+    nb, run_id = read_nb(nb_path), nb_path.parent.name
+    page = run_to_myst(nb, run_id, root)
+    forbidden = sorted(set(local_paths() + run_paths(nb)), key=len, reverse=True)
+    problems = output_problems(page, forbidden) + source_problems(page, forbidden)
+    return dict(page="latest_run", title="Latest training run", nb=nbformat.writes(page), readme=None,
+                problems=[f"latest training run {run_id}: {p}" for p in problems])
 
 ## README
 
