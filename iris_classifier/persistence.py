@@ -198,6 +198,7 @@ def promote(src:Path, # a verified-on-the-spot model directory: a run's `model/`
     meta = verify_model_dir(src)
     dest.mkdir(parents=True, exist_ok=True)
     history, before = read_history(dest), _in_force(dest)
+    if before: _archive(dest, before, dest)  # a model published before there was an archive gets one before it is replaced
     _archive(src, meta, dest)
     names, present = [n for n, _ in model_files(meta)], {p.name for p in dest.iterdir()}
     try:
@@ -219,8 +220,8 @@ def promote(src:Path, # a verified-on-the-spot model directory: a run's `model/`
 def previous_version(history:list[dict], # from `read_history`
                      current:str, # the version in force
                     )->str|None: # the version in force before it, or None
-    "The version that was in force before `current`: the latest history entry of another version"
-    return next((e["model_version"] for e in reversed(history) if e["model_version"] != current), None)
+    "The version that was in force before `current`: the one the latest promotion of `current` replaced"
+    return next((e.get("previous") for e in reversed(history) if e["model_version"] == current), None)
 
 def rollback(dest:Path|None=None, # the published model directory; default `model_dir()`
              version:str|None=None, # the version to bring back; default `previous_version`
