@@ -8,7 +8,7 @@ __all__ = ['LATENCY_BUCKETS', 'METHODS', 'DISCARD_FACTOR', 'SANE_REQUEST_ID', 'R
            'Metrics', 'create_metrics', 'metrics_text', 'Serving', 'load_serving', 'current_serving',
            'current_predictor', 'json_body', 'json_value', 'parse_json_value', 'parse_json', 'request_body',
            'check_batch_size', 'count_predictions', 'environ_request_id', 'request_id', 'track_predictions',
-           'create_app', 'create_serving', 'served_reference', 'create_recorder', 'secured']
+           'JSONProvider', 'create_app', 'create_serving', 'served_reference', 'create_recorder', 'secured']
 
 # %% ../nbs/06_app.ipynb #407ae615
 import json, logging, os, re, sys, time
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from werkzeug.exceptions import HTTPException
@@ -300,6 +301,21 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY", "Cross-Origin-Opener-Policy": "same-origin"}
 API_PREFIXES = ("/api/", "/v2", "/openapi.json", "/healthz", "/readyz", "/metrics")
 
+# %% ../nbs/06_app.ipynb #1de1d64b
+_COMPACT = {"separators": (",", ":")}  # what Flask's `response` asks `dumps` for outside debug mode
+
+class JSONProvider(DefaultJSONProvider):
+    "Flask's JSON provider, keys unsorted, with the encoder of compact responses made once"
+    sort_keys = False
+
+    def __init__(self, app:Flask):
+        super().__init__(app)
+        self._compact = json.JSONEncoder(default=self.default, ensure_ascii=self.ensure_ascii, sort_keys=self.sort_keys, separators=(",", ":")).encode
+
+    def dumps(self, obj, **kwargs)->str:
+        "`obj` as JSON, as `json.dumps` with the provider's settings and `kwargs` writes it"
+        return self._compact(obj) if kwargs == _COMPACT else super().dumps(obj, **kwargs)
+
 # %% ../nbs/06_app.ipynb #e35923b3
 def create_app(test_config:dict|None=None, # settings that win over the defaults and the environment
               )->Flask:
@@ -308,7 +324,7 @@ def create_app(test_config:dict|None=None, # settings that win over the defaults
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("IRIS")
     app.config.from_mapping(test_config or {})
-    app.json.sort_keys = False
+    app.json = JSONProvider(app)
     log = setup_logging()
     app.extensions["iris_classifier"] = create_serving(app, log)
     from iris_classifier import api, feedback, page, v2
