@@ -10,7 +10,7 @@ import copy
 
 from flask import Blueprint, abort, current_app
 
-from .app import check_batch_size, current_predictor, current_serving, json_body, request_id, track_predictions
+from .app import check_batch_size, current_predictor, current_serving, json_body, track_predictions
 from .prediction import predict_rows, read_rows
 
 # %% ../nbs/07_api.ipynb #9cbdc2a0
@@ -26,8 +26,8 @@ def predict():
     check_batch_size(len(rows))
     checked = read_rows(rows)
     answers = predict_rows(p, checked)
-    track_predictions(checked, answers)
-    return {"predictions": answers, "model_version": p.version, "request_id": request_id()}
+    rid = track_predictions(checked, answers)
+    return {"predictions": answers, "model_version": p.version, "request_id": rid}
 
 # %% ../nbs/07_api.ipynb #be04da46
 def served_openapi(doc:dict, # the package's OpenAPI document

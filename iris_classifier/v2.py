@@ -15,7 +15,7 @@ from flask import Blueprint, Response, abort, current_app, request
 
 import iris_classifier
 from .core import *
-from .app import check_batch_size, current_predictor, json_body, parse_json, request_body, request_id, track_predictions
+from .app import check_batch_size, current_predictor, json_body, parse_json, request_body, track_predictions
 from .prediction import Predictor, predict_rows, read_rows, shown
 
 # %% ../nbs/08_v2.ipynb #eaa60e14
@@ -259,8 +259,8 @@ def infer(name:str, # model name from the URL
     r = v2_request(*v2_body())
     check_batch_size(len(r.rows))
     answers = predict_rows(p, r.rows)
-    track_predictions(r.rows, answers)
-    out = dict(v2_response(p, answers, r.outputs, name, r.id), parameters={"request_id": request_id()})
+    rid = track_predictions(r.rows, answers)
+    out = dict(v2_response(p, answers, r.outputs, name, r.id), parameters={"request_id": rid})
     if not r.binary: return out
     data, n = v2_binary(out, r.binary)
     return Response(data, content_type="application/octet-stream", headers={"Inference-Header-Content-Length": str(n)})
