@@ -141,7 +141,8 @@ def load_serving(dest:Path|None, # model directory; None for `model_dir()`
     "Load the model for serving; on any failure log the problem once and carry on without it"
     try:
         p = load_predictor(dest)
-        log.info("Serving model %s from %s (%s prediction path)", p.version, dest or model_dir(), p.path)
+        entry = p.meta.get("history", {}).get("entry")
+        log.info("Serving model %s%s from %s (%s prediction path)", p.version, f" (history entry {entry})" if entry else "", dest or model_dir(), p.path)
         return p, None
     except Exception as e:
         detail = str(e) if isinstance(e, IrisError) else f"The published model could not be loaded ({type(e).__name__}: {e}). Run `iris-classifier train` to publish a fresh model."

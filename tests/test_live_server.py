@@ -76,7 +76,7 @@ def test_metrics_add_up_all_workers(server):
 
 def test_runs_like_in_a_container(server):
     out = server.stdout()
-    assert "Serving model" in out and "Booting worker" in out and "GET /healthz" in out  # app, gunicorn and access logs: stdout
+    assert "Serving model" in out and "(history entry 1)" in out and "Booting worker" in out and "GET /healthz" in out  # app, gunicorn and access logs: stdout
     assert "Serving model" not in server.stderr()
     assert not (server.home/".gunicorn").exists()  # no control socket: the container has no writable $HOME
 
