@@ -89,16 +89,11 @@ def train_command(args:argparse.Namespace, # parsed `train` arguments
     return 0
 
 # %% ../nbs/11_cli.ipynb #60ca5999
-def _in_force(model:Path)->dict|None:
-    "The metadata of the published model in `model`, if there is one"
-    try: return read_metadata(model)
-    except ModelNotFoundError: return None
-
 def runs_command(args:argparse.Namespace, # parsed `runs` arguments
                 )->int: # exit code
     "Print the runs as a table, or two runs side by side"
     from iris_classifier.runs import RUN_COLUMNS, compare_runs, find_run, read_runs, run_row, text_table
-    runs, current = read_runs(runs_dir(args.output_dir)), _in_force(args.model_dir or model_dir(args.output_dir))
+    runs, current = read_runs(runs_dir(args.output_dir)), metadata_in_force(args.model_dir or model_dir(args.output_dir))
     if args.compare:
         a, b = (find_run(runs, name) for name in args.compare)
         diff = compare_runs(a, b)
@@ -114,7 +109,7 @@ def prune_runs_command(args:argparse.Namespace, # parsed `prune-runs` arguments
     from iris_classifier.runs import prune_runs, read_runs, runs_to_prune
     now, root = datetime.now(timezone.utc), runs_dir(args.output_dir)
     older = now - parse_since(args.older_than, now) if args.older_than else None
-    current = _in_force(args.model_dir or model_dir(args.output_dir))
+    current = metadata_in_force(args.model_dir or model_dir(args.output_dir))
     ids = runs_to_prune(read_runs(root), args.keep, older, current and current["model_version"], now)
     for i in ids: print(f"{'would remove' if args.dry_run else 'removing'} {root/i}")
     if not args.dry_run: prune_runs(root, ids)
@@ -128,7 +123,7 @@ def history_command(args:argparse.Namespace, # parsed `history` arguments
     dest = args.model_dir or model_dir(args.output_dir)
     history = read_history(dest)
     if not history: print(f"No promotion history in {dest}. Run `iris-classifier train`."); return 0
-    print(text_table(HISTORY_COLUMNS, history_rows(history, _in_force(dest))))
+    print(text_table(HISTORY_COLUMNS, history_rows(history, metadata_in_force(dest))))
     return 0
 
 def rollback_command(args:argparse.Namespace, # parsed `rollback` arguments

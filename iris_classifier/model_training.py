@@ -195,8 +195,8 @@ def challenge(result:TrainResult, # the challenger
              )->dict: # whether it was compared, the scores, the margin, and whether the challenger may be published
     "Compare the challenger with the champion on the rows neither trained on"
     tol = result.params.tolerance
-    if not (Path(champion_dir)/METADATA_FILE).is_file(): return _skipped("no model is published yet: this is the first", None, tol)
-    meta = read_metadata(champion_dir)
+    meta = metadata_in_force(champion_dir)
+    if meta is None: return _skipped("no model is published yet: this is the first", None, tol)
     champion, classes = meta["model_version"], [str(c) for c in result.pipeline.classes_]
     if (meta.get("features"), meta.get("classes")) != (FEATURES, classes):
         return _skipped(f"the published model {champion} was trained on another feature set or species list", champion, tol)

@@ -102,7 +102,7 @@ def publish_model(pipe:Pipeline, # the fitted pipeline
         if not np.array_equal(load_model(model_file).predict_proba(check_rows[FEATURES]), pipe.predict_proba(check_rows[FEATURES])):
             raise ModelIntegrityError("The saved model does not predict like the trained one.", "Check the disk and train again.")
         model_sha = sha256_file(model_file)
-        stamp = datetime.fromisoformat(record["trained_at"]).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.fromisoformat(record["trained_at"]).strftime(STAMP_FORMAT)
         meta = dict(model_version=f"{stamp}-{model_sha[:8]}", **record, model_file=model_file.name, model_sha256=model_sha,
                     tree_table=_save_table(pipe, table_file))
         if train is not None: meta["reference_file"] = _save_split(train, split_file)
@@ -184,10 +184,6 @@ def _archive(src:Path, meta:dict, dest:Path)->Path:
     return archive
 
 # %% ../nbs/04_persistence.ipynb #7a0152c5
-def _in_force(dest:Path)->dict|None:
-    "The metadata of the model in force in `dest`, or None if there is none"
-    return read_metadata(dest) if (dest/METADATA_FILE).is_file() else None
-
 def promote(src:Path, # a verified-on-the-spot model directory: a run's `model/`, or an archived version
             dest:Path, # the published model directory (created if needed)
             why:str="trained", # recorded in the history: `trained` or `rolled back`
@@ -197,7 +193,7 @@ def promote(src:Path, # a verified-on-the-spot model directory: a run's `model/`
     src, dest = Path(src), Path(dest)
     meta = verify_model_dir(src)
     dest.mkdir(parents=True, exist_ok=True)
-    history, before = read_history(dest), _in_force(dest)
+    history, before = read_history(dest), metadata_in_force(dest)
     if before: _archive(dest, before, dest)  # a model published before there was an archive gets one before it is replaced
     _archive(src, meta, dest)
     names, present = [n for n, _ in model_files(meta)], {p.name for p in dest.iterdir()}

@@ -7,7 +7,7 @@ __all__ = ['split_data', 'split_feedback', 'IQRClipper', 'count_outliers', 'buil
            'save_data_artifacts']
 
 # %% ../nbs/02_pipeline.ipynb #cd147626
-import hashlib, json
+import json
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ def split_data(df:pd.DataFrame, # cleaned measurements with a `species` column
 # %% ../nbs/02_pipeline.ipynb #92eddec6
 def _unit_hash(seed:int, values:tuple)->float:
     "A number in [0, 1) fixed by `seed` and `values`"
-    return int(hashlib.sha256(repr((seed,) + tuple(values)).encode()).hexdigest()[:12], 16) / 16**12
+    return int(sha256_bytes(repr((seed,) + tuple(values)).encode())[:12], 16) / 16**12
 
 def split_feedback(rows:pd.DataFrame, # clean feedback rows with `FEATURES` and `species`
                    test_size:float=0.2, # expected fraction held out for evaluation

@@ -82,7 +82,7 @@ def compare_runs(a:dict, # a run record
 # %% ../nbs/15_runs.ipynb #27a1c247
 def _run_time(run_id:str)->datetime|None:
     "When the run started, read from its id"
-    try: return datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    try: return datetime.strptime(run_id[:16], STAMP_FORMAT).replace(tzinfo=timezone.utc)
     except ValueError: return None
 
 def runs_to_prune(runs:list[dict], # from `read_runs`, oldest first
