@@ -8,6 +8,7 @@ __all__ = ['FILE_PREFIXES', 'RECORD_MODES', 'utc_stamp', 'prediction_records', '
 
 # %% ../nbs/12_records.ipynb #c8ddad66
 import json, logging, os, random, sys
+from collections import OrderedDict
 from datetime import datetime, timezone
 from functools import lru_cache
 from json.encoder import encode_basestring_ascii
@@ -172,12 +173,12 @@ class Recorder:
 class RecentIds:
     "The latest request ids this process answered, up to `size` of them"
     def __init__(self, size:int=10_000, # how many ids to remember
-                ): self.size, self._ids = size, {}
+                ): self.size, self._ids = size, OrderedDict()
 
     def add(self, request_id:str):
         "Remember `request_id`, forgetting the oldest id when full"
         self._ids[request_id] = None
-        if len(self._ids) > self.size: del self._ids[next(iter(self._ids))]  # dicts keep insertion order
+        if len(self._ids) > self.size: self._ids.popitem(last=False)
 
     def __contains__(self, request_id:str)->bool: return request_id in self._ids
     def __len__(self)->int: return len(self._ids)
