@@ -4,7 +4,7 @@ Usage (from the project root; needs Debian's `wrk`: apt-get install wrk):
 
     .venv/bin/python bench/serving.py                     # about three minutes on 2 cores
     .venv/bin/python bench/serving.py --against main      # before/after, side by side: about five minutes
-    .venv/bin/python bench/serving.py --duration 3 --rounds 1 --starts 3   # a quick look
+    .venv/bin/python bench/serving.py --duration 3 --rounds 1 --starts 3 --pairs 5   # a quick look
 
 In one run on one machine, all traffic on 127.0.0.1, it
 1. trains a model for the checkout under test, and for `--against REV` (checked out into a temporary
@@ -18,10 +18,14 @@ In one run on one machine, all traffic on 127.0.0.1, it
    report it absent), in interleaved rounds (each round starts one endpoint later; the servers take turns
    on each endpoint, A B then B A, so drift in the machine's speed hits all alike); it reports requests/s,
    p50/p99 latency (medians over rounds) and the workers' CPU time per request (Linux /proc);
-3. prediction records on and off: in the same rounds, a second server of the current checkout with
-   IRIS_RECORDS=off is loaded right after the first (IRIS_RECORDS=dir, the local default) on the two JSON
-   one-row prediction endpoints; it reports both servers' requests/s and CPU time per request, their
-   ratios on / off, and the records the first one wrote (the proof that it recorded);
+3. prediction records on and off: a second server of the current checkout, with IRIS_RECORDS=off, runs beside
+   the first (IRIS_RECORDS=dir, the local default) and is loaded right after it in the rounds above, on the two
+   JSON one-row prediction endpoints; then the two take `--pairs` pairs of short runs (`--pair-duration` s) on
+   each of them, one right after the other, which goes first alternating. It reports the median and quartiles
+   of the pairs' ratios on / off (requests/s, and CPU time per request), the records the first server wrote
+   (the proof that it recorded), and the time one record takes to write in process. Pairs rather than the
+   medians of a few long runs: this machine's speed drifts by 10 to 20 % from one second to the next, and two
+   runs seconds apart see the same drift;
 4. cold start and memory: starts each checkout's server and a minimal Flask + scikit-learn app
    (bench/minimal_app.py: a pickled DecisionTreeClassifier; same gunicorn config, the current checkout's,
    and the same worker count) `--starts` times, alternating between them, and measures the seconds from
@@ -44,7 +48,7 @@ on a quiet machine, it is not a budget for slowing down. That comparison is of t
 commit's server runs with IRIS_RECORDS=off (a commit from before records ignores it) and is compared with the
 current records-off server on the two endpoints measured both ways, since recording has a budget of its own,
 the next target. With records on, each of the two endpoints keeps at
-least 0.95 of its requests/s with records off. The figures are printed and written to
+least 0.95 of its requests/s with records off (the median of the pairs' ratios). The figures are printed and written to
 artifacts/bench/serving.json. It is a measurement, not a test: the exit code is 0 unless something failed to
 run; `--check` makes missed targets exit 1 as well.
 """
@@ -346,13 +350,19 @@ def load_rounds(servers:dict[str, tuple[int, int, tuple]], # name -> (port, mast
             turns += 1
     return runs
 
-def throughput(apps:list[App], # the servers to load, all running at once (only one is loaded at a time)
-               args:argparse.Namespace, # wrk settings and --workers
-               tmp:Path, # for scripts and logs
-              )->dict[str, dict[str, dict|None]]: # name -> endpoint -> medians over rounds, None where it was not loaded
-    "Each server's requests/s, latency and CPU per request on each of its endpoints"
+def wrk_scripts(tmp:Path)->dict[str, Path]:
+    "One wrk script per endpoint, written into `tmp`"
     scripts = {e: tmp/f"{i}.lua" for i, e in enumerate(ENDPOINTS)}
     for e, (_, method, body, headers) in ENDPOINTS.items(): scripts[e].write_text(lua(method, body, headers))
+    return scripts
+
+@contextmanager
+def serving(apps:list[App], # the servers, all running at once (only one is loaded at a time)
+            scripts:dict[str, Path], # endpoint -> wrk script
+            args:argparse.Namespace, # wrk settings
+            tmp:Path, # for the logs
+           ):
+    "Start every app and warm it up on its endpoints; yield name -> (port, master pid, endpoints); stop them on leaving"
     with ExitStack() as stack:
         servers = {}
         for a in apps:
@@ -360,10 +370,42 @@ def throughput(apps:list[App], # the servers to load, all running at once (only 
             proc, t0 = stack.enter_context(running(a, port, log))
             progress(f"{a.name}: serving on port {port} after {first_answer(proc, port, t0, log):.1f} s")
             servers[a.name] = (port, proc.pid, a.endpoints)
-            for e in a.endpoints:  # warm-up
-                run_wrk(f"http://127.0.0.1:{port}{ENDPOINTS[e][0]}", scripts[e], 2, args.connections, args.threads, proc.pid)
-        runs = load_rounds(servers, scripts, args)
+            for e in a.endpoints: run_wrk(f"http://127.0.0.1:{port}{ENDPOINTS[e][0]}", scripts[e], 2, args.connections, args.threads, proc.pid)
+        yield servers
+
+def throughput(servers:dict[str, tuple[int, int, tuple]], # from `serving`
+               scripts:dict[str, Path], # endpoint -> wrk script
+               args:argparse.Namespace, # wrk settings
+              )->dict[str, dict[str, dict|None]]: # name -> endpoint -> medians over rounds, None where it was not loaded
+    "Each server's requests/s, latency and CPU per request on each of its endpoints"
+    runs = load_rounds(servers, scripts, args)
     return {s: {e: {k: round(statistics.median(r[k] for r in es[e]), 3) for k in es[e][0]} if e in es else None for e in ENDPOINTS} for s, es in runs.items()}
+
+def paired_runs(servers:dict[str, tuple[int, int, tuple]], # from `serving`
+                pair:tuple[str, str], # the two servers compared: (records on, records off)
+                scripts:dict[str, Path], # endpoint -> wrk script
+                args:argparse.Namespace, # --pairs, --pair-duration, wrk settings
+               )->dict[str, list[dict]]: # endpoint -> one pair of runs (`run_wrk` results) per round, keyed by the server's place in `pair`
+    "Short runs of the two servers right after each other on each endpoint of `RECORDED`, which goes first alternating"
+    pairs, short = {e: [] for e in RECORDED}, argparse.Namespace(**dict(vars(args), duration=args.pair_duration))
+    for r in range(args.pairs):
+        for i, e in enumerate(rotated(list(RECORDED), r)):
+            done = {}
+            for place in ((0, 1) if (r + i) % 2 == 0 else (1, 0)):
+                port, pid, _ = servers[pair[place]]
+                done[place] = run_wrk(f"http://127.0.0.1:{port}{ENDPOINTS[e][0]}", scripts[e], short.duration, args.connections, args.threads, pid)
+            pairs[e].append(dict(on=done[0], off=done[1]))
+        progress(f"pair {r + 1}: " + "; ".join(f"{e}: on / off {ratio(ps[-1]['on']['rps'], ps[-1]['off']['rps'])}" for e, ps in pairs.items()))
+    return pairs
+
+def paired_summary(pairs:list[dict], # from `paired_runs`, on one endpoint
+                  )->dict:
+    "The median and quartiles of the per-pair ratios on / off (requests/s, and CPU per request), and how many pairs"
+    def spread(values:list[float])->dict:
+        q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else values * 3
+        return dict(median=round(median, 3), q1=round(q1, 3), q3=round(q3, 3))
+    return dict(pairs=len(pairs), rps=spread([p["on"]["rps"] / p["off"]["rps"] for p in pairs]),
+                cpu_us=spread([p["on"]["cpu_us"] / p["off"]["cpu_us"] for p in pairs]))
 
 ## In process
 
@@ -373,8 +415,10 @@ def module(new:str, # its name in the new layout
     "The checkout's module `iris_classifier.new` if it has one (the new layout), else `iris_classifier.old`"
     return importlib.import_module(f"iris_classifier.{new if (ROOT/'iris_classifier'/f'{new}.py').exists() else old}")
 
-def in_process(models:Path)->dict:
-    "Microseconds per one-row prediction: the package's prediction path (checks included) and plain `pipeline.predict`"
+def in_process(models:Path, # the current checkout's published model
+               records:Path, # where the recording timed here writes
+              )->dict:
+    "Microseconds per one-row prediction: the package's prediction path (checks included) and plain `pipeline.predict`; and per record written"
     import pandas as pd
     sys.path.insert(0, str(ROOT))  # the checkout under test, whichever checkout this interpreter has installed
     m = module("prediction", "serving")
@@ -383,9 +427,12 @@ def in_process(models:Path)->dict:
     def usec(f):
         number = timeit.Timer(f).autorange()[0]  # calls that take at least 0.2 s
         return min(timeit.repeat(f, number=number, repeat=5)) / number * 1e6
+    rows = m.read_rows([BODY])
+    recorder, answers = importlib.import_module("iris_classifier.records").Recorder("dir", records), m.predict_rows(p, rows)
     return dict(module=m.__name__, prediction_path=p.path, serving_us=usec(lambda: m.predict_rows(p, m.read_rows([BODY]))),
                 pipeline_predict_us=usec(lambda: pipe.predict(frame)),
-                pipeline_predict_with_frame_us=usec(lambda: pipe.predict(pd.DataFrame([ROW], columns=FEATURES))))
+                pipeline_predict_with_frame_us=usec(lambda: pipe.predict(pd.DataFrame([ROW], columns=FEATURES))),
+                record_us=usec(lambda: recorder.write_predictions(os.urandom(16).hex(), p.version, "api", rows, answers)))
 
 ## Figures and targets
 
@@ -399,7 +446,7 @@ def ratios(figures:dict)->dict:
     r = dict(vs_minimal={s: {k: ratio(c[k], cold["minimal"][k]) for k in ("seconds", "pss_mib", "rss_mib")} for s, c in cold.items()},
              throughput_vs_trivial={s: {e: ratio(v["rps"], es[TRIVIAL]["rps"]) for e, v in es.items() if v} for s, es in http.items()},
              cpu_vs_trivial={s: {e: ratio(es[TRIVIAL]["cpu_us"], v["cpu_us"]) for e, v in es.items() if v} for s, es in http.items()},
-             records_on_vs_off={e: {k: ratio(figures["records"]["on"][e][k], figures["records"]["off"][e][k]) for k in ("rps", "cpu_us")} for e in RECORDED})
+             records_on_vs_off={e: paired_summary(ps) for e, ps in figures["records"]["pairs"].items()})
     if "against" in http:
         same_work = {e: figures["records"]["off"].get(e) or v for e, v in http["current"].items()}  # records off on both sides where measured so
         r["current_vs_against"] = dict(cold_start={k: ratio(cold["current"][k], cold["against"][k]) for k in ("seconds", "pss_mib", "rss_mib")},
@@ -419,7 +466,7 @@ def targets(figures:dict, r:dict)->dict[str, dict]:
     t["memory (PSS): current / minimal"] = target(r["vs_minimal"]["current"]["pss_mib"], MAX_MEMORY_RATIO, False)
     if "current_vs_against" in r:
         t |= {f"requests/s current / against: {e}": target(v, MIN_AGAINST_RATIO, True) for e, v in r["current_vs_against"]["rps"].items()}
-    return t | {f"records on / off, requests/s: {e}": target(r["records_on_vs_off"][e]["rps"], MIN_RECORDS_RATIO, True) for e in RECORDED}
+    return t | {f"records on / off, requests/s (median of pairs): {e}": target(r["records_on_vs_off"][e]["rps"]["median"], MIN_RECORDS_RATIO, True) for e in RECORDED}
 
 def print_cold(cold:dict, r:dict, labels:dict):
     "The cold-start and memory table"
@@ -450,14 +497,24 @@ def print_http(http:dict, r:dict, labels:dict, args:argparse.Namespace):
             v = r["current_vs_against"]["rps"].get(e)
             print(f"{e:54s} {'absent in one of them' if v is None else f'{v:.3f}':>29s}")
 
-def print_records(records:dict, r:dict):
-    "The table of prediction records on against off"
-    print(f"\nPrediction records on (IRIS_RECORDS=dir) and off, current checkout, in the same rounds; {records['written']} records written\n")
-    print(f"{'endpoint':54s} {'requests/s on':>14s} {'off':>8s} {'on / off':>9s} {'CPU us/req on':>14s} {'off':>6s} {'on / off':>9s}")
+def quartiles(spread:dict)->str:
+    "The first and third quartiles of a `paired_summary` spread, as (q1-q3)"
+    return f"({spread['q1']:.3f}-{spread['q3']:.3f})"
+
+def print_records(records:dict, r:dict, local:dict, args:argparse.Namespace):
+    "The table of prediction records on against off, and what one record costs in process"
+    print(f"\nPrediction records on (IRIS_RECORDS=dir) and off, current checkout: {args.pairs} pairs of {args.pair_duration} s runs per endpoint,"
+          f" one server right after the other, which goes first alternating; {records['written']} records written\n")
+    print(f"{'endpoint':54s} {'requests/s on / off: median':>28s} {'(quartiles)':>15s} {'CPU us/req on / off: median':>28s} {'(quartiles)':>15s}")
     for e, v in r["records_on_vs_off"].items():
-        on, off = records["on"][e], records["off"][e]
-        print(f"{e:54s} {on['rps']:14.0f} {off['rps']:8.0f} {v['rps']:9.3f} {on['cpu_us']:14.0f} {off['cpu_us']:6.0f} {v['cpu_us']:9.3f}")
-    print("(records written: every prediction the records-on server answered during the throughput run, warm-ups and V2 binary included)")
+        rps, cpu = v["rps"], v["cpu_us"]
+        print(f"{e:54s} {rps['median']:28.3f} {quartiles(rps):>15s} {cpu['median']:28.3f} {quartiles(cpu):>15s}")
+    if "record_us" in local:  # writing the record (a random request id made too), timed as `in_process` times the prediction path
+        share = {e: local["record_us"] / records["off"][e]["cpu_us"] for e in RECORDED}
+        print(f"In process, writing the record of a one-row prediction takes {local['record_us']:.1f} us: "
+              + ", ".join(f"{v:.1%} of the records-off server's CPU per request on {e.split(' ')[1]}" for e, v in share.items()))
+    print("(a pair's ratio compares two runs seconds apart, so that the machine's drifting speed hits both alike; records written: every prediction"
+          " the records-on server answered, warm-ups and V2 binary included)")
 
 def print_local(local:dict):
     "The in-process line"
@@ -478,13 +535,16 @@ def parse_args()->argparse.Namespace:
     ap.add_argument("--starts", type=int, default=5, help="cold starts of each server; medians are reported (default 5)")
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the endpoints; medians are reported (default 3)")
+    ap.add_argument("--pairs", type=int, default=20, help="pairs of runs, records on and off, per endpoint; the median ratio is reported (default 20)")
+    ap.add_argument("--pair-duration", type=int, default=2, help="seconds per run of a pair (default 2)")
     ap.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1, to leave the CPUs to the server)")
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers of every server (default 2)")
     ap.add_argument("--output", type=Path, default=ROOT/"artifacts"/"bench"/"serving.json", help="where to write the figures as JSON")
     ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = ap.parse_args()
-    if min(args.starts, args.duration, args.rounds, args.workers) < 1: ap.error("--starts, --duration, --rounds and --workers must be at least 1")
+    if min(args.starts, args.duration, args.rounds, args.workers, args.pairs, args.pair_duration) < 1:
+        ap.error("--starts, --duration, --rounds, --workers, --pairs and --pair-duration must be at least 1")
     return args
 
 def measure(args:argparse.Namespace, tmp:Path, checkouts:dict[str, Path])->dict:
@@ -496,21 +556,24 @@ def measure(args:argparse.Namespace, tmp:Path, checkouts:dict[str, Path])->dict:
     apps = {name: served(name, checkout, models[name], cache, args.workers) for name, checkout in checkouts.items()}
     if "against" in apps: apps["against"] = replace(apps["against"], env=dict(apps["against"].env, IRIS_RECORDS="off"))  # the same work as `records_off`
     apps["minimal"] = minimal(fit_minimal(tmp/"tree.joblib"), cache, args.workers)
-    off = records_off(apps["current"])
+    off, scripts = records_off(apps["current"]), wrk_scripts(tmp)
     # Throughput first: its servers complete the bytecode cache that training began, before any start is counted.
     # Records off right after the current server (records on), so that on each endpoint one is loaded right after the other.
-    http = throughput([apps["current"], off, *(apps[name] for name in checkouts if name != "current")], args, tmp)
-    records = on_off(http, off.name, Path(apps["current"].env["IRIS_RECORDS_DIR"]))  # counted before the cold starts add theirs
+    with serving([apps["current"], off, *(apps[name] for name in checkouts if name != "current")], scripts, args, tmp) as servers:
+        http = throughput(servers, scripts, args)
+        pairs = paired_runs(servers, ("current", off.name), scripts, args)
+    records = on_off(http, off.name, pairs, Path(apps["current"].env["IRIS_RECORDS_DIR"]))  # counted before the cold starts add theirs
     cold = cold_starts(list(apps.values()), args.starts, args.workers, tmp)
-    return dict(cold_start=cold, http=http, records=records, in_process_us=in_process(models["current"]))
+    return dict(cold_start=cold, http=http, records=records, in_process_us=in_process(models["current"], tmp/"records-in-process"))
 
 def on_off(http:dict, # from `throughput`; the records-off server's figures are taken out of it
            off:str, # the records-off server's name
+           pairs:dict[str, list[dict]], # from `paired_runs`
            directory:Path, # where the current server (records on) writes its records
           )->dict:
-    "Records on (the current server) and off on the endpoints compared, and how many records were written"
+    "Records on (the current server) and off: medians over the throughput rounds, the paired runs, and how many records were written"
     figures = dict(on=http["current"], off=http.pop(off))
-    return dict(written=records_written(directory), **{state: {e: h[e] for e in RECORDED} for state, h in figures.items()})
+    return dict(written=records_written(directory), pairs=pairs, **{state: {e: h[e] for e in RECORDED} for state, h in figures.items()})
 
 def report(args:argparse.Namespace, figures:dict, labels:dict)->bool:
     "Print the tables, write the JSON; whether every target is met"
@@ -519,7 +582,7 @@ def report(args:argparse.Namespace, figures:dict, labels:dict)->bool:
     print(f"\nServers: gunicorn, {args.workers} workers each, on {os.cpu_count()} CPUs. Machine load at the start: {load['start']}; at the end: {load['end']}")
     print_cold(figures["cold_start"], r, labels)
     print_http(figures["http"], r, labels, args)
-    print_records(figures["records"], r)
+    print_records(figures["records"], r, figures["in_process_us"], args)
     print_local(figures["in_process_us"])
     print_targets(t)
     ok = all(v["met"] for v in t.values())

@@ -73,26 +73,40 @@ def record_file(directory:Path, # where records are written
     return Path(directory)/f"{FILE_PREFIXES[kind]}-{day}-{pid or os.getpid()}.jsonl"
 
 @lru_cache
-def _line_template(classes:tuple[str, ...], # the model's classes, in the order of its answers' probabilities
-                  )->str: # fields: time, request id, row, model version, route (JSON), the measurements, species (JSON), the probabilities
-    "The %-format template of a prediction record's line, its keys encoded once"
-    numbers = lambda names: ",".join(encode_basestring_ascii(n).replace("%", "%%") + ":%r" for n in names)
-    return ('{"kind":"prediction","time":%s,"request_id":%s,"row":%d,"model_version":%s,"route":%s,"measurements":{'
-            + numbers(FEATURES) + '},"species":%s,"probabilities":{' + numbers(classes) + '}}\n')
+def _line_middle(model_version:str, # the model that answered
+                 route:str, # the blueprint that answered
+                )->str: # a %-format template of the row's index and the four measurements
+    "The part of a prediction record's line from the row's index to the species' key, encoded once per model and route"
+    escaped = lambda s: encode_basestring_ascii(s).replace("%", "%%")
+    return (',"row":%d,"model_version":' + escaped(model_version) + ',"route":' + escaped(route) + ',"measurements":{'
+            + ",".join(escaped(n) + ":%r" for n in FEATURES) + '},"species":')
+
+_ends = {}  # (species, the classes, their probabilities) -> the end of a line: a tree has as many as it has leaves
+
+def _line_end(answer:dict, # from `predict_rows`: its probabilities are floats
+             )->str: # the species and the probabilities, JSON, and the line's end
+    "The end of a prediction record's line, encoded once per distinct answer"
+    ps = answer["probabilities"]
+    key = (answer["species"], *ps, *ps.values())
+    end = _ends.get(key)
+    if end is None:
+        if len(_ends) >= 4096: _ends.clear()  # bounded, whatever models come and go
+        end = _ends[key] = (encode_basestring_ascii(answer["species"]) + ',"probabilities":{'
+                            + ",".join(f"{encode_basestring_ascii(c)}:{p!r}" for c, p in ps.items()) + "}}\n")
+    return end
 
 def prediction_lines(request_id:str, # the request's id, shared by the rows of a batch
                      model_version:str, # the model that answered
                      route:str, # the blueprint that answered: "api", "v2" or "page"
                      rows:list[list[float]], # the checked measurements (ints and finite floats), in `FEATURES` order
-                     answers:list[dict], # from `predict_rows`, one per row, all from one model
+                     answers:list[dict], # from `predict_rows`, one per row
                      stamp:str|None=None, # when it was answered, as `utc_stamp` writes it; default now
                     )->str: # one line per row, each with its newline
-    "The lines `record_line` makes of `prediction_records(...)`, filled into one template per model"
-    if not answers: return ""
-    line = _line_template(tuple(answers[0]["probabilities"]))
-    time, rid, version, where = map(encode_basestring_ascii, (stamp or utc_stamp(), request_id, model_version, route))
-    return "".join([line % (time, rid, i, version, where, *r, encode_basestring_ascii(a["species"]), *a["probabilities"].values())
-                    for i, (r, a) in enumerate(zip(rows, answers))])
+    "The lines `record_line` makes of `prediction_records(...)`, from parts encoded once"
+    start = '{"kind":"prediction","time":"' + (stamp or utc_stamp()) + '","request_id":' + encode_basestring_ascii(request_id)
+    middle = _line_middle(model_version, route)
+    if len(rows) == 1: return start + middle % (0, *rows[0]) + _line_end(answers[0])  # the common case, without a list
+    return "".join([start + middle % (i, *r) + _line_end(a) for i, (r, a) in enumerate(zip(rows, answers))])
 
 # %% ../nbs/12_records.ipynb #ffa679ad
 def _write_all(fd:int, data:bytes):
