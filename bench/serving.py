@@ -510,9 +510,9 @@ def print_records(records:dict, r:dict, local:dict, args:argparse.Namespace):
         rps, cpu = v["rps"], v["cpu_us"]
         print(f"{e:54s} {rps['median']:28.3f} {quartiles(rps):>15s} {cpu['median']:28.3f} {quartiles(cpu):>15s}")
     if "record_us" in local:  # writing the record (a random request id made too), timed as `in_process` times the prediction path
-        share = {e: local["record_us"] / records["off"][e]["cpu_us"] for e in RECORDED}
-        print(f"In process, writing the record of a one-row prediction takes {local['record_us']:.1f} us: "
-              + ", ".join(f"{v:.1%} of the records-off server's CPU per request on {e.split(' ')[1]}" for e, v in share.items()))
+        off = {e.split(" ")[1]: records["off"][e]["cpu_us"] for e in RECORDED}  # path -> CPU us per request, records off
+        print(f"In process, writing the record of a one-row prediction takes {local['record_us']:.1f} us; the records-off server spends "
+              + " and ".join(f"{us:.0f} us of CPU per request on {path} ({local['record_us'] / us:.1%})" for path, us in off.items()))
     print("(a pair's ratio compares two runs seconds apart, so that the machine's drifting speed hits both alike; records written: every prediction"
           " the records-on server answered, warm-ups and V2 binary included)")
 
