@@ -2,8 +2,8 @@
 
 Usage (from the project root; needs Debian's `wrk`: apt-get install wrk):
 
-    .venv/bin/python bench/serving.py                     # about three minutes on 2 cores
-    .venv/bin/python bench/serving.py --against main      # before/after, side by side: about five minutes
+    .venv/bin/python bench/serving.py                     # about six minutes on 2 cores
+    .venv/bin/python bench/serving.py --against main      # before/after, side by side: about eight minutes
     .venv/bin/python bench/serving.py --duration 3 --rounds 1 --starts 3 --pairs 5   # a quick look
 
 In one run on one machine, all traffic on 127.0.0.1, it
@@ -21,11 +21,12 @@ In one run on one machine, all traffic on 127.0.0.1, it
 3. prediction records on and off: a second server of the current checkout, with IRIS_RECORDS=off, runs beside
    the first (IRIS_RECORDS=dir, the local default) and is loaded right after it in the rounds above, on the two
    JSON one-row prediction endpoints; then the two take `--pairs` pairs of short runs (`--pair-duration` s) on
-   each of them, one right after the other, which goes first alternating. It reports the median and quartiles
-   of the pairs' ratios on / off (requests/s, and CPU time per request), the records the first server wrote
-   (the proof that it recorded), and the time one record takes to write in process. Pairs rather than the
-   medians of a few long runs: this machine's speed drifts by 10 to 20 % from one second to the next, and two
-   runs seconds apart see the same drift;
+   each of them, one right after the other, which goes first alternating, both started afresh every 4 pairs.
+   It reports the median and quartiles of the pairs' ratios on / off (requests/s, and CPU time per request),
+   the records the first server wrote (the proof that it recorded), and the time one record takes to write in
+   process. Pairs rather than the medians of a few long runs: this machine's speed drifts by 10 to 20 % from
+   one second to the next, and two runs seconds apart see the same drift; fresh starts because two starts of
+   the same server can differ by a few percent for as long as they run;
 4. cold start and memory: starts each checkout's server and a minimal Flask + scikit-learn app
    (bench/minimal_app.py: a pickled DecisionTreeClassifier; same gunicorn config, the current checkout's,
    and the same worker count) `--starts` times, alternating between them, and measures the seconds from
@@ -381,21 +382,28 @@ def throughput(servers:dict[str, tuple[int, int, tuple]], # from `serving`
     runs = load_rounds(servers, scripts, args)
     return {s: {e: {k: round(statistics.median(r[k] for r in es[e]), 3) for k in es[e][0]} if e in es else None for e in ENDPOINTS} for s, es in runs.items()}
 
-def paired_runs(servers:dict[str, tuple[int, int, tuple]], # from `serving`
-                pair:tuple[str, str], # the two servers compared: (records on, records off)
+PAIRS_PER_START = 4  # pairs of runs between two fresh starts of the servers compared
+
+def paired_runs(on:App, # the server with records on
+                off:App, # the same server with records off
                 scripts:dict[str, Path], # endpoint -> wrk script
                 args:argparse.Namespace, # --pairs, --pair-duration, wrk settings
-               )->dict[str, list[dict]]: # endpoint -> one pair of runs (`run_wrk` results) per round, keyed by the server's place in `pair`
-    "Short runs of the two servers right after each other on each endpoint of `RECORDED`, which goes first alternating"
-    pairs, short = {e: [] for e in RECORDED}, argparse.Namespace(**dict(vars(args), duration=args.pair_duration))
-    for r in range(args.pairs):
-        for i, e in enumerate(rotated(list(RECORDED), r)):
-            done = {}
-            for place in ((0, 1) if (r + i) % 2 == 0 else (1, 0)):
-                port, pid, _ = servers[pair[place]]
-                done[place] = run_wrk(f"http://127.0.0.1:{port}{ENDPOINTS[e][0]}", scripts[e], short.duration, args.connections, args.threads, pid)
-            pairs[e].append(dict(on=done[0], off=done[1]))
-        progress(f"pair {r + 1}: " + "; ".join(f"{e}: on / off {ratio(ps[-1]['on']['rps'], ps[-1]['off']['rps'])}" for e, ps in pairs.items()))
+                tmp:Path, # for the logs
+               )->dict[str, list[dict]]: # endpoint -> one pair of runs (`run_wrk` results) per round: {"on": ..., "off": ...}
+    "Pairs of short runs of `on` and `off` on each endpoint of `RECORDED`, one right after the other, which goes first alternating"
+    # Both servers start afresh every PAIRS_PER_START pairs, the first to start alternating too: two starts of the same
+    # server can differ by a few percent for as long as they run (hash seeds, memory layout), and fresh pairs average that out.
+    pairs, on, off = {e: [] for e in RECORDED}, replace(on, endpoints=RECORDED), replace(off, endpoints=RECORDED)
+    for first in range(0, args.pairs, PAIRS_PER_START):
+        with serving([on, off] if first // PAIRS_PER_START % 2 == 0 else [off, on], scripts, args, tmp) as servers:
+            for r in range(first, min(first + PAIRS_PER_START, args.pairs)):
+                for i, e in enumerate(rotated(list(RECORDED), r)):
+                    done = {}
+                    for a in ((on, off) if (r + i) % 2 == 0 else (off, on)):
+                        port, pid, _ = servers[a.name]
+                        done[a.name] = run_wrk(f"http://127.0.0.1:{port}{ENDPOINTS[e][0]}", scripts[e], args.pair_duration, args.connections, args.threads, pid)
+                    pairs[e].append(dict(on=done[on.name], off=done[off.name]))
+                progress(f"pair {r + 1}: " + "; ".join(f"{e}: on / off {ratio(ps[-1]['on']['rps'], ps[-1]['off']['rps'])}" for e, ps in pairs.items()))
     return pairs
 
 def paired_summary(pairs:list[dict], # from `paired_runs`, on one endpoint
@@ -504,7 +512,7 @@ def quartiles(spread:dict)->str:
 def print_records(records:dict, r:dict, local:dict, args:argparse.Namespace):
     "The table of prediction records on against off, and what one record costs in process"
     print(f"\nPrediction records on (IRIS_RECORDS=dir) and off, current checkout: {args.pairs} pairs of {args.pair_duration} s runs per endpoint,"
-          f" one server right after the other, which goes first alternating; {records['written']} records written\n")
+          f" one server right after the other, which goes first alternating, both started afresh every {PAIRS_PER_START} pairs; {records['written']} records written\n")
     print(f"{'endpoint':54s} {'requests/s on / off: median':>28s} {'(quartiles)':>15s} {'CPU us/req on / off: median':>28s} {'(quartiles)':>15s}")
     for e, v in r["records_on_vs_off"].items():
         rps, cpu = v["rps"], v["cpu_us"]
@@ -561,7 +569,7 @@ def measure(args:argparse.Namespace, tmp:Path, checkouts:dict[str, Path])->dict:
     # Records off right after the current server (records on), so that on each endpoint one is loaded right after the other.
     with serving([apps["current"], off, *(apps[name] for name in checkouts if name != "current")], scripts, args, tmp) as servers:
         http = throughput(servers, scripts, args)
-        pairs = paired_runs(servers, ("current", off.name), scripts, args)
+    pairs = paired_runs(apps["current"], off, scripts, args, tmp)
     records = on_off(http, off.name, pairs, Path(apps["current"].env["IRIS_RECORDS_DIR"]))  # counted before the cold starts add theirs
     cold = cold_starts(list(apps.values()), args.starts, args.workers, tmp)
     return dict(cold_start=cold, http=http, records=records, in_process_us=in_process(models["current"], tmp/"records-in-process"))

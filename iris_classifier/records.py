@@ -85,15 +85,17 @@ _ends = {}  # (species, the classes, their probabilities) -> the end of a line: 
 
 def _line_end(answer:dict, # from `predict_rows`: its probabilities are floats
              )->str: # the species and the probabilities, JSON, and the line's end
-    "The end of a prediction record's line, encoded once per distinct answer"
+    "The species and probabilities of a prediction record's line, encoded once per distinct answer"
     ps = answer["probabilities"]
     key = (answer["species"], *ps, *ps.values())
     end = _ends.get(key)
     if end is None:
         if len(_ends) >= 4096: _ends.clear()  # bounded, whatever models come and go
         end = _ends[key] = (encode_basestring_ascii(answer["species"]) + ',"probabilities":{'
-                            + ",".join(f"{encode_basestring_ascii(c)}:{p!r}" for c, p in ps.items()) + "}}\n")
+                            + ",".join(f"{encode_basestring_ascii(c)}:{p!r}" for c, p in ps.items()) + "}")
     return end
+
+_closes = {False: "}\n", True: record_line(dict(kind="prediction"), for_stdout=True).removeprefix('{"kind":"prediction"')}  # for_stdout -> what ends a line
 
 def prediction_lines(request_id:str, # the request's id, shared by the rows of a batch
                      model_version:str, # the model that answered
@@ -101,22 +103,22 @@ def prediction_lines(request_id:str, # the request's id, shared by the rows of a
                      rows:list[list[float]], # the checked measurements (ints and finite floats), in `FEATURES` order
                      answers:list[dict], # from `predict_rows`, one per row
                      stamp:str|None=None, # when it was answered, as `utc_stamp` writes it; default now
-                    )->str: # one line per row, each with its newline
+                     for_stdout:bool=False, # with the fields of a structured log line
+                    )->list[str]: # one line per row, each with its newline
     "The lines `record_line` makes of `prediction_records(...)`, from parts encoded once"
     start = '{"kind":"prediction","time":"' + (stamp or utc_stamp()) + '","request_id":' + encode_basestring_ascii(request_id)
-    middle = _line_middle(model_version, route)
-    if len(rows) == 1: return start + middle % (0, *rows[0]) + _line_end(answers[0])  # the common case, without a list
-    return "".join([start + middle % (i, *r) + _line_end(a) for i, (r, a) in enumerate(zip(rows, answers))])
+    middle, close = _line_middle(model_version, route), _closes[for_stdout]
+    return [start + middle % (i, *r) + _line_end(a) + close for i, (r, a) in enumerate(zip(rows, answers))]
 
 # %% ../nbs/12_records.ipynb #ffa679ad
 def _write_all(fd:int, data:bytes):
     "Write `data` with one system call; a short write (a full disk) is an error"
     if os.write(fd, data) != len(data): raise OSError(f"short write to the records file ({len(data)} bytes)")
 
-def _to_stdout(records:list[dict]):
-    "Each record as its own line, written and flushed on its own, on standard output"
-    for r in records:
-        sys.stdout.write(record_line(r, for_stdout=True))
+def _to_stdout(lines:list[str]):
+    "Each line written and flushed on its own, on standard output"
+    for line in lines:
+        sys.stdout.write(line)
         sys.stdout.flush()
 
 # %% ../nbs/12_records.ipynb #8e61a112
@@ -143,7 +145,7 @@ class Recorder:
         "Write `records` of `kind`; False, counted and (the first time) explained, if they could not be written"
         if self.mode == "off" or not records: return False
         try:
-            if self.mode == "stdout": _to_stdout(records)
+            if self.mode == "stdout": _to_stdout([record_line(r, for_stdout=True) for r in records])
             else: _write_all(self._file(kind, records[0]["time"][:10]), "".join(map(record_line, records)).encode())
             return True
         except (OSError, ValueError) as e: return self._lost(kind, len(records), e)  # ValueError: standard output was closed
@@ -154,13 +156,14 @@ class Recorder:
                           rows:list[list[float]], # the checked measurements, in `FEATURES` order
                           answers:list[dict], # from `predict_rows`, one per row
                          )->bool:
-        "Write the prediction records of one answered request, as `write` writes `prediction_records(...)`"
-        if self.mode != "dir" or not rows: return self.write("prediction", prediction_records(request_id, model_version, route, rows, answers))
+        "Write the prediction records of one answered request: the lines `write` writes of `prediction_records(...)`"
+        if self.mode == "off" or not rows: return False
         stamp = utc_stamp()
         try:
-            _write_all(self._file("prediction", stamp[:10]), prediction_lines(request_id, model_version, route, rows, answers, stamp).encode())
+            if self.mode == "stdout": _to_stdout(prediction_lines(request_id, model_version, route, rows, answers, stamp, for_stdout=True))
+            else: _write_all(self._file("prediction", stamp[:10]), "".join(prediction_lines(request_id, model_version, route, rows, answers, stamp)).encode())
             return True
-        except OSError as e: return self._lost("prediction", len(rows), e)
+        except (OSError, ValueError) as e: return self._lost("prediction", len(rows), e)  # ValueError: standard output was closed
 
     def _lost(self, kind:str, n:int, e:Exception)->bool:
         "Count `n` lost records of `kind`, explain the first loss, and say False"
