@@ -4,7 +4,7 @@ Usage (from the project root; needs Debian's `wrk`: apt-get install wrk):
 
     .venv/bin/python bench/serving.py                     # about six minutes on 2 cores
     .venv/bin/python bench/serving.py --against main      # before/after, side by side: about eight minutes
-    .venv/bin/python bench/serving.py --duration 3 --rounds 1 --starts 3 --pairs 5   # a quick look
+    .venv/bin/python bench/serving.py --duration 3 --rounds 1 --starts 3 --records-rounds 5   # a quick look
 
 In one run on one machine, all traffic on 127.0.0.1, it
 1. trains a model for the checkout under test, and for `--against REV` (checked out into a temporary
@@ -20,13 +20,15 @@ In one run on one machine, all traffic on 127.0.0.1, it
    p50/p99 latency (medians over rounds) and the workers' CPU time per request (Linux /proc);
 3. prediction records on and off: a second server of the current checkout, with IRIS_RECORDS=off, runs beside
    the first (IRIS_RECORDS=dir, the local default) and is loaded right after it in the rounds above, on the two
-   JSON one-row prediction endpoints; then the two take `--pairs` pairs of short runs (`--pair-duration` s) on
-   each of them, one right after the other, which goes first alternating, both started afresh every 4 pairs.
-   It reports the median and quartiles of the pairs' ratios on / off (requests/s, and CPU time per request),
-   the records the first server wrote (the proof that it recorded), and the time one record takes to write in
-   process. Pairs rather than the medians of a few long runs: this machine's speed drifts by 10 to 20 % from
-   one second to the next, and two runs seconds apart see the same drift; fresh starts because two starts of
-   the same server can differ by a few percent for as long as they run;
+   JSON one-row prediction endpoints; then the two, and a second start of the records-off server (the
+   control), take `--records-rounds` rounds of short runs (`--records-duration` s) on each of them, one right after the
+   other in rotating order, all three started afresh every 4 rounds. It reports the median and quartiles of
+   the rounds' ratios to records off, on / off and control / off (requests/s, and CPU time per request), the
+   records the first server wrote (the proof that it recorded), and the time one record takes to write in
+   process. Rounds of short runs rather than the medians of a few long runs: this machine's speed drifts by 10
+   to 20 % from one second to the next, and runs seconds apart see the same drift; fresh starts because two
+   starts of the same server can differ by a few percent for as long as they run; the control because the
+   ratio of two equal servers shows what measuring alone does to a ratio;
 4. cold start and memory: starts each checkout's server and a minimal Flask + scikit-learn app
    (bench/minimal_app.py: a pickled DecisionTreeClassifier; same gunicorn config, the current checkout's,
    and the same worker count) `--starts` times, alternating between them, and measures the seconds from
@@ -49,7 +51,7 @@ on a quiet machine, it is not a budget for slowing down. That comparison is of t
 commit's server runs with IRIS_RECORDS=off (a commit from before records ignores it) and is compared with the
 current records-off server on the two endpoints measured both ways, since recording has a budget of its own,
 the next target. With records on, each of the two endpoints keeps at
-least 0.95 of its requests/s with records off (the median of the pairs' ratios). The figures are printed and written to
+least 0.95 of its requests/s with records off (the median of the rounds' ratios). The figures are printed and written to
 artifacts/bench/serving.json. It is a measurement, not a test: the exit code is 0 unless something failed to
 run; `--check` makes missed targets exit 1 as well.
 """
@@ -382,38 +384,43 @@ def throughput(servers:dict[str, tuple[int, int, tuple]], # from `serving`
     runs = load_rounds(servers, scripts, args)
     return {s: {e: {k: round(statistics.median(r[k] for r in es[e]), 3) for k in es[e][0]} if e in es else None for e in ENDPOINTS} for s, es in runs.items()}
 
-PAIRS_PER_START = 4  # pairs of runs between two fresh starts of the servers compared
+ROUNDS_PER_START = 4  # rounds of runs between two fresh starts of the servers compared
 
-def paired_runs(on:App, # the server with records on
+def records_rounds(on:App, # the server with records on
                 off:App, # the same server with records off
                 scripts:dict[str, Path], # endpoint -> wrk script
-                args:argparse.Namespace, # --pairs, --pair-duration, wrk settings
+                args:argparse.Namespace, # --records-rounds, --records-duration, wrk settings
                 tmp:Path, # for the logs
-               )->dict[str, list[dict]]: # endpoint -> one pair of runs (`run_wrk` results) per round: {"on": ..., "off": ...}
-    "Pairs of short runs of `on` and `off` on each endpoint of `RECORDED`, one right after the other, which goes first alternating"
-    # Both servers start afresh every PAIRS_PER_START pairs, the first to start alternating too: two starts of the same
-    # server can differ by a few percent for as long as they run (hash seeds, memory layout), and fresh pairs average that out.
-    pairs, on, off = {e: [] for e in RECORDED}, replace(on, endpoints=RECORDED), replace(off, endpoints=RECORDED)
-    for first in range(0, args.pairs, PAIRS_PER_START):
-        with serving([on, off] if first // PAIRS_PER_START % 2 == 0 else [off, on], scripts, args, tmp) as servers:
-            for r in range(first, min(first + PAIRS_PER_START, args.pairs)):
+               )->dict[str, list[dict]]: # endpoint -> per round, the `run_wrk` result of each server: {"on": ..., "off": ..., "control": ...}
+    "Rounds of short runs of `on`, `off` and a second start of `off` (the control) on each endpoint of `RECORDED`, one right after the other"
+    # The order rotates from round to round and endpoint to endpoint. The three start afresh every ROUNDS_PER_START rounds, the first
+    # to start rotating too: two starts of the same server can differ by a few percent for as long as they run (hash seeds, memory
+    # layout), and fresh starts average that out. The control, records off like `off`, shows how far apart two equal servers measure.
+    servers3 = dict(on=replace(on, endpoints=RECORDED), off=replace(off, endpoints=RECORDED),
+                    control=replace(off, name=f"{off.name}, second start", endpoints=RECORDED))
+    rounds = {e: [] for e in RECORDED}
+    for first in range(0, args.records_rounds, ROUNDS_PER_START):
+        with serving(rotated(list(servers3.values()), first // ROUNDS_PER_START), scripts, args, tmp) as running_now:
+            for r in range(first, min(first + ROUNDS_PER_START, args.records_rounds)):
                 for i, e in enumerate(rotated(list(RECORDED), r)):
                     done = {}
-                    for a in ((on, off) if (r + i) % 2 == 0 else (off, on)):
-                        port, pid, _ = servers[a.name]
-                        done[a.name] = run_wrk(f"http://127.0.0.1:{port}{ENDPOINTS[e][0]}", scripts[e], args.pair_duration, args.connections, args.threads, pid)
-                    pairs[e].append(dict(on=done[on.name], off=done[off.name]))
-                progress(f"pair {r + 1}: " + "; ".join(f"{e}: on / off {ratio(ps[-1]['on']['rps'], ps[-1]['off']['rps'])}" for e, ps in pairs.items()))
-    return pairs
+                    for role in rotated(list(servers3), r + i):
+                        port, pid, _ = running_now[servers3[role].name]
+                        done[role] = run_wrk(f"http://127.0.0.1:{port}{ENDPOINTS[e][0]}", scripts[e], args.records_duration, args.connections, args.threads, pid)
+                    rounds[e].append(done)
+                progress(f"records round {r + 1}: " + "; ".join(f"{e}: on / off {ratio(rs[-1]['on']['rps'], rs[-1]['off']['rps'])},"
+                                                                 f" control / off {ratio(rs[-1]['control']['rps'], rs[-1]['off']['rps'])}" for e, rs in rounds.items()))
+    return rounds
 
-def paired_summary(pairs:list[dict], # from `paired_runs`, on one endpoint
+def rounds_summary(rounds:list[dict], # from `records_rounds`, on one endpoint
+                   role:str, # "on", or "control"
                   )->dict:
-    "The median and quartiles of the per-pair ratios on / off (requests/s, and CPU per request), and how many pairs"
+    "The median and quartiles of the ratios `role` / off of each round (requests/s, and CPU per request), and how many rounds"
     def spread(values:list[float])->dict:
         q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else values * 3
         return dict(median=round(median, 3), q1=round(q1, 3), q3=round(q3, 3))
-    return dict(pairs=len(pairs), rps=spread([p["on"]["rps"] / p["off"]["rps"] for p in pairs]),
-                cpu_us=spread([p["on"]["cpu_us"] / p["off"]["cpu_us"] for p in pairs]))
+    return dict(rounds=len(rounds), rps=spread([p[role]["rps"] / p["off"]["rps"] for p in rounds]),
+                cpu_us=spread([p[role]["cpu_us"] / p["off"]["cpu_us"] for p in rounds]))
 
 ## In process
 
@@ -454,7 +461,8 @@ def ratios(figures:dict)->dict:
     r = dict(vs_minimal={s: {k: ratio(c[k], cold["minimal"][k]) for k in ("seconds", "pss_mib", "rss_mib")} for s, c in cold.items()},
              throughput_vs_trivial={s: {e: ratio(v["rps"], es[TRIVIAL]["rps"]) for e, v in es.items() if v} for s, es in http.items()},
              cpu_vs_trivial={s: {e: ratio(es[TRIVIAL]["cpu_us"], v["cpu_us"]) for e, v in es.items() if v} for s, es in http.items()},
-             records_on_vs_off={e: paired_summary(ps) for e, ps in figures["records"]["pairs"].items()})
+             records_on_vs_off={e: rounds_summary(rs, "on") for e, rs in figures["records"]["rounds"].items()},
+             control_vs_off={e: rounds_summary(rs, "control") for e, rs in figures["records"]["rounds"].items()})
     if "against" in http:
         same_work = {e: figures["records"]["off"].get(e) or v for e, v in http["current"].items()}  # records off on both sides where measured so
         r["current_vs_against"] = dict(cold_start={k: ratio(cold["current"][k], cold["against"][k]) for k in ("seconds", "pss_mib", "rss_mib")},
@@ -474,7 +482,7 @@ def targets(figures:dict, r:dict)->dict[str, dict]:
     t["memory (PSS): current / minimal"] = target(r["vs_minimal"]["current"]["pss_mib"], MAX_MEMORY_RATIO, False)
     if "current_vs_against" in r:
         t |= {f"requests/s current / against: {e}": target(v, MIN_AGAINST_RATIO, True) for e, v in r["current_vs_against"]["rps"].items()}
-    return t | {f"records on / off, requests/s (median of pairs): {e}": target(r["records_on_vs_off"][e]["rps"]["median"], MIN_RECORDS_RATIO, True) for e in RECORDED}
+    return t | {f"records on / off, requests/s (median of rounds): {e}": target(r["records_on_vs_off"][e]["rps"]["median"], MIN_RECORDS_RATIO, True) for e in RECORDED}
 
 def print_cold(cold:dict, r:dict, labels:dict):
     "The cold-start and memory table"
@@ -506,23 +514,25 @@ def print_http(http:dict, r:dict, labels:dict, args:argparse.Namespace):
             print(f"{e:54s} {'absent in one of them' if v is None else f'{v:.3f}':>29s}")
 
 def quartiles(spread:dict)->str:
-    "The first and third quartiles of a `paired_summary` spread, as (q1-q3)"
+    "The first and third quartiles of a `rounds_summary` spread, as (q1-q3)"
     return f"({spread['q1']:.3f}-{spread['q3']:.3f})"
 
 def print_records(records:dict, r:dict, local:dict, args:argparse.Namespace):
     "The table of prediction records on against off, and what one record costs in process"
-    print(f"\nPrediction records on (IRIS_RECORDS=dir) and off, current checkout: {args.pairs} pairs of {args.pair_duration} s runs per endpoint,"
-          f" one server right after the other, which goes first alternating, both started afresh every {PAIRS_PER_START} pairs; {records['written']} records written\n")
-    print(f"{'endpoint':54s} {'requests/s on / off: median':>28s} {'(quartiles)':>15s} {'CPU us/req on / off: median':>28s} {'(quartiles)':>15s}")
-    for e, v in r["records_on_vs_off"].items():
-        rps, cpu = v["rps"], v["cpu_us"]
-        print(f"{e:54s} {rps['median']:28.3f} {quartiles(rps):>15s} {cpu['median']:28.3f} {quartiles(cpu):>15s}")
+    print(f"\nPrediction records on (IRIS_RECORDS=dir) and off, current checkout, and a second start of records off (the control): {args.records_rounds} rounds"
+          f" of {args.records_duration} s runs per endpoint, one server right after the other, in rotating order, all started afresh every {ROUNDS_PER_START}"
+          f" rounds; {records['written']} records written. Medians of the rounds' ratios to records off, (quartiles)\n")
+    print(f"{'endpoint':54s} {'':8s} {'requests/s':>10s} {'':15s} {'CPU us/req':>10s} {'':15s}")
+    for e in RECORDED:
+        for label, v in (("on / off", r["records_on_vs_off"][e]), ("control", r["control_vs_off"][e])):
+            print(f"{e if label == 'on / off' else '':54s} {label:8s} {v['rps']['median']:10.3f} {quartiles(v['rps']):>15s} {v['cpu_us']['median']:10.3f} {quartiles(v['cpu_us']):>15s}")
     if "record_us" in local:  # writing the record (a random request id made too), timed as `in_process` times the prediction path
         off = {e.split(" ")[1]: records["off"][e]["cpu_us"] for e in RECORDED}  # path -> CPU us per request, records off
         print(f"In process, writing the record of a one-row prediction takes {local['record_us']:.1f} us; the records-off server spends "
               + " and ".join(f"{us:.0f} us of CPU per request on {path} ({local['record_us'] / us:.1%})" for path, us in off.items()))
-    print("(a pair's ratio compares two runs seconds apart, so that the machine's drifting speed hits both alike; records written: every prediction"
-          " the records-on server answered, warm-ups and V2 binary included)")
+    print("(a round's ratios compare runs seconds apart, so that the machine's drifting speed hits them alike; the control's ratios, of two equal"
+          " servers, show how far apart measuring alone puts them; records written: every prediction the records-on server answered, warm-ups and"
+          " V2 binary included)")
 
 def print_local(local:dict):
     "The in-process line"
@@ -543,16 +553,16 @@ def parse_args()->argparse.Namespace:
     ap.add_argument("--starts", type=int, default=5, help="cold starts of each server; medians are reported (default 5)")
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the endpoints; medians are reported (default 3)")
-    ap.add_argument("--pairs", type=int, default=20, help="pairs of runs, records on and off, per endpoint; the median ratio is reported (default 20)")
-    ap.add_argument("--pair-duration", type=int, default=2, help="seconds per run of a pair (default 2)")
+    ap.add_argument("--records-rounds", type=int, default=20, help="rounds of runs, records on, off and the control, per endpoint; median ratios are reported (default 20)")
+    ap.add_argument("--records-duration", type=int, default=2, help="seconds per run in those rounds (default 2)")
     ap.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1, to leave the CPUs to the server)")
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers of every server (default 2)")
     ap.add_argument("--output", type=Path, default=ROOT/"artifacts"/"bench"/"serving.json", help="where to write the figures as JSON")
     ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = ap.parse_args()
-    if min(args.starts, args.duration, args.rounds, args.workers, args.pairs, args.pair_duration) < 1:
-        ap.error("--starts, --duration, --rounds, --workers, --pairs and --pair-duration must be at least 1")
+    if min(args.starts, args.duration, args.rounds, args.workers, args.records_rounds, args.records_duration) < 1:
+        ap.error("--starts, --duration, --rounds, --workers, --records-rounds and --records-duration must be at least 1")
     return args
 
 def measure(args:argparse.Namespace, tmp:Path, checkouts:dict[str, Path])->dict:
@@ -569,19 +579,19 @@ def measure(args:argparse.Namespace, tmp:Path, checkouts:dict[str, Path])->dict:
     # Records off right after the current server (records on), so that on each endpoint one is loaded right after the other.
     with serving([apps["current"], off, *(apps[name] for name in checkouts if name != "current")], scripts, args, tmp) as servers:
         http = throughput(servers, scripts, args)
-    pairs = paired_runs(apps["current"], off, scripts, args, tmp)
-    records = on_off(http, off.name, pairs, Path(apps["current"].env["IRIS_RECORDS_DIR"]))  # counted before the cold starts add theirs
+    rounds = records_rounds(apps["current"], off, scripts, args, tmp)
+    records = on_off(http, off.name, rounds, Path(apps["current"].env["IRIS_RECORDS_DIR"]))  # counted before the cold starts add theirs
     cold = cold_starts(list(apps.values()), args.starts, args.workers, tmp)
     return dict(cold_start=cold, http=http, records=records, in_process_us=in_process(models["current"], tmp/"records-in-process"))
 
 def on_off(http:dict, # from `throughput`; the records-off server's figures are taken out of it
            off:str, # the records-off server's name
-           pairs:dict[str, list[dict]], # from `paired_runs`
+           rounds:dict[str, list[dict]], # from `records_rounds`
            directory:Path, # where the current server (records on) writes its records
           )->dict:
-    "Records on (the current server) and off: medians over the throughput rounds, the paired runs, and how many records were written"
+    "Records on (the current server) and off: medians over the throughput rounds, the records rounds, and how many records were written"
     figures = dict(on=http["current"], off=http.pop(off))
-    return dict(written=records_written(directory), pairs=pairs, **{state: {e: h[e] for e in RECORDED} for state, h in figures.items()})
+    return dict(written=records_written(directory), rounds=rounds, **{state: {e: h[e] for e in RECORDED} for state, h in figures.items()})
 
 def report(args:argparse.Namespace, figures:dict, labels:dict)->bool:
     "Print the tables, write the JSON; whether every target is met"
