@@ -21,8 +21,8 @@ In one run on one machine, all traffic on 127.0.0.1, it
 3. prediction records on and off: a second server of the current checkout, with IRIS_RECORDS=off, runs beside
    the first (IRIS_RECORDS=dir, the local default) and is loaded right after it in the rounds above, on the two
    JSON one-row prediction endpoints; then the two, and a second start of the records-off server (the
-   control), take `--records-rounds` rounds of short runs (`--records-duration` s) on each of them, one right after the
-   other in rotating order, all three started afresh every 4 rounds. It reports the median and quartiles of
+   control), take `--records-rounds` rounds of short runs (`--records-duration` s) on each of them, one
+   right after the other in rotating order, all three started afresh every 4 rounds. It reports the median and quartiles of
    the rounds' ratios to records off, on / off and control / off (requests/s, and CPU time per request), the
    records the first server wrote (the proof that it recorded), and the time one record takes to write in
    process. Rounds of short runs rather than the medians of a few long runs: this machine's speed drifts by 10
@@ -50,8 +50,8 @@ at least 0.97 of the other commit's requests/s: the 3 % allows for noise between
 on a quiet machine, it is not a budget for slowing down. That comparison is of the same work: the other
 commit's server runs with IRIS_RECORDS=off (a commit from before records ignores it) and is compared with the
 current records-off server on the two endpoints measured both ways, since recording has a budget of its own,
-the next target. With records on, each of the two endpoints keeps at
-least 0.95 of its requests/s with records off (the median of the rounds' ratios). The figures are printed and written to
+the next target. With records on, each of the two endpoints keeps at least 0.95 of its requests/s with
+records off (the median of the rounds' ratios). The figures are printed and written to
 artifacts/bench/serving.json. It is a measurement, not a test: the exit code is 0 unless something failed to
 run; `--check` makes missed targets exit 1 as well.
 """
@@ -387,11 +387,11 @@ def throughput(servers:dict[str, tuple[int, int, tuple]], # from `serving`
 ROUNDS_PER_START = 4  # rounds of runs between two fresh starts of the servers compared
 
 def records_rounds(on:App, # the server with records on
-                off:App, # the same server with records off
-                scripts:dict[str, Path], # endpoint -> wrk script
-                args:argparse.Namespace, # --records-rounds, --records-duration, wrk settings
-                tmp:Path, # for the logs
-               )->dict[str, list[dict]]: # endpoint -> per round, the `run_wrk` result of each server: {"on": ..., "off": ..., "control": ...}
+                   off:App, # the same server with records off
+                   scripts:dict[str, Path], # endpoint -> wrk script
+                   args:argparse.Namespace, # --records-rounds, --records-duration, wrk settings
+                   tmp:Path, # for the logs
+                  )->dict[str, list[dict]]: # endpoint -> per round, the `run_wrk` result of each server: {"on": ..., "off": ..., "control": ...}
     "Rounds of short runs of `on`, `off` and a second start of `off` (the control) on each endpoint of `RECORDED`, one right after the other"
     # The order rotates from round to round and endpoint to endpoint. The three start afresh every ROUNDS_PER_START rounds, the first
     # to start rotating too: two starts of the same server can differ by a few percent for as long as they run (hash seeds, memory

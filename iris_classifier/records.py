@@ -84,7 +84,7 @@ def _line_middle(model_version:str, # the model that answered
 _ends = {}  # (species, the classes, their probabilities) -> the end of a line: a tree has as many as it has leaves
 
 def _line_end(answer:dict, # from `predict_rows`: its probabilities are floats
-             )->str: # the species and the probabilities, JSON, and the line's end
+             )->str: # the species and the probabilities, as JSON, up to the line's end
     "The species and probabilities of a prediction record's line, encoded once per distinct answer"
     ps = answer["probabilities"]
     key = (answer["species"], *ps, *ps.values())
