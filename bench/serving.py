@@ -2,8 +2,8 @@
 
 Usage (from the project root; needs Debian's `wrk`: apt-get install wrk):
 
-    .venv/bin/python bench/serving.py                     # about six minutes on 2 cores
-    .venv/bin/python bench/serving.py --against main      # before/after, side by side: about eight minutes
+    .venv/bin/python bench/serving.py                     # about eight minutes on 2 cores
+    .venv/bin/python bench/serving.py --against main      # before/after, side by side: about ten minutes
     .venv/bin/python bench/serving.py --duration 3 --rounds 1 --starts 3 --records-rounds 5   # a quick look
 
 In one run on one machine, all traffic on 127.0.0.1, it
