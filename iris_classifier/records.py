@@ -155,10 +155,11 @@ class Recorder:
                           route:str, # the blueprint that answered
                           rows:list[list[float]], # the checked measurements, in `FEATURES` order
                           answers:list[dict], # from `predict_rows`, one per row
+                          stamp:str|None=None, # when it was answered, as `utc_stamp` writes it; default now
                          )->bool:
         "Write the prediction records of one answered request: the lines `write` writes of `prediction_records(...)`"
         if self.mode == "off" or not rows: return False
-        stamp = utc_stamp()
+        stamp = stamp or utc_stamp()
         try:
             if self.mode == "stdout": _to_stdout(prediction_lines(request_id, model_version, route, rows, answers, stamp, for_stdout=True))
             else: _write_all(self._file("prediction", stamp[:10]), "".join(prediction_lines(request_id, model_version, route, rows, answers, stamp)).encode())
