@@ -41,6 +41,7 @@ def run_training_notebook(params:TrainParams, # run parameters
                           notebook:Path|None=None, # the notebook to execute; None for `TRAINING_NOTEBOOK`, the package's copy
                           run_id:str|None=None, # names the run's directory; None for a new id
                           feedback:Path|None=None, # CSV of labelled rows from feedback to add; None for none
+                          publish_uncompared:bool=False, # publish even if the champion check cannot compare
                          )->Path: # the executed notebook, in the run's directory
     "Execute the training notebook with papermill, writing the executed copy into the run's directory"
     import papermill as pm
@@ -48,7 +49,7 @@ def run_training_notebook(params:TrainParams, # run parameters
     report = runs_dir(output_dir)/run_id/notebook.name
     report.parent.mkdir(parents=True, exist_ok=True)
     parameters = dict(asdict(params), data_path=str(data.resolve()) if data else "", output_dir=str(output_dir.resolve()) if output_dir else "",
-                      feedback_path=str(feedback.resolve()) if feedback else "", run_id=run_id, publish_run=True)
+                      feedback_path=str(feedback.resolve()) if feedback else "", run_id=run_id, publish_run=True, publish_uncompared=publish_uncompared)
     pm.execute_notebook(notebook, report, parameters=parameters, kernel_name="python3", progress_bar=True)
     return report
 
@@ -64,24 +65,24 @@ def _feedback_csv(records:Path, run_dir:Path)->Path:
     return run_dir/"feedback_rows.csv"
 
 def _training_failed(e, run_dir:Path)->int:
-    "Say why the training notebook failed; 4 if the champion won, else 1"
+    "Say why the training notebook failed; 4 if the champion won, 5 if the champion check could not decide, else 1"
     print(f"error: training failed: {e.ename}: {e.evalue}\nThe executed notebook shows the full traceback: {run_dir/TRAINING_NOTEBOOK.name}", file=sys.stderr)
-    return 4 if e.ename == "ChallengerRefusedError" else 1
+    return {"ChallengerRefusedError": 4, "ChampionUndecidedError": 5}.get(e.ename, 1)
 
 def train_command(args:argparse.Namespace, # parsed `train` arguments
-                 )->int: # exit code: 0 published, 1 failed or below the gate, 4 refused by the champion check
+                 )->int: # exit code: 0 published, 1 failed or below the gate, 4 refused by the champion check, 5 not comparable
     "Validate the inputs, run the training notebook in a new run's directory and say what was published"
     params = TrainParams(**{f.name: getattr(args, f.name) for f in fields(TrainParams)})
     if args.data:
         from iris_classifier.data_processing import load_training_data
         load_training_data(args.data)
-    run_id = new_run_id()
+    run_id = new_run_id(args.now)
     run_dir = runs_dir(args.output_dir)/run_id
     feedback = _feedback_csv(args.with_feedback, run_dir) if args.with_feedback else None
     log = setup_logging()
     log.info("Training run %s with %s", run_id, ", ".join(f"{k}={v}" for k, v in asdict(params).items()))
     from papermill.exceptions import PapermillExecutionError
-    try: report = run_training_notebook(params, args.data, args.output_dir, run_id=run_id, feedback=feedback)
+    try: report = run_training_notebook(params, args.data, args.output_dir, run_id=run_id, feedback=feedback, publish_uncompared=args.publish_uncompared)
     except PapermillExecutionError as e: return _training_failed(e, run_dir)
     run = json.loads((run_dir/"run.json").read_text())
     log.info("Published model %s to %s (test accuracy %.3f; champion check: %s); history entry %d; run %s", run["model_version"], model_dir(args.output_dir),
@@ -105,15 +106,18 @@ def runs_command(args:argparse.Namespace, # parsed `runs` arguments
 
 def prune_runs_command(args:argparse.Namespace, # parsed `prune-runs` arguments
                       )->int: # exit code
-    "Remove old runs by count or age, naming each"
+    "Remove old runs by count or age, and their models' archived versions, naming each"
+    from iris_classifier.persistence import VERSIONS_DIR, prune_versions, versions_to_prune
     from iris_classifier.runs import prune_runs, read_runs, runs_to_prune
-    now, root = datetime.now(timezone.utc), runs_dir(args.output_dir)
+    now, root, dest = args.now, runs_dir(args.output_dir), args.model_dir or model_dir(args.output_dir)
     older = now - parse_since(args.older_than, now) if args.older_than else None
-    current = metadata_in_force(args.model_dir or model_dir(args.output_dir))
+    current = metadata_in_force(dest)
     ids = runs_to_prune(read_runs(root), args.keep, older, current and current["model_version"], now)
-    for i in ids: print(f"{'would remove' if args.dry_run else 'removing'} {root/i}")
-    if not args.dry_run: prune_runs(root, ids)
-    print(f"{len(ids)} run(s) {'to remove' if args.dry_run else 'removed'}.")
+    versions = versions_to_prune(dest, ids)
+    verb = "would remove" if args.dry_run else "removing"
+    for p in [root/i for i in ids] + [Path(dest)/VERSIONS_DIR/v for v in versions]: print(f"{verb} {p}")
+    if not args.dry_run: prune_runs(root, ids), prune_versions(dest, versions)
+    print(f"{len(ids)} run(s) and {len(versions)} archived version(s) {'to remove' if args.dry_run else 'removed'}.")
     return 0
 
 def history_command(args:argparse.Namespace, # parsed `history` arguments
@@ -182,11 +186,12 @@ def _since(text:str, now:datetime)->datetime|None:
 
 def parse_since(text:str, # a duration back from `now` (`7d`, `12h`), or an ISO 8601 date or time, UTC unless it says otherwise
                 now:datetime, # the end of the window, aware
+                option:str="--since", # the option named in the error
                )->datetime: # the start of the window, aware
-    "The start of the monitoring window that `--since` describes"
+    "The start of the monitoring window that `--since` describes (or its end, for `--until`)"
     start = _since(text.strip(), now)
     if start is None or start >= now:
-        raise ParameterError(f"--since {text!r} is not a time in the past.", "Give a duration such as 7d or 12h, or a date such as 2026-11-01 (UTC).")
+        raise ParameterError(f"{option} {text!r} is not a time in the past.", "Give a duration such as 7d or 12h, or a date such as 2026-11-01 (UTC).")
     return start
 
 # %% ../nbs/11_cli.ipynb #15c2964f
@@ -219,7 +224,7 @@ def run_monitoring_notebook(parameters:dict, # from `monitoring_parameters`
 def monitor_command(args:argparse.Namespace, # parsed `monitor` arguments
                    )->int: # exit code: 0 no drift, 3 drift
     "Check the window's records and the reference, run the monitoring notebook, and exit with its verdict"
-    end = datetime.now(timezone.utc)
+    end = parse_since(args.until, args.now, "--until") if args.until else args.now
     start = parse_since(args.since, end)
     from iris_classifier.monitoring import load_reference, read_records, select_window
     model = args.model_dir or model_dir()
@@ -247,7 +252,8 @@ def _monitor_parser(sub):
     monitor = sub.add_parser("monitor", help="compare recorded predictions with the model's training data by running the monitoring notebook",
                              description="Run the monitoring notebook headlessly on a window of prediction and feedback records. Exit code 0: no drift; 3: drift; 2: bad input.")
     monitor.add_argument("--records", type=Path, required=True, metavar="DIR", help="directory of prediction and feedback records (*.jsonl, *.json, at any depth): the server's records directory, or a download of the log sink's bucket")
-    monitor.add_argument("--since", default="7d", metavar="WHEN", help="start of the window: a duration back from now (7d, 12h) or an ISO 8601 date or time, UTC unless it says otherwise (default: 7d)")
+    monitor.add_argument("--since", default="7d", metavar="WHEN", help="start of the window: a duration back from its end (7d, 12h) or an ISO 8601 date or time, UTC unless it says otherwise (default: 7d)")
+    monitor.add_argument("--until", metavar="WHEN", help="end of the window, excluded: a duration back from now or an ISO 8601 date or time, as --since (default: now)")
     monitor.add_argument("--model-dir", type=Path, metavar="DIR", help="published model whose training split is the reference (default: $IRIS_MODEL_DIR or ./artifacts/model)")
     monitor.add_argument("--output-dir", type=Path, metavar="DIR", help="artifacts directory; the executed notebook and drift.json go to its reports/ (default: $IRIS_ARTIFACTS_DIR or ./artifacts)")
     monitor.set_defaults(func=monitor_command)
@@ -263,10 +269,11 @@ def build_parser()->argparse.ArgumentParser:
 
 def _train_parser(sub):
     train = sub.add_parser("train", help="train a model by running the training notebook with papermill, and publish it if it beats the champion",
-                           description="Run the training notebook headlessly in a new run's directory; publish the model only if it passes the quality gate and is not worse than the published model by more than the tolerance. Exit code 0: published; 1: failed or below the gate; 4: refused by the champion check; 2: bad input.")
+                           description="Run the training notebook headlessly in a new run's directory; publish the model only if it passes the quality gate and is not worse than the published model by more than the tolerance. Exit code 0: published; 1: failed or below the gate; 4: refused by the champion check; 5: refused because the champion check could not compare the models; 2: bad input.")
     train.add_argument("--data", type=Path, metavar="CSV", help="CSV with sepal_length, sepal_width, petal_length, petal_width, species (default: the Iris data shipped with scikit-learn)")
     train.add_argument("--with-feedback", type=Path, metavar="DIR", help="add the flowers whose true species came back as feedback, from the prediction and feedback records in DIR (as `monitor --records` reads them)")
     train.add_argument("--output-dir", type=Path, metavar="DIR", help="artifacts directory (default: $IRIS_ARTIFACTS_DIR, else the checkout's artifacts/, else ./artifacts)")
+    train.add_argument("--publish-uncompared", action="store_true", help="publish even when the champion check cannot compare the models (too few shared test rows, a champion without its training rows or of another feature set); recorded in the run and the history")
     add_train_params(train)
     train.set_defaults(func=train_command)
 
@@ -312,9 +319,11 @@ def _serve_parser(sub):
 
 # %% ../nbs/11_cli.ipynb #2d393bc1
 def main(argv:list[str]|None=None, # arguments; default `sys.argv[1:]`
+         now:datetime|None=None, # the time the command runs at, for tests; default the clock's
         )->int: # the exit code
     "Entry point of the `iris-classifier` console script"
     args = build_parser().parse_args(argv)
+    args.now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     try: return args.func(args)
     except IrisError as e:
         print(f"error: {e}", file=sys.stderr)

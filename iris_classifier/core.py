@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['FEATURES', 'TARGET', 'SPECIES', 'MAX_CM', 'PROJECT', 'STAMP_FORMAT', 'METADATA_FILE', 'HISTORY_FILE',
            'HISTORY_FIELDS', 'LOG_FORMAT', 'IrisError', 'DataValidationError', 'ParameterError', 'QualityGateError',
-           'ChallengerRefusedError', 'ModelNotFoundError', 'ModelIntegrityError', 'TrainParams', 'project_root',
-           'artifacts_dir', 'model_dir', 'runs_dir', 'reports_dir', 'new_run_id', 'read_metadata', 'metadata_in_force',
-           'read_history', 'setup_logging', 'sha256_bytes', 'sha256_file']
+           'ChallengerRefusedError', 'ChampionUndecidedError', 'ModelNotFoundError', 'ModelIntegrityError',
+           'TrainParams', 'project_root', 'artifacts_dir', 'model_dir', 'runs_dir', 'reports_dir', 'new_run_id',
+           'read_metadata', 'metadata_in_force', 'read_history', 'setup_logging', 'sha256_bytes', 'sha256_file']
 
 # %% ../nbs/00_core.ipynb #3a139e73
 import hashlib, json, logging, os, re, secrets, sys, tomllib
@@ -42,6 +42,9 @@ class QualityGateError(IrisError):
 class ChallengerRefusedError(IrisError):
     "A trained model lost to the published one by more than the tolerance; nothing was published"
 
+class ChampionUndecidedError(IrisError):
+    "The champion check could not compare a trained model with the published one; nothing was published"
+
 class ModelNotFoundError(IrisError):
     "No published model where one was expected"
 
@@ -52,8 +55,8 @@ class ModelIntegrityError(IrisError):
 @dataclass
 class TrainParams:
     "Everything that decides a training run, besides the data"
-    seed:int=42 # seeds the split, the cross-validation folds and the tree
-    test_size:float=0.2 # fraction of rows held out for the final evaluation
+    seed:int=42 # seeds the cross-validation folds and the tree; the split follows from the rows alone
+    test_size:float=0.2 # expected fraction of rows held out for the final evaluation
     criterion:str="gini" # split quality: gini, entropy or log_loss
     max_depth:int|None=None # deepest the tree may grow; None for no limit
     min_samples_leaf:int=1 # fewest training rows in a leaf

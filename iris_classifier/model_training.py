@@ -6,7 +6,8 @@
 __all__ = ['HEADLINE_METRICS', 'MIN_COMPARE_ROWS', 'cross_validate_pipeline', 'evaluate', 'plot_confusion_matrix',
            'feature_importances', 'plot_feature_importances', 'plot_decision_tree', 'TrainResult', 'train_model',
            'library_versions', 'git_commit', 'deciles', 'bin_shares', 'reference', 'model_record', 'check_quality_gate',
-           'held_out_rows', 'challenge', 'check_challenge', 'run_record', 'publish', 'save_reports']
+           'held_out_rows', 'paired_comparison', 'challenge', 'check_challenge', 'run_record', 'publish',
+           'save_reports']
 
 # %% ../nbs/05_model_training.ipynb #846507b7
 import json, os, platform, subprocess
@@ -22,10 +23,11 @@ from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, classificati
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.tree import plot_tree
+from scipy.stats import binomtest
 
 from .core import *
 from .data_processing import frame_sha256, load_feedback_rows, load_training_data
-from .pipeline import build_pipeline, quality_report, save_data_artifacts, split_data, split_feedback
+from .pipeline import build_pipeline, quality_report, save_data_artifacts, split_data
 from .persistence import load_published_model, load_reference, promote, publish_model
 
 # %% ../nbs/05_model_training.ipynb #a2191720
@@ -99,21 +101,23 @@ class TrainResult:
 def train_model(params:TrainParams|None=None, # run parameters; the defaults train the original Decision Tree
                 data_path:str|Path|None=None, # CSV of measurements and species; None for the embedded Iris data
                 feedback_path:str|Path|None=None, # CSV of rows from feedback to add (`load_feedback_rows`); None for none
+                now:datetime|None=None, # when it was trained; default now
                )->TrainResult:
     "Load, clean and split the data (and feedback), cross-validate, fit and evaluate the pipeline"
     p = params or TrainParams()
     df, cleaning = load_training_data(data_path or None)
-    train, test = split_data(df, p.test_size, p.seed)
+    train, test = split_data(df, p.test_size)
     if feedback_path: train, test, cleaning = _add_feedback(feedback_path, df, train, test, cleaning, p)
     cv = cross_validate_pipeline(build_pipeline(p), train, p)
     pipe = build_pipeline(p).fit(train[FEATURES], train[TARGET])
     quality = quality_report(cleaning, pipe.named_steps["clip"], train, test)
-    return TrainResult(p, pipe, {**evaluate(pipe, test), **cv}, quality, train, test, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    trained_at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="seconds")
+    return TrainResult(p, pipe, {**evaluate(pipe, test), **cv}, quality, train, test, trained_at)
 
 def _add_feedback(path, df, train, test, cleaning, p):
     "The splits with the feedback rows in `path` added to each side, and the cleaning report with what came from feedback"
     rows, report = load_feedback_rows(path, df)
-    fb_train, fb_test = split_feedback(rows, p.test_size, p.seed)
+    fb_train, fb_test = split_data(rows, p.test_size)
     cleaning = dict(cleaning, data_sha256=frame_sha256(pd.concat([df, rows], ignore_index=True)), feedback=dict(report, split=dict(train=len(fb_train), test=len(fb_test))))
     return pd.concat([train, fb_train], ignore_index=True), pd.concat([test, fb_test], ignore_index=True), cleaning
 
@@ -185,36 +189,64 @@ def held_out_rows(test:pd.DataFrame, # the challenger's test split
     return test[unseen].reset_index(drop=True)
 
 # %% ../nbs/05_model_training.ipynb #96c61227
-def _skipped(reason:str, champion:str|None, tolerance:float)->dict:
-    return dict(compared=False, passed=True, reason=reason, champion=champion, tolerance=tolerance)
+def paired_comparison(truth:pd.Series, # the species of the shared rows
+                      ours:np.ndarray, # the challenger's predictions on them
+                      theirs:np.ndarray, # the champion's
+                     )->dict: # rows only each model gets right, and McNemar's exact p-value
+    "McNemar's exact test: whether the rows only one model gets right lean to one side more than chance would"
+    mine, its = np.asarray(ours) == np.asarray(truth), np.asarray(theirs) == np.asarray(truth)
+    b, c = int((mine & ~its).sum()), int((~mine & its).sum())
+    return dict(challenger_only=b, champion_only=c, mcnemar_p=round(float(binomtest(b, b + c).pvalue), 6) if b + c else 1.0)
 
-def _accuracy(model, rows:pd.DataFrame)->float: return round(float(accuracy_score(rows[TARGET], model.predict(rows[FEATURES]))), 6)
+# %% ../nbs/05_model_training.ipynb #78132eaf
+def _not_compared(reason:str, # why
+                  champion:str|None, # the published model's version, if any
+                  tolerance:float, # the run's tolerance
+                  passed:bool=True, # whether the challenger may be published all the same
+                  uncompared:bool=False, # whether it is published only because `--publish-uncompared` said so
+                  **extra)->dict:
+    "The champion check's record when no comparison was made"
+    return dict(compared=False, passed=passed, uncompared=uncompared, reason=reason, champion=champion, tolerance=tolerance, **extra)
+
+def _compared(rows:pd.DataFrame, ours:np.ndarray, theirs:np.ndarray, champion:str, tolerance:float)->dict:
+    "The champion check's record of a comparison on the shared `rows`"
+    mine, its = round(float((ours == rows[TARGET]).mean()), 6), round(float((theirs == rows[TARGET]).mean()), 6)
+    margin = round(mine - its, 6)
+    return dict(compared=True, passed=margin >= -tolerance, uncompared=False, reason=f"compared on {len(rows)} test rows neither model trained on",
+                champion=champion, tolerance=tolerance, rows=len(rows), challenger_accuracy=mine, champion_accuracy=its, margin=margin,
+                **paired_comparison(rows[TARGET], ours, theirs))
+
+# %% ../nbs/05_model_training.ipynb #43b8286b
+def _why_not_comparable(result:TrainResult, meta:dict, champion_dir:Path)->tuple[str|None, pd.DataFrame|None]:
+    "Why the challenger and the champion in `champion_dir` cannot be compared (None if they can), and their shared rows"
+    champion, classes = meta["model_version"], [str(c) for c in result.pipeline.classes_]
+    if (meta.get("features"), meta.get("classes")) != (FEATURES, classes): return f"the published model {champion} was trained on another feature set or species list", None
+    if not meta.get("reference_file"): return f"the published model {champion} was published without its training rows, so no row is known to be unseen by it", None
+    rows = held_out_rows(result.test, load_reference(champion_dir)[0])
+    if len(rows) < MIN_COMPARE_ROWS: return f"only {len(rows)} of the {len(result.test)} test rows are unseen by the published model {champion}, fewer than {MIN_COMPARE_ROWS}", rows
+    return None, rows
 
 def challenge(result:TrainResult, # the challenger
               champion_dir:Path, # the published model directory
+              publish_uncompared:bool=False, # publish even if the models cannot be compared
              )->dict: # whether it was compared, the scores, the margin, and whether the challenger may be published
-    "Compare the challenger with the champion on the rows neither trained on"
-    tol = result.params.tolerance
-    meta = metadata_in_force(champion_dir)
-    if meta is None: return _skipped("no model is published yet: this is the first", None, tol)
-    champion, classes = meta["model_version"], [str(c) for c in result.pipeline.classes_]
-    if (meta.get("features"), meta.get("classes")) != (FEATURES, classes):
-        return _skipped(f"the published model {champion} was trained on another feature set or species list", champion, tol)
-    if not meta.get("reference_file"): return _skipped(f"the published model {champion} was published without its training rows, so no row is known to be unseen by it", champion, tol)
-    rows = held_out_rows(result.test, load_reference(champion_dir)[0])
-    if len(rows) < MIN_COMPARE_ROWS:
-        return dict(_skipped(f"only {len(rows)} of the {len(result.test)} test rows are unseen by the published model {champion}, fewer than {MIN_COMPARE_ROWS}: too few to tell the models apart, so the quality gate alone decides", champion, tol), rows=len(rows))
-    ours, theirs = _accuracy(result.pipeline, rows), _accuracy(load_published_model(champion_dir)[0], rows)
-    margin = round(ours - theirs, 6)
-    return dict(compared=True, passed=margin >= -tol, reason=f"compared on {len(rows)} test rows neither model trained on", champion=champion, tolerance=tol,
-                rows=len(rows), challenger_accuracy=ours, champion_accuracy=theirs, margin=margin)
+    "Compare the challenger with the champion on the rows neither trained on; refuse it when they cannot be compared"
+    tol, meta = result.params.tolerance, metadata_in_force(champion_dir)
+    if meta is None: return _not_compared("no model is published yet: this is the first", None, tol)
+    why, rows = _why_not_comparable(result, meta, champion_dir)
+    if why: return _not_compared(why, meta["model_version"], tol, passed=publish_uncompared, uncompared=publish_uncompared, **({} if rows is None else dict(rows=len(rows))))
+    ours, theirs = result.pipeline.predict(rows[FEATURES]), load_published_model(champion_dir)[0].predict(rows[FEATURES])
+    return _compared(rows, ours, theirs, meta["model_version"], tol)
 
 def check_challenge(c:dict, # from `challenge`
                    ):
-    "Raise `ChallengerRefusedError` if the challenger lost to the champion by more than the tolerance"
-    if not c["passed"]:
-        raise ChallengerRefusedError(f"The new model lost to the published model {c['champion']} by {-c['margin']:.3f} accuracy ({c['challenger_accuracy']:.3f} against {c['champion_accuracy']:.3f} on {c['rows']} test rows neither trained on), more than the tolerance {c['tolerance']:.3f}; the published model was left unchanged.",
-                                     "Keep it, or change the data or parameters and train again (or, deliberately, raise --tolerance).")
+    "Raise `ChampionUndecidedError` if the models could not be compared, `ChallengerRefusedError` if the challenger lost by more than the tolerance"
+    if c["passed"]: return
+    if not c["compared"]:
+        raise ChampionUndecidedError(f"The champion check cannot compare the new model with the published model {c['champion']}: {c['reason']}; the published model was left unchanged.",
+                                     "Publish it anyway only on purpose, with --publish-uncompared (the run and the history record it).")
+    raise ChallengerRefusedError(f"The new model lost to the published model {c['champion']} by {-c['margin']:.3f} accuracy ({c['challenger_accuracy']:.3f} against {c['champion_accuracy']:.3f} on {c['rows']} test rows neither trained on; {c['challenger_only']} rows only it got right, {c['champion_only']} only the published one, McNemar p = {c['mcnemar_p']:.3g}), more than the tolerance {c['tolerance']:.3f}; the published model was left unchanged.",
+                                 "Keep it, or change the data or parameters and train again (or, deliberately, raise --tolerance).")
 
 # %% ../nbs/05_model_training.ipynb #82b33f00
 def run_record(result:TrainResult, # the trained model
@@ -232,13 +264,15 @@ def run_record(result:TrainResult, # the trained model
 def publish(result:TrainResult, # the trained model
             dest:Path, # the published model directory (created if needed)
             run_dir:Path|None=None, # the run's directory; default a new one under `runs/` beside `dest`
+            publish_uncompared:bool=False, # publish even if the champion check cannot compare (recorded)
+            now:datetime|None=None, # when it is published; default now
            )->dict: # the metadata now in force
     "Keep the model and its record in `run_dir`; put it in force in `dest` if it passes the quality gate and the champion check"
-    run_dir = Path(run_dir or runs_dir(Path(dest).parent)/new_run_id())
+    run_dir = Path(run_dir or runs_dir(Path(dest).parent)/new_run_id(now))
     gate = dict(min_accuracy=result.params.min_accuracy, accuracy=round(result.metrics["accuracy"], 6), passed=result.metrics["accuracy"] >= result.params.min_accuracy)
-    c = challenge(result, dest) if gate["passed"] else _skipped("below the quality gate", None, result.params.tolerance)
+    c = challenge(result, dest, publish_uncompared) if gate["passed"] else _not_compared("below the quality gate", None, result.params.tolerance)
     meta = publish_model(result.pipeline, dict(model_record(result, run_dir.name), gate=gate, challenge=c), run_dir/"model", result.test, result.train)
-    published = promote(run_dir/"model", dest) if gate["passed"] and c["passed"] else None
+    published = promote(run_dir/"model", dest, uncompared=c["reason"] if c["uncompared"] else None, now=now) if gate["passed"] and c["passed"] else None
     (run_dir/"run.json").write_text(json.dumps(run_record(result, meta, published), indent=2))
     check_quality_gate(result.metrics, result.params.min_accuracy)
     check_challenge(c)

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['TRUSTED_TYPES', 'VERSIONS_DIR', 'save_model', 'load_model', 'probe_rows', 'split_rows', 'agrees', 'publish_model',
            'load_published_model', 'load_reference', 'model_files', 'verify_model_dir', 'actor', 'promote',
-           'previous_version', 'rollback']
+           'previous_version', 'rollback', 'versions_to_prune', 'prune_versions']
 
 # %% ../nbs/04_persistence.ipynb #cabc049f
 import getpass, json, os, shutil, uuid
@@ -188,6 +188,8 @@ def promote(src:Path, # a verified-on-the-spot model directory: a run's `model/`
             dest:Path, # the published model directory (created if needed)
             why:str="trained", # recorded in the history: `trained` or `rolled back`
             run_id:str|None=None, # the training run; default the one the model's metadata names
+            uncompared:str|None=None, # why the champion check could not compare, when published anyway
+            now:datetime|None=None, # when; default now
            )->dict: # the metadata now in force
     "Put the model in `src` in force in `dest`: verify, archive, switch the metadata, append to the history"
     src, dest = Path(src), Path(dest)
@@ -199,9 +201,10 @@ def promote(src:Path, # a verified-on-the-spot model directory: a run's `model/`
     names, present = [n for n, _ in model_files(meta)], {p.name for p in dest.iterdir()}
     try:
         for name in names: _copy_atomic(src/name, dest/name)
-        entry = dict(entry=len(history) + 1, time=datetime.now(timezone.utc).isoformat(timespec="seconds"), model_version=meta["model_version"],
-                     model_sha256=meta["model_sha256"], run_id=run_id or meta.get("run_id"), metrics=meta.get("metrics"), why=why, by=actor(),
-                     previous=before["model_version"] if before else None)
+        when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="seconds")
+        entry = dict(entry=len(history) + 1, time=when, model_version=meta["model_version"], model_sha256=meta["model_sha256"],
+                     run_id=run_id or meta.get("run_id"), metrics=meta.get("metrics"), why=why, by=actor(),
+                     previous=before["model_version"] if before else None, **({"uncompared": uncompared} if uncompared else {}))
         published = dict(meta, history={k: entry[k] for k in ("entry", "time", "why", "by")})
         _write_atomic(dest/METADATA_FILE, json.dumps(published, indent=2))
     except BaseException:
@@ -229,7 +232,29 @@ def rollback(dest:Path|None=None, # the published model directory; default `mode
     if version is None: raise ModelNotFoundError(f"No earlier version to roll back to in '{dest}': its history has only {current}.", "Train and publish another model first.")
     if version == current: raise ParameterError(f"Version {version} is already in force.", "Name another version (`iris-classifier history` lists them).")
     archive = dest/VERSIONS_DIR/version
+    if not (archive/METADATA_FILE).is_file() and any(e["model_version"] == version for e in history):
+        raise ModelNotFoundError(f"Version {version} was in force once, but its archive was removed from '{dest}' (`iris-classifier prune-runs` removes a version with its run).",
+                                 "Roll back to a version the archive still has (`iris-classifier history` lists them), or train again.")
     if not (archive/METADATA_FILE).is_file():
         known = sorted(p.name for p in (dest/VERSIONS_DIR).glob("*") if p.is_dir() and not p.name.startswith("."))
         raise ModelNotFoundError(f"Version {version} is not in the archive of '{dest}' (it has: {', '.join(known) or 'nothing'}).", "Name one of those (`iris-classifier history` lists them).")
     return promote(archive, dest, why="rolled back")
+
+# %% ../nbs/04_persistence.ipynb #3374c4c6
+def versions_to_prune(dest:Path, # the published model directory
+                      runs_gone:list[str], # the ids of the runs being removed
+                     )->list[str]: # the archived versions to remove with them
+    "The archived versions made by the runs in `runs_gone`, except the one in force and the one `rollback` would bring back"
+    meta, archive = metadata_in_force(dest), Path(dest)/VERSIONS_DIR
+    current = meta and meta["model_version"]
+    keep = {current, previous_version(read_history(dest), current)}
+    versions = sorted(p.name for p in archive.glob("*") if (p/METADATA_FILE).is_file()) if archive.is_dir() else []
+    return [v for v in versions if v not in keep and read_metadata(archive/v).get("run_id") in set(runs_gone)]
+
+def prune_versions(dest:Path, # the published model directory
+                   versions:list[str], # from `versions_to_prune`
+                  )->list[Path]: # the directories removed
+    "Remove `versions` from the archive of `dest`"
+    gone = [Path(dest)/VERSIONS_DIR/v for v in versions]
+    for p in gone: shutil.rmtree(p)
+    return gone

@@ -33,7 +33,10 @@ RUN_COLUMNS = ["run", "trained", "data", "criterion", "max_depth", "min_leaf", "
 
 def _champion(c:dict)->str:
     "The champion check in a word or two"
-    if not c.get("compared"): return "first model" if c.get("champion") is None else f"skipped ({c['rows']} rows)" if "rows" in c else "skipped"
+    if not c.get("compared"):
+        if c.get("champion") is None: return "first model"
+        word = "uncompared" if c.get("uncompared") else "skipped" if c.get("passed") else "undecided"  # skipped: a run from before the gate failed closed
+        return f"{word} ({c['rows']} rows)" if "rows" in c else word
     return f"{'won' if c['margin'] > 0 else 'tied' if c['margin'] == 0 else 'lost'} {c['margin']:+.3f}" + ("" if c["passed"] else " (refused)")
 
 def run_row(r:dict, # a run record from `read_runs`
@@ -115,5 +118,5 @@ def history_rows(history:list[dict], # from `read_history`
                 )->list[list[str]]: # one row per entry, in `HISTORY_COLUMNS`
     "The promotion history as table rows"
     current = (in_force or {}).get("history", {}).get("entry")
-    return [[str(e["entry"]), e["time"][:16].replace("T", " "), e["model_version"], e["why"], str(e.get("by") or ""), str(e.get("run_id") or ""),
+    return [[str(e["entry"]), e["time"][:16].replace("T", " "), e["model_version"], e["why"] + (" (uncompared)" if e.get("uncompared") else ""), str(e.get("by") or ""), str(e.get("run_id") or ""),
              f"{e['metrics']['accuracy']:.3f}" if e.get("metrics") else "", "*" if e["entry"] == current else ""] for e in history]
