@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup hooks lab run train serve test check check-notebooks check-lock test-notebooks pytest export clean-nbs docs bench image lock system-deps
+.PHONY: help setup hooks lab run train serve test check check-notebooks check-lock test-notebooks pytest test-clock export clean-nbs docs bench image lock system-deps system-deps-tests
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -49,7 +49,7 @@ train: setup ## train and publish a model (extra options: TRAIN_ARGS="--max-dept
 serve: setup ## serve the published model on localhost:5000
 	$(BIN)/iris-classifier serve
 
-test: setup check test-notebooks pytest ## the whole test suite
+test: setup check test-notebooks pytest test-clock ## the whole test suite
 
 check: check-notebooks check-lock ## library equals the notebooks' export, notebooks clean, lock current
 
@@ -67,6 +67,15 @@ test-notebooks: setup ## run every notebook (as nbdev-test does) and build the d
 
 pytest: setup
 	$(BIN)/pytest
+
+# The tests of what reads the clock (records, monitoring windows and --since, runs, prune-runs, history) once more
+# under a clock that starts a few seconds before a new year's midnight and crosses it while they run, in a time
+# zone fourteen hours ahead of UTC (libfaketime: `faketime`, from Debian's package of that name).
+CLOCK_START ?= 2027-12-31 23:59:57
+CLOCK_TZ ?= Pacific/Kiritimati
+test-clock: setup ## the time-sensitive tests under a shifted clock that crosses midnight (needs faketime)
+	@command -v faketime >/dev/null || { echo "test-clock needs faketime: run 'make system-deps' (Debian, as root)" >&2; exit 1; }
+	TZ=$(CLOCK_TZ) faketime '$(CLOCK_START)' $(BIN)/pytest -p no:cacheprovider -m clock
 
 export: setup ## regenerate iris_classifier/ from the notebooks, with the training and monitoring notebooks the package ships
 	$(BIN)/nbdev-export
@@ -88,11 +97,13 @@ image: train ## build the container image with the freshly trained model (docker
 lock: $(UV) ## re-export requirements.lock (hash-pinned, no index URLs) after changing dependencies
 	$(UV) export --no-emit-project --no-dev --format requirements-txt --no-header --quiet -o requirements.lock
 
-system-deps: ## Debian, as root: Chromium (browser tests), wrk (benchmark), Prometheus and promtool (monitoring tests), podman (container test)
+system-deps: system-deps-tests ## Debian, as root: what system-deps-tests installs, and podman with a local base image (container test)
+	bash ops/install-container-tools.sh
+
+system-deps-tests: ## Debian, as root: Chromium (browser tests), wrk (benchmark), Prometheus and promtool (monitoring tests), faketime, shellcheck
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core wrk
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core wrk faketime shellcheck
 	# The tests start their own Prometheus on loopback: no node exporter, and Debian's service (which would
 	# listen on every interface) stopped where systemd runs it.
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
 	if [ -d /run/systemd/system ]; then systemctl disable --now prometheus; fi
-	bash ops/install-container-tools.sh

@@ -25,6 +25,7 @@
 #
 # Exit status of iris-classifier: monitor 0 no drift, 3 drift, 2 bad input,
 # 1 failed; train 0 published, 4 challenger refused (the champion stays),
+# 5 not comparable with the champion (the champion stays; a person decides),
 # 1 failed or below the gate, 2 bad input.
 #
 # Environment: RECORDS_BUCKET and MODEL_BUCKET (bucket names, CircleCI context),
@@ -92,6 +93,7 @@ train() { # [--champion DIR] OPTION...; sets `trained` to 0 (published) or 4 (re
     case $trained in
         0) say "challenger $(model_version) published" ;;
         4) say "challenger refused: the champion $(model_version) stays published, nothing new to deploy" ;;
+        5) fail 5 "the champion check could not compare the challenger with the champion $(model_version), which stays published: a person decides (a push pipeline with publish_uncompared: true publishes anyway)" ;;
         *) fail "$trained" "training failed (iris-classifier train exited $trained): see the run's executed notebook under $artifacts/runs" ;;
     esac
 }
@@ -100,6 +102,7 @@ run() { # DIR OPTION...
     local records=$1/records champion=$1/champion force=${FORCE_RETRAIN:-false} verdict=0
     shift
     [[ $force == true || $force == false ]] || fail 2 "FORCE_RETRAIN must be true or false, not '$force'"
+    [[ " $* " != *" --publish-uncompared "* ]] || fail 2 "scheduled retraining never publishes an uncompared model: drop --publish-uncompared"
     [[ -d $records && -f $champion/metadata.json ]] ||
         fail 2 "no records or no champion in ${records%/records} (ops/retrain.sh fetch puts them there)"
     rm -rf "$decided"

@@ -173,10 +173,23 @@ def test_prune_runs_names_what_it_removes_and_keeps_the_model_in_force(trained, 
     rollback = persistence.rollback(out/"model")  # the first run's model is in force again
     names = sorted(p.name for p in (out/"runs").iterdir())
     dry = cli("prune-runs", "--output-dir", out, "--keep", "1", "--dry-run", cwd=tmp_path)
-    assert dry.returncode == 0 and dry.stdout.splitlines() == [f"would remove {out/'runs'/names[1]}", "1 run(s) to remove."]
+    assert dry.returncode == 0 and dry.stdout.splitlines() == [f"would remove {out/'runs'/names[1]}", "1 run(s) and 0 archived version(s) to remove."]
     assert sorted(p.name for p in (out/"runs").iterdir()) == names  # a dry run removes nothing
     proc = cli("prune-runs", "--output-dir", out, "--keep", "1", cwd=tmp_path)
     assert proc.returncode == 0 and f"removing {out/'runs'/names[1]}" in proc.stdout
     assert sorted(p.name for p in (out/"runs").iterdir()) == [names[0], names[2]]  # the newest, and the one in force
     assert read_metadata(out/"model")["run_id"] == names[0] == rollback["run_id"]
     assert cli("prune-runs", "--output-dir", out, cwd=tmp_path).returncode == 2  # neither --keep nor --older-than
+
+def test_prune_runs_prunes_the_archive_with_the_runs_and_rollback_says_so(tmp_path):
+    out = tmp_path/"artifacts"
+    metas = [publish(train_model(TrainParams(max_depth=depth)), out/"model", out/"runs"/f"2026112{i}T090000Z-00000{i}") for i, depth in enumerate([None, 4, 3])]
+    versions = [m["model_version"] for m in metas]
+    assert sorted(p.name for p in (out/"model"/persistence.VERSIONS_DIR).iterdir()) == sorted(versions)
+    proc = cli("prune-runs", "--output-dir", out, "--keep", "1", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == "2 run(s) and 1 archived version(s) removed."
+    assert f"removing {out/'model'/persistence.VERSIONS_DIR/versions[0]}" in proc.stdout
+    assert sorted(p.name for p in (out/"model"/persistence.VERSIONS_DIR).iterdir()) == sorted(versions[1:])  # in force, and the rollback target
+    refused = cli("rollback", versions[0], "--output-dir", out, cwd=tmp_path)
+    assert refused.returncode == 2 and "its archive was removed" in refused.stderr
+    assert cli("rollback", "--output-dir", out, cwd=tmp_path).returncode == 0 and read_metadata(out/"model")["model_version"] == versions[1]

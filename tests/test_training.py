@@ -19,9 +19,10 @@ def test_same_parameters_and_data_give_same_metrics_and_predictions(trained):
     X = load_iris_frame()[FEATURES]
     np.testing.assert_array_equal(again.pipeline.predict_proba(X), trained.pipeline.predict_proba(X))
 
-def test_a_different_seed_changes_the_split(trained):
+def test_a_different_seed_keeps_the_split_and_changes_the_folds(trained):
     other = train_model(TrainParams(seed=7))
-    assert not other.test.equals(trained.test)
+    assert other.test.equals(trained.test) and other.train.equals(trained.train)
+    assert other.metrics["cv_scores"] != trained.metrics["cv_scores"]
 
 def test_missing_values_and_duplicates_are_dropped_and_counted(tmp_path):
     df = load_iris_frame().astype(str)
@@ -101,4 +102,5 @@ def test_parameters_cell_matches_train_params():
     for name, value in vars(TrainParams()).items():
         assert defaults.pop(name) == value, name
     assert defaults.pop("publish_run") is False  # Run All in Jupyter must not publish; the CLI turns it on
+    assert defaults.pop("publish_uncompared") is False  # only `train --publish-uncompared` turns it on
     assert set(defaults) == {"data_path", "output_dir", "feedback_path", "run_id"}

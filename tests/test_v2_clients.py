@@ -84,6 +84,26 @@ def test_triton_infer(client, expected, datatype, binary_in, outputs):
     got = result.as_numpy("predict_proba")
     assert got.dtype == np.float64 and got.shape == (len(ROWS), len(SPECIES)) and got.tolist() == proba
 
+@pytest.mark.parametrize("compression", ["gzip", "deflate"])
+@pytest.mark.parametrize("binary_in", [False, True], ids=["json-in", "binary-in"])
+def test_triton_compressed_requests(client, expected, compression, binary_in):
+    "Triton's client compresses the request body and says so in Content-Encoding"
+    inp = triton.InferInput("input-0", list(ROWS.shape), "FP64")
+    inp.set_data_from_numpy(ROWS, binary_data=binary_in)
+    result = client.infer(MODEL, [inp], request_compression_algorithm=compression, response_compression_algorithm=compression)
+    assert result.as_numpy("predict_proba").tolist() == expected["FP64"][1]
+
+def test_a_compressed_body_past_the_limit_once_decompressed_is_413(url):
+    "A zip bomb: 10 KB of gzip that would inflate to 10 MB, refused once the limit is reached"
+    import gzip
+    bomb = gzip.compress(b'{"inputs": [' + b" " * 10_000_000 + b"]}")
+    r = requests.post(f"http://{url}/v2/models/{MODEL}/infer", data=bomb, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}, timeout=30)
+    assert len(bomb) < 20_000 and r.status_code == 413 and "once decompressed" in r.json()["error"]
+
+def test_an_unknown_content_encoding_is_415(url):
+    r = requests.post(f"http://{url}/v2/models/{MODEL}/infer", data=b"{}", headers={"Content-Encoding": "br", "Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == 415 and "gzip or deflate" in r.json()["error"]
+
 @pytest.mark.parametrize("binary_in", [False, True])
 def test_triton_wrong_shape_names_the_shape(client, binary_in):
     inp = triton.InferInput("input-0", [2, 3], "FP64")
