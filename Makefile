@@ -71,7 +71,7 @@ pytest: setup
 # The tests of what reads the clock (records, monitoring windows and --since, runs, prune-runs, history) once more
 # under a clock that starts a few seconds before a new year's midnight and crosses it while they run, in a time
 # zone fourteen hours ahead of UTC (libfaketime: `faketime`, from Debian's package of that name).
-CLOCK_START ?= 2027-12-31 23:59:57
+CLOCK_START ?= 2027-12-31 23:59:57 UTC
 CLOCK_TZ ?= Pacific/Kiritimati
 test-clock: setup ## the time-sensitive tests under a shifted clock that crosses midnight (needs faketime)
 	@command -v faketime >/dev/null || { echo "test-clock needs faketime: run 'make system-deps' (Debian, as root)" >&2; exit 1; }

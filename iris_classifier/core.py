@@ -118,9 +118,10 @@ def reports_dir(root:str|Path|None=None, # artifacts directory
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"  # UTC times in run ids and model versions: sortable, and safe in file names
 
 def new_run_id(now:datetime|None=None, # when the run starts; default now
-              )->str: # such as `20261130T064512Z-3fa2c1`
-    "A new run id: the UTC start time, then six random hex digits"
-    return f"{(now or datetime.now(timezone.utc)).astimezone(timezone.utc):{STAMP_FORMAT}}-{secrets.token_hex(3)}"
+              )->str: # such as `20261130T064512Z-07b3fa`
+    "A new run id: the UTC start time, then its milliseconds as three hex digits and three random ones, so that ids sort in start order"
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return f"{now:{STAMP_FORMAT}}-{now.microsecond // 1000:03x}{secrets.token_hex(2)[:3]}"
 
 # %% ../nbs/00_core.ipynb #d3025e13
 METADATA_FILE = "metadata.json"

@@ -83,6 +83,7 @@ def prediction(version, request_id, row, species, hour)->str:
     return json.dumps({"kind": "prediction", "time": f"2026-11-29T{hour:02d}:00:00.000001+00:00", "request_id": request_id, "row": row, "model_version": version,
                        "route": "api", "measurements": dict(zip(FEATURES, FLOWER[species])), "species": species, "probabilities": {s: float(s == species) for s in SPECIES}})
 
+@pytest.mark.clock
 def test_feedback_joins_to_predictions_by_request_id_and_row(ref, tmp_path):
     predicted = lambda *args: prediction(ref.version, *args)
     (tmp_path/"predictions-2026-11-29-11.jsonl").write_text("\n".join([
@@ -104,6 +105,7 @@ def test_feedback_joins_to_predictions_by_request_id_and_row(ref, tmp_path):
     assert (perf["rows"], perf["accuracy"], perf["recall"]) == (3, 2 / 3, {"setosa": 0.5, "versicolor": None, "virginica": 1.0})
     assert perf["confusion_matrix"] == [[1, 1, 0], [0, 0, 0], [0, 0, 1]] and perf["test_accuracy"] == ref.metrics["accuracy"]
 
+@pytest.mark.clock
 def test_records_of_another_model_version_are_reported_apart_never_mixed(model, ref, trained, tmp_path):
     p = load_predictor(model)
     mine = simulate_records(p, ref.rows, WEEK_START, WEEK_END, n=400, seed=5)
@@ -118,6 +120,7 @@ def test_records_of_another_model_version_are_reported_apart_never_mixed(model, 
     judged_alone = verdict(pd.DataFrame([dict(r["measurements"], species=r["species"]) for r in theirs if r["kind"] == "prediction"]), ref, trained.pipeline)
     assert judged_alone["drift"]  # so mixing them in would have changed the verdict
 
+@pytest.mark.clock
 def test_lines_that_are_not_records_are_counted_and_located(ref, tmp_path):
     (tmp_path/"predictions-2026-11-29-3.jsonl").write_text("\n".join([
         prediction(ref.version, "a", 0, "setosa", 9), '{"severity": "INFO", "message": "Booting worker with pid: 8"}', "", "garbage",
@@ -132,7 +135,7 @@ def test_lines_that_are_not_records_are_counted_and_located(ref, tmp_path):
 
 ## `iris-classifier monitor`: bad input
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=timezone.utc)  # when these tests run `monitor`: passed in, never read off the clock
 
 @pytest.fixture(scope="module")
 def recent(model, ref, tmp_path_factory):
@@ -184,13 +187,14 @@ BAD_MONITOR_INPUTS = {  # name: (arguments, given the fixtures and a scratch dir
        for since in ["yesterday", "0d", "-1d", "7", "2999-01-01", "99999999999d"]},
 }
 
+@pytest.mark.clock
 @pytest.mark.parametrize("case", BAD_MONITOR_INPUTS)
 def test_bad_input_to_monitor_fails_clearly_with_exit_code_2(case, model, trained, recent, tmp_path, capsys):
     "In-process through `main`, the function the console script calls"
     arguments, message = BAD_MONITOR_INPUTS[case]
     args = arguments(dict(model=model, trained=trained, recent=recent), tmp_path)
     if "--model-dir" not in args: args += ["--model-dir", model]
-    assert main(["monitor", *map(str, args), "--output-dir", str(tmp_path/"out")]) == 2
+    assert main(["monitor", *map(str, args), "--output-dir", str(tmp_path/"out")], now=NOW) == 2
     err = capsys.readouterr().err
     assert message in err and err.startswith("error: ") and "Traceback" not in err, err
     assert not (tmp_path/"out").exists()  # refused before anything was written
@@ -220,7 +224,7 @@ def cli(*args, cwd):
 @pytest.fixture(scope="module")
 def typical_run(model, recent, tmp_path_factory):
     out = tmp_path_factory.mktemp("typical")/"artifacts"
-    return out, cli("monitor", "--records", recent, "--model-dir", model, "--output-dir", out, cwd=out.parent)
+    return out, cli("monitor", "--records", recent, "--until", NOW.isoformat(), "--model-dir", model, "--output-dir", out, cwd=out.parent)
 
 @pytest.fixture(scope="module")
 def shifted_run(model, ref, tmp_path_factory):
@@ -232,7 +236,7 @@ def shifted_run(model, ref, tmp_path_factory):
              for r in simulate_records(p, ref.rows, NOW - timedelta(days=6, hours=12), NOW - timedelta(days=6), n=40, seed=10)]
     files = write_records(shifted + older, base/"records")
     with open(files[0], "a") as f: f.write('{"severity": "INFO", "message": "Booting worker with pid: 8"}\n')
-    return base/"artifacts", cli("monitor", "--records", base/"records", "--since", "7d", "--model-dir", model, "--output-dir", base/"artifacts", cwd=base)
+    return base/"artifacts", cli("monitor", "--records", base/"records", "--since", "7d", "--until", NOW.isoformat(), "--model-dir", model, "--output-dir", base/"artifacts", cwd=base)
 
 @pytest.mark.slow
 def test_a_typical_week_exits_0_with_its_verdict_beside_the_executed_notebook(typical_run, ref):

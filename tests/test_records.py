@@ -11,6 +11,8 @@ from iris_classifier.app import create_app
 from iris_classifier.core import FEATURES, read_metadata
 from conftest import Server, container_command
 
+pytestmark = pytest.mark.clock  # records are filed by their UTC day: `make test-clock` runs these across a midnight
+
 ROW, OTHER = [5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]
 
 def records(directory:Path, kind:str="prediction")->list[dict]:

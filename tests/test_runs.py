@@ -108,6 +108,7 @@ def test_rollback_restores_the_previous_model_byte_for_byte_and_the_server_loads
     assert history.returncode == 0 and [line.split()[0] for line in history.stdout.splitlines()] == ["entry", "1", "2", "3"]
     assert "rolled back" in history.stdout.splitlines()[3] and history.stdout.splitlines()[3].rstrip().endswith("*")
 
+@pytest.mark.clock
 def test_a_damaged_history_line_is_reported_not_skipped(published, tmp_path):
     log = published/"history.jsonl"
     log.write_text(log.read_text() + '{"entry": 2, "time": "2026-11-30T07:00:00+00:00", "model_version": "x"\n')
@@ -119,6 +120,7 @@ def test_a_damaged_history_line_is_reported_not_skipped(published, tmp_path):
     with pytest.raises(persistence.ModelIntegrityError, match="Line 2"): publish(train_model(TrainParams(max_depth=3)), published)
     assert snapshot(published) == before  # nothing was promoted over a damaged history
 
+@pytest.mark.clock
 def test_a_crash_while_promoting_keeps_the_model_in_force(published, monkeypatch):
     before = snapshot(published)
     def crash(*args, **kwargs): raise OSError("disk full")
@@ -165,6 +167,7 @@ def test_training_with_bad_feedback_fails_clearly_and_trains_nothing(records, tm
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path/"out").exists()  # refused before anything was written
 
+@pytest.mark.clock
 def test_prune_runs_names_what_it_removes_and_keeps_the_model_in_force(trained, tmp_path):
     out = tmp_path/"artifacts"
     for i, params in enumerate([TrainParams(), TrainParams(max_depth=1, min_accuracy=0.5), TrainParams(seed=7)]):
@@ -181,6 +184,7 @@ def test_prune_runs_names_what_it_removes_and_keeps_the_model_in_force(trained, 
     assert read_metadata(out/"model")["run_id"] == names[0] == rollback["run_id"]
     assert cli("prune-runs", "--output-dir", out, cwd=tmp_path).returncode == 2  # neither --keep nor --older-than
 
+@pytest.mark.clock
 def test_prune_runs_prunes_the_archive_with_the_runs_and_rollback_says_so(tmp_path):
     out = tmp_path/"artifacts"
     metas = [publish(train_model(TrainParams(max_depth=depth)), out/"model", out/"runs"/f"2026112{i}T090000Z-00000{i}") for i, depth in enumerate([None, 4, 3])]
