@@ -26,7 +26,7 @@ from werkzeug.wsgi import get_content_length
 
 from .core import *
 from .prediction import Predictor, load_predictor
-from .records import FILE_PREFIXES, RecentIds, Recorder
+from .records import FILE_PREFIXES, Recorder
 
 # %% ../nbs/06_app.ipynb #28ceee88
 def bin_index(cuts:list[float], # a measurement's nine deciles in the training split
@@ -109,11 +109,10 @@ def create_metrics(classes:list[str]=SPECIES, # the species a model can predict
                 Histogram("iris_http_request_duration_seconds", "Time to answer an HTTP request", ["endpoint"], buckets=LATENCY_BUCKETS, registry=r),
                 predictions, {c: predictions.labels(c) for c in classes},
                 Counter("iris_records_failed", "Prediction and feedback records that could not be written, by kind", ["kind"], registry=r),
-                Counter("iris_feedback", "Feedback accepted, by whether this process had answered the request id", ["known"], registry=r),
+                Counter("iris_feedback", "Feedback accepted", registry=r),
                 Gauge("iris_model_loaded", "1 when a verified model is loaded, else 0", registry=r, multiprocess_mode="min"),
                 create_drift_metrics(r, reference or {}))
     for kind in FILE_PREFIXES: m.records_failed.labels(kind)  # exported as 0 from the start, so that a first failure shows in `increase()`
-    for known in ("true", "false"): m.feedback.labels(known)
     return m
 
 # %% ../nbs/06_app.ipynb #5b533aaa
@@ -134,7 +133,6 @@ class Serving:
     metrics:Metrics
     openapi:dict # the API description served at `/openapi.json`
     recorder:Recorder # where prediction and feedback records go
-    seen:RecentIds # the request ids this process answered lately
 
 def load_serving(dest:Path|None, # model directory; None for `model_dir()`
                  log:logging.Logger, # where to say what was loaded, or why nothing was
@@ -291,12 +289,11 @@ def request_id()->str:
 def track_predictions(rows:list[list[float]], # the checked measurements, in `FEATURES` order
                       answers:list[dict], # from `predict_rows`
                      )->str: # the request's id
-    "Count the answers by species and the measurements by decile bin, remember the request id, and record the rows if sampled"
+    "Count the answers by species and the measurements by decile bin, and record the rows if sampled"
     s, req = current_serving(), request._get_current_object()  # the request itself: one look-up through the proxy, not three
     rid = environ_request_id(req.environ)
     count_predictions(answers, s.metrics.by_species)
     s.metrics.drift.observe(rows)
-    s.seen.add(rid)
     if s.recorder.wants(): s.recorder.write_predictions(rid, s.predictor.version, req.blueprint, rows, answers)
     return rid
 
@@ -364,13 +361,13 @@ def create_app(test_config:dict|None=None, # settings that win over the defaults
 def create_serving(app:Flask, # the application, configured
                    log:logging.Logger, # where to say what was loaded
                   )->Serving:
-    "Load the model, and make the metrics, recorder and request-id memory that watch it"
+    "Load the model, and make the metrics and recorder that watch it"
     dest = Path(str(app.config["MODEL_DIR"])) if app.config["MODEL_DIR"] else None
     predictor, problem = load_serving(dest, log)
     metrics = create_metrics(predictor.classes if predictor else SPECIES, served_reference(predictor, log))
     metrics.model_loaded.set(predictor is not None)
     openapi = json.loads((Path(app.root_path)/"openapi.json").read_text())
-    return Serving(predictor, problem, metrics, openapi, create_recorder(app.config, metrics.records_failed), RecentIds())
+    return Serving(predictor, problem, metrics, openapi, create_recorder(app.config, metrics.records_failed))
 
 def served_reference(p:Predictor|None, # the served model, if any
                      log:logging.Logger, # where to warn about a model without deciles

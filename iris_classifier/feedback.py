@@ -70,10 +70,8 @@ def feedback():
     items = body if isinstance(body, list) else [body]
     check_batch_size(len(items))
     checked = read_feedback(items, s.predictor.classes if s.predictor else SPECIES, current_app.config["MAX_BATCH_ROWS"])
-    records = [feedback_record(rid, row, species, rid in s.seen) for rid, row, species in checked]
+    records = [feedback_record(rid, row, species) for rid, row, species in checked]
     if not s.recorder.write("feedback", records):
         abort(503, description="The feedback could not be stored (records are off or cannot be written on this server); nothing was kept. Try again later.")
-    known = sum(r["known"] for r in records)
-    for label, n in (("true", known), ("false", len(records) - known)):
-        if n: s.metrics.feedback.labels(label).inc(n)
-    return {"accepted": len(records), "known": known, "request_id": request_id()}
+    s.metrics.feedback.inc(len(records))
+    return {"accepted": len(records), "request_id": request_id()}

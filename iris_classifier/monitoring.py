@@ -330,7 +330,7 @@ def simulate_records(p:Predictor, # the model that answers
                             measurements={f: getattr(flower, f) for f in FEATURES}, species=a["species"], probabilities=a["probabilities"]))
         if rng.random() < feedback:
             later = min(t + rng.uniform(60, 86400), end.timestamp() - 1e-3)
-            records.append(dict(kind="feedback", time=_iso(later), request_id=rid, row=row, species=getattr(flower, TARGET), known=True))
+            records.append(dict(kind="feedback", time=_iso(later), request_id=rid, row=row, species=getattr(flower, TARGET)))
     return records
 
 def write_records(records:list[dict], # from `simulate_records`

@@ -4,11 +4,10 @@
 
 # %% auto #0
 __all__ = ['FILE_PREFIXES', 'RECORD_MODES', 'utc_stamp', 'prediction_records', 'feedback_record', 'record_line', 'record_file',
-           'prediction_lines', 'Recorder', 'RecentIds']
+           'prediction_lines', 'Recorder']
 
 # %% ../nbs/12_records.ipynb #c8ddad66
 import json, logging, os, random, sys
-from collections import OrderedDict
 from datetime import datetime, timezone
 from functools import lru_cache
 from json.encoder import encode_basestring_ascii
@@ -47,11 +46,10 @@ def prediction_records(request_id:str, # the request's id, shared by the rows of
 def feedback_record(request_id:str, # the request the feedback is about
                     row:int, # which row of that request
                     species:str, # the true species
-                    known:bool, # whether this process answered `request_id`
                     time:datetime|None=None, # when it was received; default now, in UTC
                    )->dict:
     "The record of one piece of feedback"
-    return dict(kind="feedback", time=time.isoformat() if time else utc_stamp(), request_id=request_id, row=row, species=species, known=known)
+    return dict(kind="feedback", time=time.isoformat() if time else utc_stamp(), request_id=request_id, row=row, species=species)
 
 # %% ../nbs/12_records.ipynb #2459a59c
 FILE_PREFIXES = {"prediction": "predictions", "feedback": "feedback"}
@@ -186,17 +184,3 @@ class Recorder:
         where = "standard output" if self.mode == "stdout" else f"'{self.directory}'"
         self.log.error("Could not write %s records to %s (%s: %s). Predictions are still answered; lost records are counted in iris_records_failed_total. "
                        "Make the directory writable, or set IRIS_RECORDS_DIR (or IRIS_RECORDS=stdout).", kind, where, type(e).__name__, e)
-
-# %% ../nbs/12_records.ipynb #20fbee4f
-class RecentIds:
-    "The latest request ids this process answered, up to `size` of them"
-    def __init__(self, size:int=10_000, # how many ids to remember
-                ): self.size, self._ids = size, OrderedDict()
-
-    def add(self, request_id:str):
-        "Remember `request_id`, forgetting the oldest id when full"
-        self._ids[request_id] = None
-        if len(self._ids) > self.size: self._ids.popitem(last=False)
-
-    def __contains__(self, request_id:str)->bool: return request_id in self._ids
-    def __len__(self)->int: return len(self._ids)

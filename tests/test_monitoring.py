@@ -76,7 +76,7 @@ FLOWER = {"setosa": [5.1, 3.5, 1.4, 0.2], "versicolor": [6.0, 2.9, 4.5, 1.5], "v
 
 def feedback(request_id, row, species, hour)->str:
     "A feedback record as the contract writes it (written out here, not by the code under test)"
-    return json.dumps({"kind": "feedback", "time": f"2026-11-29T{hour:02d}:00:00+00:00", "request_id": request_id, "row": row, "species": species, "known": True})
+    return json.dumps({"kind": "feedback", "time": f"2026-11-29T{hour:02d}:00:00+00:00", "request_id": request_id, "row": row, "species": species})
 
 def prediction(version, request_id, row, species, hour)->str:
     "A prediction record as the contract writes it"

@@ -99,7 +99,7 @@ def metric_names(expr:str)->set[str]:
     "Metric names an expression selects (identifiers followed by `{`, `[` or a space that are not functions or keywords)"
     expr = re.sub(r'"[^"]*"', '""', expr)  # no label values
     words = set(re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", expr))
-    keywords = {"sum", "count", "max", "min", "avg", "by", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "le", "feature", "bin", "species", "endpoint", "kind", "known", "status", "job", "instance", "__rate_interval"}
+    keywords = {"sum", "count", "max", "min", "avg", "by", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "le", "feature", "bin", "species", "endpoint", "kind", "status", "job", "instance", "__rate_interval"}
     return {w for w in words if not w in keywords and not re.fullmatch(r"\d.*|[smhd]", w)}
 
 def recorded()->set[str]: return {r["record"] for g in RULES["groups"] for r in g["rules"] if "record" in r}
