@@ -4,6 +4,9 @@
 #
 #   ops/champion.sh fetch [--required] DIR   the champion from the bucket into DIR
 #   ops/champion.sh upload DIR               DIR (a deployed model) to the bucket
+#   ops/champion.sh stage DIR                DIR (a retrained model, not yet deployed) to the
+#                                            bucket's candidates/<version>/
+#   ops/champion.sh candidate VERSION DIR    that staged model into DIR, for its deploy
 #
 # The bucket holds the model directory as `iris-classifier train` publishes it
 # (metadata.json, the model files, history.jsonl, versions/) under model/, and
@@ -11,12 +14,13 @@
 # exactly the deployed model. Turn on object versioning for the bucket
 # (README: "Shipping") so an overwritten champion can be recovered.
 #
-# Environment: MODEL_BUCKET, the bucket's name (CircleCI context). Unset, both
-# commands say so and do nothing, unless fetch is --required.
+# Environment: MODEL_BUCKET, the bucket's name (CircleCI context). Unset, fetch
+# and upload say so and do nothing, unless fetch is --required; stage and
+# candidate fail.
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 fetch [--required] DIR | upload DIR" >&2
+    echo "usage: $0 fetch [--required] DIR | upload DIR | stage DIR | candidate VERSION DIR" >&2
     exit 2
 }
 version_of() {
@@ -30,11 +34,18 @@ if [[ $command == fetch && $1 == --required ]]; then
     required=true
     shift
 fi
+version=""
+if [[ $command == candidate ]]; then
+    (($# == 2)) || usage
+    version=$1
+    shift
+    [[ $version =~ ^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$ ]] || { echo "champion: '$version' is not a model version" >&2; exit 2; }
+fi
 (($# == 1)) || usage
 dir=$1
 
 if [[ -z ${MODEL_BUCKET:-} ]]; then
-    if [[ $required == true ]]; then
+    if [[ $required == true || $command == stage || $command == candidate ]]; then
         echo "champion: set MODEL_BUCKET (CircleCI context gcp-deploy), the bucket the deploy job keeps the champion in" >&2
         exit 2
     fi
@@ -76,6 +87,25 @@ case $command in
         fi
         gcloud storage rsync --recursive --delete-unmatched-destination-objects "$dir" "$remote"
         echo "champion: model $(version_of "$dir") is the champion in $remote/"
+        ;;
+    stage)
+        if [[ ! -f $dir/metadata.json ]]; then
+            echo "champion: $dir has no metadata.json: not a published model, not staging" >&2
+            exit 1
+        fi
+        staged="gs://${bucket%/}/candidates/$(version_of "$dir")"
+        gcloud storage rsync --recursive --delete-unmatched-destination-objects "$dir" "$staged"
+        echo "champion: model $(version_of "$dir") staged in $staged/ for its deploy"
+        ;;
+    candidate)
+        staged="gs://${bucket%/}/candidates/$version"
+        mkdir -p "$dir"
+        gcloud storage rsync --recursive --delete-unmatched-destination-objects "$staged" "$dir"
+        if [[ $(version_of "$dir" 2>/dev/null) != "$version" ]]; then
+            echo "champion: $staged/ does not hold model $version" >&2
+            exit 1
+        fi
+        echo "champion: model $version fetched from $staged/ into $dir"
         ;;
     *) usage ;;
 esac

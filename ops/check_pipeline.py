@@ -4,8 +4,9 @@ check-jsonschema validates the shape of .circleci/config.yml and
 kubernetes-validate the shape of kubernetes-deployment.yaml; neither knows
 whether a `requires` names a real job, whether the pipeline deploys only what
 it built, whether scheduled pipelines run the continuous-training workflow and
-nothing else, with an approval before deploy and credentials wherever a bucket
-is used, whether the manifest runs the image as the Dockerfile built it, or
+nothing else, leaving no approval waiting and handing a retrained model over to
+a deploy pipeline of its own, with an approval before every deploy of it and
+credentials wherever a bucket is used, whether the manifest runs the image as the Dockerfile built it, or
 whether the build context holds what the Dockerfile copies. kubernetes-validate
 has no schema for the custom resources of GKE's managed Prometheus either, so
 the monitoring manifest is checked here against what their CRDs require, and
@@ -41,8 +42,10 @@ BUILTIN_STEPS = {
 IMAGE_PLACEHOLDER = "IMAGE_REF"
 # Selects a workflow on scheduled pipelines; `not:` it keeps a workflow off them.
 SCHEDULED = ["scheduled_pipeline", "<< pipeline.trigger_source >>"]
+# Selects a workflow on the pipelines hand_over starts (`not:` it), or keeps it off them.
+HANDED_OVER = ["", "<< pipeline.parameters.deploy_model >>"]
 # Job steps that read or write the records or model buckets: they need the context's credentials.
-BUCKET_USE = re.compile(r"ops/champion\.sh|ops/retrain\.sh fetch|gcloud storage")
+BUCKET_USE = re.compile(r"ops/champion\.sh|ops/retrain\.sh (fetch|hand-over)|gcloud storage")
 
 
 def _step_names(steps):
@@ -55,12 +58,14 @@ def _step_names(steps):
 
 
 def _run_commands(steps) -> str:
-    """The shell text of every `run` step, joined (for looking up commands)."""
+    """The shell text of every `run` step, including those inside when/unless, joined (for looking up commands)."""
     texts = []
     for step in steps or []:
         if isinstance(step, dict) and "run" in step:
             run = step["run"]
             texts.append(run if isinstance(run, str) else run.get("command", ""))
+        elif isinstance(step, dict) and set(step) & {"when", "unless"}:
+            texts.append(_run_commands(next(iter(step.values())).get("steps")))
     return "\n".join(texts)
 
 
@@ -107,6 +112,8 @@ def pipeline_problems(config: dict) -> list[str]:
         problems += [f"workflow {wf_name}: {p}" for p in workflow_problems(workflow, jobs)]
     if not any(schedule_role(w.get("when")) == "scheduled" for w in workflows.values()):
         problems.append("no workflow for scheduled pipelines (continuous training)")
+    if not any(hand_over_role(w.get("when")) == "only" for w in workflows.values()):
+        problems.append("no workflow for the deploy pipelines hand_over starts (deploy_model set)")
 
     image_ref = _run_commands((commands.get("image-ref") or {}).get("steps"))
     if not re.search(r"export IMAGE_REF=\S+:\$\{CIRCLE_SHA1\}", image_ref):
@@ -122,6 +129,7 @@ def pipeline_problems(config: dict) -> list[str]:
         ("test", "make test"), ("train", "ops/retrain.sh train"), ("docs", "make docs"),
         ("champion", "ops/champion.sh fetch"), ("fetch_production", "ops/retrain.sh fetch"), ("retrain", "ops/retrain.sh run"),
         ("build_and_push", "ops/build-image.sh"), ("deploy", "ops/deploy.sh"), ("deploy", "ops/champion.sh upload"),
+        ("hand_over", "ops/retrain.sh hand-over"), ("deploy", "ops/champion.sh candidate"),
     ]
     for job, command in expected_commands:
         if command not in _run_commands((jobs.get(job) or {}).get("steps")):
@@ -135,7 +143,7 @@ def retraining_job_problems(jobs: dict, commands: dict) -> list[str]:
     deploy = _run_commands((jobs.get("deploy") or {}).get("steps"))
     if "ops/champion.sh upload" in deploy and deploy.index("ops/champion.sh upload") < deploy.find("ops/deploy.sh"):
         problems.append("job deploy: uploads the champion before the rollout has succeeded")
-    for job in ("build_and_push", "deploy"):
+    for job in ("build_and_push", "hand_over"):
         steps = list(_step_names((jobs.get(job) or {}).get("steps")))
         if "halt-unless-retrained" not in steps or "gcp-auth" in steps[:steps.index("halt-unless-retrained")]:
             problems.append(f"job {job}: does not stop before authenticating when retrain published nothing (halt-unless-retrained)")
@@ -156,6 +164,20 @@ def schedule_role(when) -> str:
         return "scheduled"
     if any(isinstance(p, dict) and list(p) == ["not"] and _is_scheduled(p["not"]) for p in parts):
         return "excluded"
+    return "both"
+
+
+def _is_handed_over(statement) -> bool:
+    return isinstance(statement, dict) and list(statement) == ["equal"] and sorted(map(str, statement["equal"])) == sorted(HANDED_OVER)
+
+
+def hand_over_role(when) -> str:
+    """'only' if `when` selects only the deploy pipelines hand_over starts, 'never' if it never does, else 'both'."""
+    parts = when["and"] if isinstance(when, dict) and list(when) == ["and"] else [when]
+    if any(isinstance(p, dict) and list(p) == ["not"] and _is_handed_over(p["not"]) for p in parts):
+        return "only"
+    if any(_is_handed_over(p) for p in parts):
+        return "never"
     return "both"
 
 
@@ -183,12 +205,16 @@ def workflow_problems(workflow: dict, jobs: dict) -> list[str]:
                     return True
         return False
 
-    role = schedule_role(workflow.get("when"))
+    role, handed = schedule_role(workflow.get("when")), hand_over_role(workflow.get("when"))
     if role == "both":
         problems.append("runs on scheduled pipelines too: add `not: equal: [scheduled_pipeline, << pipeline.trigger_source >>]` to its when")
+    if role == "excluded" and handed == "both":
+        problems.append('runs on the deploy pipelines hand_over starts too: add `equal: ["", << pipeline.parameters.deploy_model >>]` to its when')
+    if handed == "only":
+        return problems + handed_over_problems(entries)
     ships = "deploy" in entries or "build_and_push" in entries
     if role == "scheduled":
-        chain = [("retrain", "fetch_production"), ("build_and_push", "retrain"), ("deploy", "build_and_push")]
+        chain = [("retrain", "fetch_production"), ("build_and_push", "retrain"), ("hand_over", "build_and_push")]
     else:
         chain = [("train", "test"), ("docs", "train")] + ([("train", "champion"), ("build_and_push", "train"), ("deploy", "build_and_push")] if ships else [])
     for needed in dict.fromkeys(j for pair in chain for j in pair if j != "docs"):
@@ -200,13 +226,32 @@ def workflow_problems(workflow: dict, jobs: dict) -> list[str]:
     if role != "scheduled" and ships and "train" in entries and entries["train"][1].get("champion") is not True:
         problems.append("train does not pass champion: true (it would not train against the champion)")
     if role == "scheduled":
-        deploy_reqs = (entries.get("deploy", ("", {}))[1].get("requires")) or []
-        if not any(entries.get(r, ("", {}))[1].get("type") == "approval" for r in deploy_reqs):
-            problems.append("deploy is not behind an approval job")
-        for job in ("build_and_push", "deploy"):
-            if job in entries and entries[job][1].get("retrained") is not True:
-                problems.append(f"{job} does not pass retrained: true (it would ship without a new model)")
-    for job in ("build_and_push", "deploy"):
+        if "deploy" in entries or any(opts.get("type") == "approval" for _, opts in entries.values()):
+            problems.append("approves or deploys itself: a run that publishes nothing would leave an approval waiting; hand_over starts the deploy pipeline")
+        if "build_and_push" in entries and entries["build_and_push"][1].get("retrained") is not True:
+            problems.append("build_and_push does not pass retrained: true (it would ship without a new model)")
+    problems += _shipping_job_problems(entries)
+    return problems
+
+
+def handed_over_problems(entries: dict) -> list[str]:
+    """The deploy pipeline hand_over starts: an approval, then the deploy of the handed-over model, and nothing else."""
+    problems = [f"runs {name}: this pipeline only approves and deploys" for name, (key, opts) in entries.items()
+                if opts.get("type") != "approval" and key != "deploy"]
+    if "deploy" not in entries:
+        return problems + ["no deploy job"]
+    deploy_reqs = entries["deploy"][1].get("requires") or []
+    if not any(entries.get(r, ("", {}))[1].get("type") == "approval" for r in deploy_reqs):
+        problems.append("deploy is not behind an approval job")
+    if entries["deploy"][1].get("handed_over") is not True:
+        problems.append("deploy does not pass handed_over: true (it would deploy without the handed-over model)")
+    return problems + _shipping_job_problems(entries)
+
+
+def _shipping_job_problems(entries: dict) -> list[str]:
+    """The jobs that hold production credentials run on main only, with the context that gives them."""
+    problems = []
+    for job in ("build_and_push", "hand_over", "deploy"):
         if job not in entries:
             continue
         opts = entries[job][1]

@@ -11,6 +11,8 @@
 #                                            train a challenger (against the champion in DIR, if any); a
 #                                            refused one is not an error
 #   ops/retrain.sh decision                  print the version of the model `run` published; exit 1 if none
+#   ops/retrain.sh hand-over IMAGE           stage that model in MODEL_BUCKET (ops/champion.sh stage) and
+#                                            start the pipeline that deploys it and IMAGE after approval
 #
 # The champion is copied into the artifacts' model/ before training, where
 # `iris-classifier train` finds it and publishes over it: fetched elsewhere, it
@@ -28,7 +30,15 @@
 # 5 not comparable with the champion (the champion stays; a person decides),
 # 1 failed or below the gate, 2 bad input.
 #
+# hand-over starts the deploy pipeline through CircleCI's API (v2, "trigger a
+# new pipeline") with the pipeline parameters deploy_model and deploy_image, on
+# the branch that ran the schedule: a scheduled run that publishes nothing
+# leaves no approval waiting, and one that publishes has its own pipeline to
+# approve and deploy.
+#
 # Environment: RECORDS_BUCKET and MODEL_BUCKET (bucket names, CircleCI context),
+# CIRCLE_TOKEN (a CircleCI API token, context) and PROJECT_SLUG (the pipeline's
+# project slug) for hand-over, CIRCLECI_API (default https://circleci.com/api/v2),
 # FORCE_RETRAIN (true or false, default false), MONITOR_SINCE (default 7d),
 # IRIS_ARTIFACTS_DIR (default: the checkout's artifacts/), IRIS_CLASSIFIER
 # (default: the checkout's .venv/bin/iris-classifier), PYTHON (default python3).
@@ -41,7 +51,7 @@ iris=${IRIS_CLASSIFIER:-$root/.venv/bin/iris-classifier}
 decided=$artifacts/retrain
 
 usage() {
-    echo "usage: $0 fetch DIR | run DIR [OPTION...] | train [--champion DIR] [OPTION...] | decision" >&2
+    echo "usage: $0 fetch DIR | run DIR [OPTION...] | train [--champion DIR] [OPTION...] | decision | hand-over IMAGE" >&2
     exit 2
 }
 
@@ -126,8 +136,23 @@ run() { # DIR OPTION...
     train "$@" --with-feedback "$records"
     if ((trained == 0)); then
         model_version >"$decided/deploy"
-        say "build_and_push, approve-deploy and deploy follow for model $(<"$decided/deploy")"
+        say "build_and_push and hand_over follow for model $(<"$decided/deploy"); its deploy pipeline waits for approval"
     fi
+}
+
+hand_over() { # IMAGE
+    local image=$1 version body
+    version=$(decision)
+    [[ $image == *-"$version" ]] || fail 2 "image $image is not the image of model $version"
+    [[ -n ${CIRCLE_TOKEN:-} ]] || fail 2 "set CIRCLE_TOKEN (CircleCI context gcp-deploy), an API token that may start pipelines"
+    [[ -n ${PROJECT_SLUG:-} ]] || fail 2 "set PROJECT_SLUG, the pipeline's project slug (<< pipeline.project.slug >>)"
+    bash "$here/champion.sh" stage "$artifacts/model"
+    body=$(printf '{"branch": "%s", "parameters": {"deploy_model": "%s", "deploy_image": "%s"}}' "${CIRCLE_BRANCH:-main}" "$version" "$image")
+    curl --fail-with-body --silent --show-error --request POST --header "Circle-Token: $CIRCLE_TOKEN" \
+        --header "Content-Type: application/json" --data "$body" \
+        "${CIRCLECI_API:-https://circleci.com/api/v2}/project/$PROJECT_SLUG/pipeline" >"$decided/hand-over.json" ||
+        fail 1 "CircleCI did not start the deploy pipeline: $(cat "$decided/hand-over.json" 2>/dev/null)"
+    say "model $version and image $image handed over to pipeline $("${PYTHON:-python3}" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("number", "?"))' "$decided/hand-over.json"): approve-deploy there deploys them"
 }
 
 decision() {
@@ -146,5 +171,6 @@ case $command in
     run) (($# >= 1)) || usage; run "$@" ;;
     train) train "$@" ;;
     decision) (($# == 0)) || usage; decision ;;
+    hand-over) (($# == 1)) || usage; hand_over "$1" ;;
     *) usage ;;
 esac

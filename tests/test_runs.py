@@ -73,6 +73,24 @@ def test_a_better_challenger_is_published_and_the_history_grows_by_one(three_run
     assert meta["history"]["entry"] == 2 and meta["challenge"] == runs[2]["challenge"]  # the decision goes with the model
 
 @pytest.mark.slow
+def test_a_new_seed_is_compared_on_every_test_row_and_a_stump_let_past_the_gate_is_refused(tmp_path):
+    "As a new user would: train, train with another seed, then a stump with the quality gate switched off"
+    out = tmp_path/"artifacts"
+    assert cli("train", "--output-dir", out, cwd=tmp_path).returncode == 0
+    reseeded = cli("train", "--output-dir", out, "--seed", "7", cwd=tmp_path)
+    assert reseeded.returncode == 0, reseeded.stderr[-2000:]
+    champion = read_metadata(out/"model")
+    c = champion["challenge"]
+    assert c["compared"] and c["passed"]
+    test_rows = json.loads((out/"runs"/champion["run_id"]/"data"/"data_quality.json").read_text())["split"]["test"]
+    assert c["rows"] == test_rows  # the seed moved no row: every test row is shared with the champion
+    stump = cli("train", "--output-dir", out, "--max-depth", "1", "--min-accuracy", "0", cwd=tmp_path)
+    assert stump.returncode == 4 and "ChallengerRefusedError" in stump.stderr and "McNemar p" in stump.stderr
+    assert read_metadata(out/"model") == champion  # the champion stays in force
+    refused = [r for r in read_runs(out/"runs") if r["run_id"] != champion["run_id"] and not r["published"]]
+    assert [(r["params"]["max_depth"], r["challenge"]["passed"], r["challenge"]["champion_only"] > 0) for r in refused] == [(1, False, True)]
+
+@pytest.mark.slow
 def test_runs_lists_and_compares(three_runs):
     out, *_ = three_runs
     runs = read_runs(out/"runs")

@@ -9,6 +9,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -107,12 +109,21 @@ def _workflow_job(config, workflow, job):
     (lambda c: c["workflows"]["retrain"].pop("when"), "no workflow for scheduled pipelines"),
     (lambda c: c["workflows"]["retrain"].update(when={"or": [c["workflows"]["retrain"]["when"], True]}),
      "workflow retrain: runs on scheduled pipelines too"),
-    (lambda c: c["workflows"]["ship"]["when"]["and"].pop(), "workflow ship: runs on scheduled pipelines too"),
+    (lambda c: c["workflows"]["ship"]["when"]["and"].pop(2), "workflow ship: runs on scheduled pipelines too"),
+    (lambda c: c["workflows"]["ship"]["when"]["and"].pop(), "workflow ship: runs on the deploy pipelines hand_over starts too"),
+    (lambda c: c["workflows"].pop("deploy-retrained"), "no workflow for the deploy pipelines hand_over starts"),
     (lambda c: c["workflows"]["check"].pop("when"), "workflow check: runs on scheduled pipelines too"),
-    (lambda c: _workflow_job(c, "retrain", "deploy").update(requires=["build_and_push"]),
-     "workflow retrain: deploy is not behind an approval job"),
+    (lambda c: _workflow_job(c, "deploy-retrained", "deploy").pop("requires"),
+     "workflow deploy-retrained: deploy is not behind an approval job"),
+    (lambda c: c["workflows"]["retrain"]["jobs"].append({"approve-deploy": {"type": "approval", "requires": ["hand_over"]}}),
+     "workflow retrain: approves or deploys itself"),
+    (lambda c: c["workflows"]["deploy-retrained"]["jobs"].append({"build_and_push": {"requires": ["approve-deploy"]}}),
+     "workflow deploy-retrained: runs build_and_push"),
     (lambda c: _workflow_job(c, "retrain", "build_and_push").pop("retrained"), "build_and_push does not pass retrained: true"),
-    (lambda c: _workflow_job(c, "retrain", "deploy").pop("retrained"), "deploy does not pass retrained: true"),
+    (lambda c: _workflow_job(c, "deploy-retrained", "deploy").pop("handed_over"), "deploy does not pass handed_over: true"),
+    (lambda c: _workflow_job(c, "retrain", "hand_over").pop("requires"), "hand_over does not require build_and_push"),
+    (lambda c: c["jobs"]["hand_over"]["steps"].pop(2), "job hand_over: does not stop before authenticating"),
+    (lambda c: _replace_run(c["jobs"]["hand_over"], "ops/retrain.sh hand-over", "echo deploy later"), "does not run 'ops/retrain.sh hand-over'"),
     (lambda c: _workflow_job(c, "retrain", "retrain").pop("requires"), "retrain does not require fetch_production"),
     (lambda c: _workflow_job(c, "retrain", "fetch_production").pop("context"), "fetch_production uses a bucket but has no context"),
     (lambda c: _workflow_job(c, "ship", "champion").pop("context"), "workflow ship: champion uses a bucket but has no context"),
@@ -153,7 +164,9 @@ def test_schedule_role(when, role):
 
 def test_each_workflow_has_its_trigger():
     roles = {name: check_pipeline.schedule_role(w.get("when")) for name, w in CONFIG["workflows"].items()}
-    assert roles == {"check": "excluded", "ship": "excluded", "ship-with-approval": "excluded", "retrain": "scheduled"}
+    assert roles == {"check": "excluded", "ship": "excluded", "ship-with-approval": "excluded", "retrain": "scheduled", "deploy-retrained": "excluded"}
+    handed = {name: check_pipeline.hand_over_role(w.get("when")) for name, w in CONFIG["workflows"].items()}
+    assert handed == {"check": "never", "ship": "never", "ship-with-approval": "never", "retrain": "both", "deploy-retrained": "only"}
 
 
 def _deployment(docs):
@@ -507,3 +520,67 @@ def test_champion_fetch_tells_an_empty_bucket_from_an_unreadable_one(ct):
     assert result.returncode == 0 and "no champion in gs://model-bucket/model/ yet" in result.stdout and not (ct.tmp/"m").exists()
     result, _ = ct("champion", "fetch", str(ct.tmp/"m"), MODEL_BUCKET="no-such-bucket")
     assert result.returncode != 0 and "not found" in result.stderr
+
+
+@pytest.fixture
+def circleci_api():
+    "A stand-in for CircleCI's API on loopback: records each request, and answers as its trigger-a-pipeline endpoint does"
+    calls = []
+
+    class Handler(BaseHTTPRequestHandler):
+        status = 201
+
+        def do_POST(self):
+            calls.append((self.path, self.headers["Circle-Token"], json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            reply = json.dumps({"number": 42, "state": "created"} if self.status == 201 else {"message": "Permission denied"}).encode()
+            self.send_response(self.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", calls, Handler
+    server.shutdown()
+
+
+def test_hand_over_stages_the_model_and_starts_its_deploy_pipeline(ct, fetched, circleci_api):
+    url, calls, _ = circleci_api
+    assert ct("retrain", "run", str(fetched), FAKE_MONITOR="3")[0].returncode == 0
+    image = f"r/p/iris-classifier:abc123-{NEW_VERSION}"
+    result, _ = ct("retrain", "hand-over", image, CIRCLE_TOKEN="t0k", PROJECT_SLUG="gh/acme/iris", CIRCLECI_API=url)
+    assert result.returncode == 0, result.stderr
+    assert calls == [("/project/gh/acme/iris/pipeline", "t0k", {"branch": "main", "parameters": {"deploy_model": NEW_VERSION, "deploy_image": image}})]
+    assert "handed over to pipeline 42" in result.stdout
+    assert _version(ct.tmp/"gcs"/"model-bucket"/"candidates"/NEW_VERSION) == NEW_VERSION  # staged, not yet the champion
+    assert _version(ct.tmp/"gcs"/"model-bucket"/"model") == CHAMPION
+    deploying, _ = ct("champion", "candidate", NEW_VERSION, str(ct.tmp/"deploying"))  # what the deploy pipeline's deploy job fetches
+    assert deploying.returncode == 0 and _version(ct.tmp/"deploying") == NEW_VERSION
+
+
+def test_hand_over_refuses_what_it_cannot_hand_over_and_says_why(ct, fetched, circleci_api):
+    url, calls, handler = circleci_api
+    api = dict(CIRCLE_TOKEN="t0k", PROJECT_SLUG="gh/acme/iris", CIRCLECI_API=url)
+    assert ct("retrain", "hand-over", f"r/p/i:abc-{NEW_VERSION}", **api)[0].returncode == 1  # nothing was published
+    assert ct("retrain", "run", str(fetched), FAKE_MONITOR="3")[0].returncode == 0
+    result, _ = ct("retrain", "hand-over", f"r/p/i:abc-{CHAMPION}", **api)
+    assert result.returncode == 2 and f"is not the image of model {NEW_VERSION}" in result.stderr
+    result, _ = ct("retrain", "hand-over", f"r/p/i:abc-{NEW_VERSION}", **dict(api, CIRCLE_TOKEN=None))
+    assert result.returncode == 2 and "set CIRCLE_TOKEN" in result.stderr
+    assert calls == []
+    handler.status = 403
+    result, _ = ct("retrain", "hand-over", f"r/p/i:abc-{NEW_VERSION}", **api)
+    assert result.returncode == 1 and "did not start the deploy pipeline" in result.stderr and "Permission denied" in result.stderr
+
+
+def test_champion_candidate_refuses_a_bad_or_missing_version(ct):
+    result, log = ct("champion", "candidate", "latest", str(ct.tmp/"m"))
+    assert result.returncode == 2 and "'latest' is not a model version" in result.stderr and log == ""
+    result, _ = ct("champion", "candidate", NEW_VERSION, str(ct.tmp/"m"))
+    assert result.returncode != 0 and "not found" in result.stderr
+    result, _ = ct("champion", "stage", str(ct.tmp/"m"), MODEL_BUCKET=None)
+    assert result.returncode == 2 and "set MODEL_BUCKET" in result.stderr
