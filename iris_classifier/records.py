@@ -109,9 +109,14 @@ def prediction_lines(request_id:str, # the request's id, shared by the rows of a
     return [start + middle % (i, *r) + _line_end(a) + close for i, (r, a) in enumerate(zip(rows, answers))]
 
 # %% ../nbs/12_records.ipynb #ffa679ad
-def _write_all(fd:int, data:bytes):
-    "Write `data` with one system call; a short write (a full disk) is an error"
-    if os.write(fd, data) != len(data): raise OSError(f"short write to the records file ({len(data)} bytes)")
+def _write_all(fd:int, # an append-only descriptor of this process's own file
+               data:bytes, # whole lines
+              ):
+    "Write `data` with one system call; a short write (a full disk) is taken back and is an error"
+    written = os.write(fd, data)
+    if written != len(data):
+        os.ftruncate(fd, os.fstat(fd).st_size - written)  # the file is this process's alone: its last `written` bytes are these
+        raise OSError(f"short write to the records file ({written} of {len(data)} bytes, taken back)")
 
 def _to_stdout(lines:list[str]):
     "Each line written and flushed on its own, on standard output"
