@@ -85,8 +85,10 @@ def train_command(args:argparse.Namespace, # parsed `train` arguments
     try: report = run_training_notebook(params, args.data, args.output_dir, run_id=run_id, feedback=feedback, publish_uncompared=args.publish_uncompared)
     except PapermillExecutionError as e: return _training_failed(e, run_dir)
     run = json.loads((run_dir/"run.json").read_text())
+    c = run["challenge"]
+    check = c["reason"] + ("; published uncompared, as --publish-uncompared asked" if c.get("uncompared") else "")
     log.info("Published model %s to %s (test accuracy %.3f; champion check: %s); history entry %d; run %s", run["model_version"], model_dir(args.output_dir),
-             run["metrics"]["accuracy"], run["challenge"]["reason"], run["history_entry"], run_dir)
+             run["metrics"]["accuracy"], check, run["history_entry"], run_dir)
     return 0
 
 # %% ../nbs/11_cli.ipynb #60ca5999
