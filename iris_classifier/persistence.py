@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['TRUSTED_TYPES', 'VERSIONS_DIR', 'save_model', 'load_model', 'probe_rows', 'split_rows', 'agrees', 'publish_model',
-           'load_published_model', 'load_reference', 'model_files', 'verify_model_dir', 'actor', 'promote',
-           'previous_version', 'rollback', 'versions_to_prune', 'prune_versions']
+           'load_published_model', 'load_reference', 'model_files', 'verify_model_dir', 'actor', 'promotion_lock',
+           'promote', 'previous_version', 'rollback', 'versions_to_prune', 'prune_versions']
 
 # %% ../nbs/04_persistence.ipynb #cabc049f
-import getpass, json, os, shutil, uuid
+import fcntl, getpass, json, os, shutil, uuid
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -184,6 +185,17 @@ def _archive(src:Path, meta:dict, dest:Path)->Path:
     return archive
 
 # %% ../nbs/04_persistence.ipynb #7a0152c5
+@contextmanager
+def promotion_lock(dest:Path, # the published model directory (created if needed)
+                  ):
+    "Hold `dest` alone while a promotion, rollback or prune changes it; another one waits its turn"
+    Path(dest).mkdir(parents=True, exist_ok=True)
+    fd = os.open(dest, os.O_RDONLY)  # the directory itself: no lock file to ship with the model
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally: os.close(fd)  # closing it releases the lock, even if the process dies
+
 def promote(src:Path, # a verified-on-the-spot model directory: a run's `model/`, or an archived version
             dest:Path, # the published model directory (created if needed)
             why:str="trained", # recorded in the history: `trained` or `rolled back`
@@ -192,9 +204,11 @@ def promote(src:Path, # a verified-on-the-spot model directory: a run's `model/`
             now:datetime|None=None, # when; default now
            )->dict: # the metadata now in force
     "Put the model in `src` in force in `dest`: verify, archive, switch the metadata, append to the history"
-    src, dest = Path(src), Path(dest)
+    with promotion_lock(dest): return _promote(Path(src), Path(dest), why, run_id, uncompared, now)
+
+def _promote(src:Path, dest:Path, why:str, run_id:str|None, uncompared:str|None, now:datetime|None)->dict:
+    "`promote`, with `dest` already locked"
     meta = verify_model_dir(src)
-    dest.mkdir(parents=True, exist_ok=True)
     history, before = read_history(dest), metadata_in_force(dest)
     if before: _archive(dest, before, dest)  # a model published before there was an archive gets one before it is replaced
     _archive(src, meta, dest)
@@ -227,6 +241,10 @@ def rollback(dest:Path|None=None, # the published model directory; default `mode
             )->dict: # the metadata now in force
     "Put an earlier version from the archive back in force, verified and logged like any promotion"
     dest = Path(dest or model_dir())
+    with promotion_lock(dest): return _rollback(dest, version)
+
+def _rollback(dest:Path, version:str|None)->dict:
+    "`rollback`, with `dest` already locked"
     history, current = read_history(dest), read_metadata(dest)["model_version"]
     version = version or previous_version(history, current)
     if version is None: raise ModelNotFoundError(f"No earlier version to roll back to in '{dest}': its history has only {current}.", "Train and publish another model first.")
@@ -238,7 +256,7 @@ def rollback(dest:Path|None=None, # the published model directory; default `mode
     if not (archive/METADATA_FILE).is_file():
         known = sorted(p.name for p in (dest/VERSIONS_DIR).glob("*") if p.is_dir() and not p.name.startswith("."))
         raise ModelNotFoundError(f"Version {version} is not in the archive of '{dest}' (it has: {', '.join(known) or 'nothing'}).", "Name one of those (`iris-classifier history` lists them).")
-    return promote(archive, dest, why="rolled back")
+    return _promote(archive, dest, "rolled back", None, None, None)
 
 # %% ../nbs/04_persistence.ipynb #3374c4c6
 def versions_to_prune(dest:Path, # the published model directory
@@ -256,5 +274,6 @@ def prune_versions(dest:Path, # the published model directory
                   )->list[Path]: # the directories removed
     "Remove `versions` from the archive of `dest`"
     gone = [Path(dest)/VERSIONS_DIR/v for v in versions]
-    for p in gone: shutil.rmtree(p)
+    with promotion_lock(dest):
+        for p in gone: shutil.rmtree(p)
     return gone
