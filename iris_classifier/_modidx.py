@@ -235,6 +235,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                             'iris_classifier.monitoring._iso': ('monitoring.html#_iso', 'iris_classifier/monitoring.py'),
                                             'iris_classifier.monitoring._parse_file': ( 'monitoring.html#_parse_file',
                                                                                         'iris_classifier/monitoring.py'),
+                                            'iris_classifier.monitoring._payload': ( 'monitoring.html#_payload',
+                                                                                     'iris_classifier/monitoring.py'),
                                             'iris_classifier.monitoring._reasons': ( 'monitoring.html#_reasons',
                                                                                      'iris_classifier/monitoring.py'),
                                             'iris_classifier.monitoring._requests': ( 'monitoring.html#_requests',

@@ -252,7 +252,7 @@ def _tell_verdict(v:dict, path:Path, log)->int:
 # %% ../nbs/11_cli.ipynb #ae21dca3
 def _monitor_parser(sub):
     monitor = sub.add_parser("monitor", help="compare recorded predictions with the model's training data by running the monitoring notebook",
-                             description="Run the monitoring notebook headlessly on a window of prediction and feedback records. Exit code 0: no drift; 3: drift; 2: bad input.")
+                             description="Run the monitoring notebook headlessly on a window of prediction and feedback records. Exit code 0: no drift; 3: drift; 2: bad input; 1: the notebook failed (the executed notebook says where).")
     monitor.add_argument("--records", type=Path, required=True, metavar="DIR", help="directory of prediction and feedback records (*.jsonl, *.json, at any depth): the server's records directory, or a download of the log sink's bucket")
     monitor.add_argument("--since", default="7d", metavar="WHEN", help="start of the window: a duration back from its end (7d, 12h) or an ISO 8601 date or time, UTC unless it says otherwise (default: 7d)")
     monitor.add_argument("--until", metavar="WHEN", help="end of the window, excluded: a duration back from now or an ISO 8601 date or time, as --since (default: now)")

@@ -83,12 +83,17 @@ def _fields(r:dict)->dict:
     measurements = _field(r, "measurements", lambda m: {f: _cm(m[f]) for f in FEATURES})
     return dict(common, model_version=_field(r, "model_version", _text), route=r.get("route"), **measurements)
 
+def _payload(entry:dict)->dict:
+    "A log entry's record: its `jsonPayload`, given the entry's `timestamp` as its time where the logging agent moved `time` out of it"
+    payload = entry["jsonPayload"]
+    return payload if "time" in payload or "timestamp" not in entry else dict(payload, time=entry["timestamp"])
+
 def parse_record(line:str, # one line of a records file
                 )->dict|str: # the record's fields, or why the line is not a record
     "A prediction or feedback record from one line, bare or as a Cloud Logging entry's `jsonPayload`"
     try: r = json.loads(line)
     except ValueError: return "not JSON"
-    if isinstance(r, dict) and isinstance(r.get("jsonPayload"), dict): r = r["jsonPayload"]
+    if isinstance(r, dict) and isinstance(r.get("jsonPayload"), dict): r = _payload(r)
     if not isinstance(r, dict) or r.get("kind") not in ("prediction", "feedback"): return "JSON, but not a prediction or feedback record"
     try: return _fields(r)
     except ValueError as e: return f"{r['kind']} record with a missing or bad {e.args[0]!r}"

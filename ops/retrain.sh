@@ -6,7 +6,7 @@
 #                                            champion (MODEL_BUCKET) into DIR/champion
 #   ops/retrain.sh run DIR [OPTION...]       with DIR/champion as the published model, judge DIR/records
 #                                            (iris-classifier monitor); on drift, or with FORCE_RETRAIN=true,
-#                                            train a challenger with their feedback
+#                                            train a challenger with their feedback (without, when none came)
 #   ops/retrain.sh train [--champion DIR] [OPTION...]
 #                                            train a challenger (against the champion in DIR, if any); a
 #                                            refused one is not an error
@@ -133,7 +133,12 @@ run() { # DIR OPTION...
         return
     fi
     [[ $verdict == 3 ]] || say "FORCE_RETRAIN is on: training anyway"
-    train "$@" --with-feedback "$records"
+    if grep -rqsE '"kind": ?"feedback"' "$records"; then
+        train "$@" --with-feedback "$records"
+    else
+        say "no feedback in the records: training on the data alone"
+        train "$@"
+    fi
     if ((trained == 0)); then
         model_version >"$decided/deploy"
         say "build_and_push and hand_over follow for model $(<"$decided/deploy"); its deploy pipeline waits for approval"

@@ -375,7 +375,7 @@ def ct(tmp_path):
     (tmp_path/"bin"/"iris-classifier").chmod(0o755)
     records = tmp_path/"gcs"/"records-bucket"/"iris-records"/"2026"/"11"/"30"
     records.mkdir(parents=True)
-    (records/"06:00:00_06:59:59_S0.json").write_text('{"jsonPayload": {"kind": "prediction"}}\n')
+    (records/"06:00:00_06:59:59_S0.json").write_text('{"jsonPayload": {"kind": "prediction"}}\n{"jsonPayload": {"kind": "feedback"}}\n')
     model = tmp_path/"gcs"/"model-bucket"/"model"
     model.mkdir(parents=True)
     (model/"metadata.json").write_text(json.dumps({"model_version": CHAMPION}, indent=2))
@@ -447,6 +447,15 @@ def test_drift_or_force_trains_with_feedback_and_decides_to_deploy(ct, fetched, 
     assert f"iris-classifier train --min-accuracy 0.9 --with-feedback {fetched}/records" in log
     decision, _ = ct("retrain", "decision")
     assert decision.returncode == 0 and decision.stdout.strip() == NEW_VERSION
+
+
+def test_drift_without_feedback_trains_on_the_data_alone(ct, fetched):
+    records = fetched/"records"/"iris-records"/"2026"/"11"/"30"/"06:00:00_06:59:59_S0.json"
+    records.write_text('{"jsonPayload": {"kind": "prediction"}}\n')
+    result, log = ct("retrain", "run", str(fetched), FAKE_MONITOR="3")
+    assert result.returncode == 0, result.stderr
+    assert "iris-classifier train" in log and "--with-feedback" not in log and "no feedback in the records" in result.stdout
+    assert ct("retrain", "decision")[0].stdout.strip() == NEW_VERSION
 
 
 def test_a_refused_challenger_is_no_failure_and_nothing_to_deploy(ct, fetched):
