@@ -41,8 +41,11 @@ def decision_path(table:dict, # from `tree_table`
     return [dict(feature=FEATURES[f], value=row[f], threshold=table["threshold"][n], direction="<=" if nxt == table["left"][n] else ">")
             for n, nxt in zip(nodes, nodes[1:]) for f in [table["feature"][n]]]
 
-# %% ../nbs/17_explain.ipynb #341b36f6
-def label(feature:str)->str: return feature.replace("_", " ")
+# %% ../nbs/17_explain.ipynb #1fac2f39
+def label(feature:str, # a name in `FEATURES`
+         )->str:
+    "A measurement's name as a sentence writes it"
+    return feature.replace("_", " ")
 
 def cm(x:float)->str:
     "A length as the page writes it: at most three decimals, no trailing zeros"
@@ -152,7 +155,7 @@ def chart(points:list[list], # training flowers: `[x, y, class index]` on the tw
             f'{_splits_svg(frame, axes, table)}{_points_svg(frame, points)}')
     return dict(axes=axes, frame=frame, head=head, body=body)
 
-# %% ../nbs/17_explain.ipynb #f59573b1
+# %% ../nbs/17_explain.ipynb #0977ecea
 def neighbours(points:list[list], # training flowers: `[x, y, class index]`
                x:float, y:float, # the flower on the same two measurements
                k:int=10, # how many of the nearest to count
@@ -161,7 +164,7 @@ def neighbours(points:list[list], # training flowers: `[x, y, class index]`
     near = sorted(points, key=lambda p: (p[0] - x) ** 2 + (p[1] - y) ** 2)[:k]
     return [sum(p[2] == c for p in near) for c in range(len(COLOURS))]
 
-# %% ../nbs/17_explain.ipynb #c4605ec3
+# %% ../nbs/17_explain.ipynb #489f43c8
 def chart_words(c:dict, # from `chart`, with the training `points`
                 classes:list[str], # the model's classes
                 row:list[float], # the flower
@@ -184,7 +187,7 @@ def chart_svg(c:dict, # from `chart`, with the training `points`
     return Markup(f'{c["head"]}<title id="chart-title">Your flower among the training flowers</title><desc id="chart-desc">{escape(chart_words(c, classes, row))}</desc>'
                   f'{c["body"]}{mark}</svg>')
 
-# %% ../nbs/17_explain.ipynb #712016c9
+# %% ../nbs/17_explain.ipynb #2a2bc2e3
 def path_agrees(pipe, # the fitted clip-then-tree pipeline
                 table:dict, # its tree table
                 frame, # a DataFrame of rows in `FEATURES` order
@@ -193,7 +196,7 @@ def path_agrees(pipe, # the fitted clip-then-tree pipeline
     visited = pipe[-1].decision_path(pipe[:-1].transform(frame)).tolil().rows
     return all(walk(table, r) == list(v) for r, v in zip(frame.to_numpy().tolist(), visited))
 
-# %% ../nbs/17_explain.ipynb #caec1ee9
+# %% ../nbs/17_explain.ipynb #d08bfc30
 def node_counts(pipe, # the fitted clip-then-tree pipeline
                 train, # the split it was fitted on: `FEATURES` and `TARGET`
                )->list[list[int]]: # per node, its training flowers per class
@@ -205,7 +208,7 @@ def node_counts(pipe, # the fitted clip-then-tree pipeline
         raise ModelIntegrityError("The training split given does not reproduce the tree's node counts.", "Publish the model with the split it was fitted on.")
     return counts
 
-# %% ../nbs/17_explain.ipynb #c405ecd7
+# %% ../nbs/17_explain.ipynb #3db2e4fe
 def explanation(pipe, # the fitted clip-then-tree pipeline
                 table:dict, # its tree table
                 train, # the split it was fitted on
@@ -216,7 +219,7 @@ def explanation(pipe, # the fitted clip-then-tree pipeline
     points = [[x, y, classes.index(s)] for x, y, s in train[axes + [TARGET]].itertuples(index=False)]
     return dict(chart=dict(chart(points, axes, classes, table), points=points), counts=node_counts(pipe, train))
 
-# %% ../nbs/17_explain.ipynb #53c3bca4
+# %% ../nbs/17_explain.ipynb #270d9b34
 @dataclass
 class Explainer:
     "What a server process needs to explain its answers"
@@ -236,7 +239,7 @@ class Explainer:
         "The picture for `row`, if the model was published with one"
         return chart_svg(self.data["chart"], self.classes, row) if self.data else None
 
-# %% ../nbs/17_explain.ipynb #354d586f
+# %% ../nbs/17_explain.ipynb #23af661d
 def load_explainer(dest:Path|None, # model directory; None for `model_dir()`
                    p:Predictor|None, # the served model
                    log:logging.Logger, # where to say what is left out
@@ -251,13 +254,13 @@ def load_explainer(dest:Path|None, # model directory; None for `model_dir()`
     except IrisError as e: data = None; log.warning("Model %s is served without the picture and leaf counts in its explanations: %s", p.version, e)
     return Explainer(p.classes, table, limits(meta, table), data)
 
-# %% ../nbs/17_explain.ipynb #396177b5
+# %% ../nbs/17_explain.ipynb #060707b6
 def current_explainer()->Explainer|None:
     "The explainer of the model this application serves"
     from flask import current_app
     return current_app.extensions.get("iris_explain")
 
-# %% ../nbs/17_explain.ipynb #bdeb71b3
+# %% ../nbs/17_explain.ipynb #b9877f88
 def page_view(e:Explainer|None, # the served model's explainer
               row:list[float], # the flower, four checked measurements
               species:str, # the answer

@@ -93,7 +93,9 @@ def _save_explanation(pipe:Pipeline, train:pd.DataFrame, path:Path)->dict|None:
     "Write what serving needs to explain answers to `path` if the tree table's paths are scikit-learn's; its file entry, or None"
     table = tree_table(pipe)
     if not path_agrees(pipe, table, pd.DataFrame(probe_rows() + split_rows(table) + train[FEATURES].to_numpy().tolist(), columns=FEATURES)): return None
-    path.write_text(json.dumps(explanation(pipe, table, train)))
+    try: data = explanation(pipe, table, train)
+    except ModelIntegrityError: return None  # a split the tree was not fitted on: its counts would be wrong, and the model is served without them
+    path.write_text(json.dumps(data))
     return dict(file=path.name, sha256=sha256_file(path))
 
 def publish_model(pipe:Pipeline, # the fitted pipeline
