@@ -149,7 +149,7 @@ def chart(points:list[list], # training flowers: `[x, y, class index]` on the tw
          )->dict: # `frame` (the measurement ranges drawn) and the SVG's static `head` and `body`
     "The static part of the picture, made once when the model is published"
     xs, ys = [p[0] for p in points], [p[1] for p in points]
-    frame = dict(x=[math.floor(min(xs)), math.ceil(max(xs))], y=[math.floor(min(ys)), math.ceil(max(ys))])
+    frame = {k: [math.floor(min(v)), max(math.ceil(max(v)), math.floor(min(v)) + 1)] for k, v in (("x", xs), ("y", ys))}  # at least 1 cm wide
     head = f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {SIZE[0]} {SIZE[1]}" width="{SIZE[0]}" height="{SIZE[1]}" class="chart" role="img" aria-labelledby="chart-title" aria-describedby="chart-desc">'
     body = (f'<g font-family="system-ui,sans-serif" font-size="11" fill="#1b1f24">{_axes_svg(frame, axes)}{_legend_svg(classes)}</g>'
             f'{_splits_svg(frame, axes, table)}{_points_svg(frame, points)}')
