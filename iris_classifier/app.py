@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_content_length
 
 from .core import *
+from .explain import load_explainer
 from .prediction import Predictor, load_predictor
 from .records import FILE_PREFIXES, Recorder
 
@@ -364,6 +365,7 @@ def create_serving(app:Flask, # the application, configured
     "Load the model, and make the metrics and recorder that watch it"
     dest = Path(str(app.config["MODEL_DIR"])) if app.config["MODEL_DIR"] else None
     predictor, problem = load_serving(dest, log)
+    app.extensions["iris_explain"] = load_explainer(dest, predictor, log)
     metrics = create_metrics(predictor.classes if predictor else SPECIES, served_reference(predictor, log))
     metrics.model_loaded.set(predictor is not None)
     openapi = json.loads((Path(app.root_path)/"openapi.json").read_text())

@@ -12,6 +12,7 @@ from flask import Blueprint, render_template, request
 
 from .core import *
 from .app import current_serving, track_predictions
+from .explain import current_explainer, page_view
 from .prediction import Predictor, measurement_problem, predict_rows
 
 # %% ../nbs/09_page.ipynb #ce126174
@@ -76,4 +77,4 @@ def predict_form():
     row = [values[f] for f in FEATURES]
     answer = predict_rows(p, [row])[0]
     track_predictions([row], [answer])
-    return _render(200, request.form, result=dict(answer, model_version=p.version))
+    return _render(200, request.form, result=dict(answer, model_version=p.version, explained=page_view(current_explainer(), row, answer["species"])))

@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from .core import *
 from .data_processing import load_iris_frame
+from .explain import explanation, path_agrees
 from .prediction import fast_proba, tree_table, verified_file
 
 # %% ../nbs/04_persistence.ipynb #daf94847
@@ -89,6 +90,15 @@ def _save_split(train:pd.DataFrame, path:Path)->dict:
     train[FEATURES + [TARGET]].to_csv(path, index=False)
     return dict(file=path.name, sha256=sha256_file(path))
 
+def _save_explanation(pipe:Pipeline, train:pd.DataFrame, path:Path)->dict|None:
+    "Write what serving needs to explain answers to `path` if the tree table's paths are scikit-learn's; its file entry, or None"
+    table = tree_table(pipe)
+    if not path_agrees(pipe, table, pd.DataFrame(probe_rows() + split_rows(table) + train[FEATURES].to_numpy().tolist(), columns=FEATURES)): return None
+    try: data = explanation(pipe, table, train)
+    except ModelIntegrityError: return None  # a split the tree was not fitted on: its counts would be wrong, and the model is served without them
+    path.write_text(json.dumps(data))
+    return dict(file=path.name, sha256=sha256_file(path))
+
 def publish_model(pipe:Pipeline, # the fitted pipeline
                   record:dict, # how it was made; needs `trained_at` (ISO 8601), becomes the metadata
                   dest:Path, # model directory (created if needed)
@@ -98,7 +108,7 @@ def publish_model(pipe:Pipeline, # the fitted pipeline
     "Save, verify and atomically publish `pipe` into `dest`"
     dest.mkdir(parents=True, exist_ok=True)
     stem = f"model-{uuid.uuid4().hex[:12]}"
-    model_file, table_file, split_file = save_model(pipe, dest/f"{stem}.skops"), dest/f"{stem}.tree.json", dest/f"{stem}.train.csv"
+    model_file, table_file, split_file, explain_file = save_model(pipe, dest/f"{stem}.skops"), dest/f"{stem}.tree.json", dest/f"{stem}.train.csv", dest/f"{stem}.explain.json"
     try:
         if not np.array_equal(load_model(model_file).predict_proba(check_rows[FEATURES]), pipe.predict_proba(check_rows[FEATURES])):
             raise ModelIntegrityError("The saved model does not predict like the trained one.", "Check the disk and train again.")
@@ -107,9 +117,10 @@ def publish_model(pipe:Pipeline, # the fitted pipeline
         meta = dict(model_version=f"{stamp}-{model_sha[:8]}", **record, model_file=model_file.name, model_sha256=model_sha,
                     tree_table=_save_table(pipe, table_file))
         if train is not None: meta["reference_file"] = _save_split(train, split_file)
+        if train is not None and meta["tree_table"]: meta["explanation"] = _save_explanation(pipe, train, explain_file)
         _write_atomic(dest/METADATA_FILE, json.dumps(meta, indent=2))
     except BaseException:
-        for f in (model_file, table_file, split_file): f.unlink(missing_ok=True)
+        for f in (model_file, table_file, split_file, explain_file): f.unlink(missing_ok=True)
         raise
     for old in dest.glob("model-*"):
         if not old.name.startswith(stem): old.unlink()
@@ -140,7 +151,7 @@ def model_files(meta:dict, # a model's metadata
                )->list[tuple[str, str]]: # `(file name, SHA-256)` of each file it names
     "The files a model's metadata names, with their recorded hashes"
     files = [(meta["model_file"], meta["model_sha256"])]
-    return files + [(meta[k]["file"], meta[k]["sha256"]) for k in ("tree_table", "reference_file") if meta.get(k)]
+    return files + [(meta[k]["file"], meta[k]["sha256"]) for k in ("tree_table", "reference_file", "explanation") if meta.get(k)]
 
 def verify_model_dir(src:Path, # a model directory, such as a run's `model/` or an archived version
                     )->dict: # its metadata
@@ -152,6 +163,8 @@ def verify_model_dir(src:Path, # a model directory, such as a run's `model/` or 
         table = json.loads((src/meta["tree_table"]["file"]).read_text())
         if not agrees(pipe, fast_proba(table), probe_rows() + split_rows(table)):
             raise ModelIntegrityError(f"The tree table of model {meta['model_version']} does not predict exactly like its model.", "Do not promote it; train again.")
+        if meta.get("explanation") and not path_agrees(pipe, table, pd.DataFrame(probe_rows() + split_rows(table), columns=FEATURES)):
+            raise ModelIntegrityError(f"The tree table of model {meta['model_version']} does not take scikit-learn's decision paths.", "Do not promote it; train again.")
     return meta
 
 # %% ../nbs/04_persistence.ipynb #3cf66203

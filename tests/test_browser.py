@@ -107,3 +107,47 @@ def test_phone_layout(browser, base_url):
     page.wait_for_selector("#error-summary")
     shot(page, "phone-error")
     context.close()
+
+def explained(page, base_url, values:dict, name:str):
+    "Submit `values` and return the result section's text, after a screenshot"
+    page.goto(base_url)
+    fill(page, values)
+    page.get_by_role("button", name="Predict the species").click()
+    page.wait_for_selector("#result")
+    shot(page, name)
+    return page.inner_text("#result")
+
+@pytest.mark.parametrize("species", ["setosa", "versicolor", "virginica"])
+def test_each_typical_flower_is_explained(browser, base_url, species):
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})  # all of it works without JavaScript
+    page = context.new_page()
+    page.goto(f"{base_url}/?example={species}")
+    page.get_by_role("button", name="Predict the species").click()
+    page.wait_for_selector("#result")
+    shot(page, f"explained-{species}")
+    assert page.inner_text("#result-title") == f"Iris {species}"
+    steps = page.locator("ol.path li")
+    assert steps.count() >= 2 and steps.last.inner_text().startswith(f"→ {species}: ")
+    chart = page.get_by_role("img", name="Your flower among the training flowers")
+    assert chart.is_visible() and chart.bounding_box()["width"] > 200
+    mark = page.locator("figure svg g circle")
+    assert mark.count() == 1 and mark.is_visible()
+    assert page.locator("figure svg desc").text_content() == page.inner_text("figcaption")  # the text alternative says the same
+    assert page.locator(".range-note").count() == 0
+    context.close()
+
+def test_an_out_of_range_flower_gets_a_note_beside_the_answer(page, base_url):
+    words = explained(page, base_url, dict(sepal_length="5.1", sepal_width="3.5", petal_length="14", petal_width="0.2"), "explained-out-of-range")
+    note = page.get_by_role("note")
+    assert note.is_visible() and "Petal length 14 cm is outside the training flowers' range" in note.inner_text()
+    assert page.locator("#result-title").bounding_box()["y"] < note.bounding_box()["y"] < page.locator("ol.path").bounding_box()["y"]
+    assert "the tree’s path" in words and page.locator("figure svg g circle").is_visible()  # still answered, with the flower at the chart's edge
+    assert page.problems == []
+
+def test_the_explanation_fits_a_phone(browser, base_url):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    explained(page, base_url, dict(sepal_length="5.9", sepal_width="2.8", petal_length="4.35", petal_width="1.3"), "phone-explained")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.locator("figure svg").bounding_box()["width"] <= 390
+    context.close()
