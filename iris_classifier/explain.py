@@ -47,7 +47,8 @@ def label(feature:str, # a name in `FEATURES`
     "A measurement's name as a sentence writes it"
     return feature.replace("_", " ")
 
-def cm(x:float)->str:
+def cm(x:float, # a length in centimetres
+      )->str:
     "A length as the page writes it: at most three decimals, no trailing zeros"
     return f"{round(x, 3):g}"
 
@@ -157,7 +158,8 @@ def chart(points:list[list], # training flowers: `[x, y, class index]` on the tw
 
 # %% ../nbs/17_explain.ipynb #0977ecea
 def neighbours(points:list[list], # training flowers: `[x, y, class index]`
-               x:float, y:float, # the flower on the same two measurements
+               x:float, # the flower on the first of the two measurements
+               y:float, # ...and on the second
                k:int=10, # how many of the nearest to count
               )->list[int]: # the count of each class among them
     "How many of the `k` training flowers nearest to `(x, y)` belong to each class"
