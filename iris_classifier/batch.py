@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['POLICIES', 'FORMATS', 'tree_arrays', 'walk_proba', 'Scorer', 'load_scorer', 'check_chunk', 'Chunk', 'read_chunks',
-           'score_table', 'score_chunk', 'out_format', 'open_writer', 'Summary', 'progress_bar', 'score_file']
+           'score_table', 'score_chunk', 'out_format', 'open_writer', 'Summary', 'progress_bar', 'score_file',
+           'rejects_path', 'predict_batch']
 
-# %% ../nbs/16_batch.ipynb #d38dc2c1
+# %% ../nbs/16_batch.ipynb #9331d84e
 import csv, io, json, os, re, sys, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import pyarrow.parquet as pq
 from .core import *
 from .prediction import fast_proba, load_predictor, measurement_problem, plausible, verified_file
 
-# %% ../nbs/16_batch.ipynb #88f78978
+# %% ../nbs/16_batch.ipynb #0bfe1d3f
 def tree_arrays(table:dict, # from `tree_table`
                )->dict: # the same fields as numpy arrays
     "The tree table as numpy arrays, for scoring whole chunks at once"
@@ -41,7 +42,7 @@ def walk_proba(t:dict, # from `tree_arrays`
         node = np.where(inner, np.where(left, t["left"][node], t["right"][node]), node)
     return t["fractions"][node]
 
-# %% ../nbs/16_batch.ipynb #7f289734
+# %% ../nbs/16_batch.ipynb #d27cb333
 @dataclass
 class Scorer:
     "A verified published model, scoring whole chunks"
@@ -59,7 +60,7 @@ def load_scorer(dest:Path|None=None, # model directory; default `model_dir()`
     table = json.loads(verified_file(dest, entry["file"], entry["sha256"]).read_text())
     return Scorer(p.version, p.classes, partial(walk_proba, tree_arrays(table)))
 
-# %% ../nbs/16_batch.ipynb #8b2e24df
+# %% ../nbs/16_batch.ipynb #65b20700
 _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
 def _as_floats(col:pa.ChunkedArray)->np.ndarray:
@@ -76,7 +77,7 @@ def _reason(name:str, text, x:float)->str:
     if isinstance(text, str) and not _NUMBER.fullmatch(text): return f"{name} is not a number (got {text!r})"
     return f"{name} {measurement_problem(x)} (got {text})"
 
-# %% ../nbs/16_batch.ipynb #8c51950c
+# %% ../nbs/16_batch.ipynb #16a986b6
 def check_chunk(batch:pa.Table, # a chunk with the `FEATURES` columns, as text or numbers
                )->tuple[np.ndarray, dict[int, str]]: # the measurements as floats, and why each bad row is bad, by row index
     "A chunk's four measurements as a float array, and the reason for every row that cannot be scored"
@@ -88,7 +89,7 @@ def check_chunk(batch:pa.Table, # a chunk with the `FEATURES` columns, as text o
         for i, text in zip(bad.tolist(), col.take(pa.array(bad)).to_pylist()): reasons.setdefault(i, _reason(name, text, X[i, j]))
     return X, dict(sorted(reasons.items()))
 
-# %% ../nbs/16_batch.ipynb #4d134401
+# %% ../nbs/16_batch.ipynb #1255ccc8
 @dataclass
 class Chunk:
     "Rows of the input, read together"
@@ -105,7 +106,7 @@ def _columns(header:list[str])->list[str]:
         raise DataValidationError(f"Missing column(s): {', '.join(missing)}.", f"The file needs the columns {', '.join(FEATURES)} (found: {', '.join(header)}).")
     return names
 
-# %% ../nbs/16_batch.ipynb #f265b11c
+# %% ../nbs/16_batch.ipynb #890b5c94
 def _parquet_chunks(src:Path, rows:int)->Iterator[Chunk]:
     "A Parquet file's rows, `rows` at a time, numbered from 1"
     f, done = pq.ParquetFile(src), 0
@@ -125,7 +126,7 @@ def _csv_lines(start:int, n:int, broken:set[int])->np.ndarray:
     cand = np.arange(start, start + n + len(broken))
     return cand[~np.isin(cand, list(broken))][:n]
 
-# %% ../nbs/16_batch.ipynb #adf0db9d
+# %% ../nbs/16_batch.ipynb #cad8e503
 def _csv_chunks(f, rows:int, block:int=4 << 20)->Iterator[Chunk]:
     "The rows of the open binary CSV stream `f`, `rows` at a time, all read as text"
     try: header = next(csv.reader([f.readline().decode("utf-8-sig")]))
@@ -148,7 +149,7 @@ def _csv_chunks(f, rows:int, block:int=4 << 20)->Iterator[Chunk]:
             line = int(lines[-1]) + 1 if len(lines) else line
     if broken: yield Chunk(t.slice(0, 0), np.empty(0, int), broken)
 
-# %% ../nbs/16_batch.ipynb #83e45bc6
+# %% ../nbs/16_batch.ipynb #a968da71
 def read_chunks(src:str|Path, # a CSV or Parquet file (by extension), or `-` for CSV on standard input
                 rows:int=65_536, # most rows per chunk
                 stdin=None, # the binary stream `-` reads; default `sys.stdin.buffer`
@@ -160,7 +161,7 @@ def read_chunks(src:str|Path, # a CSV or Parquet file (by extension), or `-` for
     if src.suffix in (".parquet", ".pq"): yield from _parquet_chunks(src, rows); return
     with open(src, "rb") as f: yield from _csv_chunks(f, rows)
 
-# %% ../nbs/16_batch.ipynb #6d1ca88a
+# %% ../nbs/16_batch.ipynb #f16677b9
 def score_table(t:pa.Table, # good rows of a chunk
                 X:np.ndarray, # their measurements, from `check_chunk`
                 scorer:Scorer, # from `load_scorer`
@@ -175,7 +176,7 @@ def _text(t:pa.Table, i:int)->str:
     "Row `i` of `t` as comma-separated text, for the rejects file"
     return ",".join("" if v is None else str(v) for v in t.slice(i, 1).to_pylist()[0].values())
 
-# %% ../nbs/16_batch.ipynb #d275305b
+# %% ../nbs/16_batch.ipynb #c0445c80
 POLICIES = ("fail", "skip")
 
 def score_chunk(chunk:Chunk, # from `read_chunks`
@@ -191,7 +192,7 @@ def score_chunk(chunk:Chunk, # from `read_chunks`
     keep = np.setdiff1d(np.arange(len(X)), list(reasons))
     return score_table(chunk.table.take(keep), X[keep], scorer), rejects
 
-# %% ../nbs/16_batch.ipynb #0d727827
+# %% ../nbs/16_batch.ipynb #ad301f8b
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 def out_format(dest:str|Path, # the output path, or `-`
@@ -214,13 +215,22 @@ def open_writer(sink, # a binary stream
     "A writer of `fmt` into `sink`, with `write_table` and `close`"
     if fmt == "parquet": return pq.ParquetWriter(sink, schema)
     if fmt == "jsonl": return _JsonLines(sink)
-    return pacsv.CSVWriter(sink, schema, write_options=pacsv.WriteOptions(quoting_style="needed"))
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(schema.names)  # pyarrow quotes every name in a header it writes
+    sink.write(header.getvalue().encode())
+    return pacsv.CSVWriter(sink, schema, write_options=pacsv.WriteOptions(include_header=False, quoting_style="needed"))
 
-# %% ../nbs/16_batch.ipynb #96de7c77
+# %% ../nbs/16_batch.ipynb #cb8474b1
+class _TextSink(io.RawIOBase):
+    "A binary stream into a text stream without a binary buffer, such as a notebook's `sys.stdout`"
+    def __init__(self, out): self.out = out
+    def writable(self): return True
+    def write(self, b): self.out.write(bytes(b).decode()); return len(b)
+
 @contextmanager
 def _sink(dest:str|Path, stdout=None):
     "A binary stream to `dest` that appears under its name only if the block succeeds; `-` is standard output"
-    if str(dest) == "-": yield stdout or sys.stdout.buffer; return
+    if str(dest) == "-": yield stdout or getattr(sys.stdout, "buffer", None) or _TextSink(sys.stdout); return
     dest = Path(dest)
     tmp = dest.with_name(f".{dest.name}.partial")
     try:
@@ -237,7 +247,7 @@ def _rejects(path:Path|None):
         w.writerow(["line", "reason", "row"])
         yield w.writerows
 
-# %% ../nbs/16_batch.ipynb #c79b1a86
+# %% ../nbs/16_batch.ipynb #12c85ada
 @dataclass
 class Summary:
     "What a batch run did"
@@ -255,7 +265,7 @@ class Summary:
         shares = ", ".join(f"{s} {n / max(self.rows, 1):.1%}" for s, n in sorted(self.species.items()))
         return f"Scored {self.rows:,} row(s) and rejected {self.rejected:,} in {self.seconds:.1f} s ({self.rows / max(self.seconds, 1e-9):,.0f} rows/s); species: {shares or 'none'}"
 
-# %% ../nbs/16_batch.ipynb #bbbe55c5
+# %% ../nbs/16_batch.ipynb #1adda4f4
 def progress_bar(quiet:bool=False, # never draw
                  file=None, # where to draw; default standard error
                 ):
@@ -268,7 +278,7 @@ def _advance(bar, chunk:Chunk, n:int):
     if chunk.read: bar.total = max(round((bar.n + n) / chunk.read), bar.n + n)
     bar.update(n)
 
-# %% ../nbs/16_batch.ipynb #1115bb51
+# %% ../nbs/16_batch.ipynb #d45d318d
 def score_file(src:str|Path, # CSV or Parquet input, or `-` for CSV on standard input
                dest:str|Path, # output: `.csv`, `.parquet`, `.jsonl`, or `-` for CSV on standard output
                scorer:Scorer, # from `load_scorer`
@@ -294,3 +304,27 @@ def score_file(src:str|Path, # CSV or Parquet input, or `-` for CSV on standard 
         writer.close()
     summary.seconds = clock() - start
     return summary
+
+# %% ../nbs/16_batch.ipynb #09ea9666
+def rejects_path(output:str, # the output path, `-`, or a URL
+                 rejects:str|None, # what `--rejects` said
+                 on_bad_rows:str, # the policy
+                )->str|None: # where the rejects go, or None under `fail`
+    "Where `skip` writes the bad rows: `--rejects`, else `<output stem>.rejects.csv` beside the output"
+    if on_bad_rows != "skip": return None
+    if rejects: return str(rejects)
+    if str(output) == "-": raise ParameterError("--on-bad-rows skip with output on standard output needs --rejects FILE.", "Name a file for the bad rows.")
+    base, _, name = str(output).rstrip("/").rpartition("/")
+    return (f"{base}/" if base else "") + f"{name.split('.')[0]}.rejects.csv"
+
+# %% ../nbs/16_batch.ipynb #2d545a56
+def predict_batch(args, # parsed `predict` arguments
+                 )->int: # exit code
+    "`iris-classifier predict` on this machine: score the input into the output a chunk at a time, then log a summary"
+    if args.chunk_rows < 1: raise ParameterError(f"--chunk-rows must be at least 1, not {args.chunk_rows}.")
+    scorer, rejects = load_scorer(args.model_dir), rejects_path(args.output, args.rejects, args.on_bad_rows)
+    summary = score_file(args.input, args.output, scorer, args.on_bad_rows, rejects and Path(rejects), args.chunk_rows, args.quiet)
+    log = setup_logging()
+    log.info("%s; model %s", summary, scorer.version)
+    if summary.rejected: log.warning("%d bad row(s), with their line and reason, are in %s", summary.rejected, rejects)
+    return 0
