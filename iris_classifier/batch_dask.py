@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['dask_client', 'score_piece', 'score_csv_piece', 'score_frame_piece', 'pieces', 'score_dask', 'predict_dask']
 
-# %% ../nbs/18_batch_dask.ipynb #2f2d5fa8
+# %% ../nbs/18_batch_dask.ipynb #52ecd4f2
 import io, os, uuid
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import pyarrow as pa
 from .core import *
 from .batch import Chunk, Scorer, Summary, _columns, _csv_chunks, open_writer, out_format, progress_bar, rejects_path, score_chunk, load_scorer
 
-# %% ../nbs/18_batch_dask.ipynb #26b8a242
+# %% ../nbs/18_batch_dask.ipynb #2a4fb15a
 def _need_dask():
     "Import Dask's distributed client, or say how to install it"
     try: import distributed, dask.bytes, dask.dataframe
@@ -31,11 +31,15 @@ def dask_client(scheduler:str|None=None, # `tcp://HOST:8786`; default `DASK_SCHE
     cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
     return distributed.Client(cluster)
 
-# %% ../nbs/18_batch_dask.ipynb #fba6e318
+# %% ../nbs/18_batch_dask.ipynb #ee7fee08
 def _fs(url:str):
     "The fsspec file system and path of `url`, local or remote (`gs://` with gcsfs)"
     from fsspec.core import url_to_fs
     return url_to_fs(url)
+
+def _absolute(url:str)->str:
+    "A local path made absolute, since the workers' working directory is not the client's; URLs as they are"
+    return url if "://" in url else str(Path(url).resolve())
 
 def score_piece(chunks, # the piece's `Chunk`s, lines counted from the piece's start
                 lines:int, # lines or rows the piece covers
@@ -59,7 +63,7 @@ def score_piece(chunks, # the piece's `Chunk`s, lines counted from the piece's s
     else: fs.mv(tmp, path)
     return dict(rows=summary.rows, species=summary.species, rejects=rejects, lines=lines)
 
-# %% ../nbs/18_batch_dask.ipynb #b28e46d1
+# %% ../nbs/18_batch_dask.ipynb #0265179d
 def score_csv_piece(block:bytes, # the piece's bytes, whole lines
                     header:bytes, # the file's header line
                     first:bool, # the file's first piece, which holds the header already
@@ -77,7 +81,7 @@ def score_frame_piece(df, # a partition of a Parquet dataset
     t = pa.Table.from_pandas(df, preserve_index=False)
     return score_piece([Chunk(t.rename_columns(_columns(t.column_names)), np.arange(1, t.num_rows + 1))], t.num_rows, *args)
 
-# %% ../nbs/18_batch_dask.ipynb #a8be6e7b
+# %% ../nbs/18_batch_dask.ipynb #6ce16605
 def pieces(src:str, # a CSV file, or a Parquet file, directory or glob; local, or a URL such as gs://
            dest:str, # the output directory; its extension names the parts' format
            scorer:Scorer, # from `load_scorer`
@@ -91,14 +95,14 @@ def pieces(src:str, # a CSV file, or a Parquet file, directory or glob; local, o
     part = lambda i: f"{str(dest).rstrip('/')}/part-{i:05d}.{fmt}"
     if str(src).rstrip("/").endswith((".parquet", ".pq")):
         import dask.dataframe as dd
-        return [dask.delayed(score_frame_piece)(df, scorer, part(i), on_bad_rows) for i, df in enumerate(dd.read_parquet(src).to_delayed())]
+        return [dask.delayed(score_frame_piece)(df, scorer, part(i), on_bad_rows) for i, df in enumerate(dd.read_parquet(src, split_row_groups=True).to_delayed())]
     from dask.bytes import read_bytes
     sample, files = read_bytes(src, delimiter=b"\n", blocksize=blocksize, sample=1 << 16)
     if len(files) != 1: raise DataValidationError(f"'{src}' names {len(files)} CSV files; the Dask engine scores one CSV file at a time.", "Give one file, or a Parquet dataset.")
     header = sample.split(b"\n", 1)[0] + b"\n"
     return [dask.delayed(score_csv_piece)(b, header, i == 0, rows, scorer, part(i), on_bad_rows) for i, b in enumerate(files[0])]
 
-# %% ../nbs/18_batch_dask.ipynb #d6214460
+# %% ../nbs/18_batch_dask.ipynb #ff95509f
 def _numbered(results:list[dict])->tuple[Summary, list]:
     "The job's summary, and its rejects with the file's line numbers, from the pieces' results in input order"
     summary, rejects, before = Summary(), [], 0
@@ -117,7 +121,7 @@ def _write_rejects(url:str, rejects:list):
         w.writerow(["line", "reason", "row"])
         w.writerows(rejects)
 
-# %% ../nbs/18_batch_dask.ipynb #e7fd948a
+# %% ../nbs/18_batch_dask.ipynb #8268dbc8
 def score_dask(client, # a `distributed.Client`
                src:str, # input, as `pieces` takes it
                dest:str, # output directory, local or a URL; must not exist or be empty
@@ -130,7 +134,8 @@ def score_dask(client, # a `distributed.Client`
               )->Summary:
     "Score `src` on the cluster of `client` into part files in `dest`, with the local engine's policy and line numbers"
     import time, distributed
-    fs, root = _fs(str(dest))
+    src, dest = _absolute(str(src)), _absolute(str(dest))
+    fs, root = _fs(dest)
     if fs.exists(root) and fs.ls(root): raise DataValidationError(f"The output directory '{dest}' is not empty.", "Name a new directory, or remove the old output.")
     start = time.monotonic()
     futures = client.compute(pieces(src, dest, scorer, on_bad_rows, rows, blocksize))
@@ -150,11 +155,12 @@ def score_dask(client, # a `distributed.Client`
         fs.rm(root, recursive=True)
         raise
     if rejects: _write_rejects(rejects, bad)
+    for tmp in fs.glob(f"{root}/*.tmp"): fs.rm(tmp)  # left by attempts whose worker died; their piece was scored again
     fs.touch(f"{root}/_SUCCESS")
     summary.seconds = time.monotonic() - start
     return summary
 
-# %% ../nbs/18_batch_dask.ipynb #44ef8f0a
+# %% ../nbs/18_batch_dask.ipynb #8ca061e3
 def predict_dask(args, # parsed `predict` arguments
                 )->int: # exit code
     "`iris-classifier predict --engine dask`: score the input on a Dask cluster, then log a summary"
