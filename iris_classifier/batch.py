@@ -7,7 +7,7 @@ __all__ = ['POLICIES', 'FORMATS', 'tree_arrays', 'walk_proba', 'Scorer', 'load_s
            'score_table', 'score_chunk', 'out_format', 'open_writer', 'Summary', 'progress_bar', 'score_file',
            'rejects_path', 'predict_batch']
 
-# %% ../nbs/16_batch.ipynb #3dc7c94d
+# %% ../nbs/16_batch.ipynb #764cf912
 import csv, io, json, os, re, sys, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from .core import *
 from .prediction import fast_proba, load_predictor, measurement_problem, plausible, verified_file
 
-# %% ../nbs/16_batch.ipynb #0d22f147
+# %% ../nbs/16_batch.ipynb #a81d596d
 def tree_arrays(table:dict, # from `tree_table`
                )->dict: # the same fields as numpy arrays
     "The tree table as numpy arrays, for scoring whole chunks at once"
@@ -42,7 +42,7 @@ def walk_proba(t:dict, # from `tree_arrays`
         node = np.where(inner, np.where(left, t["left"][node], t["right"][node]), node)
     return t["fractions"][node]
 
-# %% ../nbs/16_batch.ipynb #19d10ac7
+# %% ../nbs/16_batch.ipynb #6dd8d2d8
 @dataclass
 class Scorer:
     "A verified published model, scoring whole chunks"
@@ -60,7 +60,7 @@ def load_scorer(dest:Path|None=None, # model directory; default `model_dir()`
     table = json.loads(verified_file(dest, entry["file"], entry["sha256"]).read_text())
     return Scorer(p.version, p.classes, partial(walk_proba, tree_arrays(table)))
 
-# %% ../nbs/16_batch.ipynb #ebf8bd26
+# %% ../nbs/16_batch.ipynb #1e7a56cb
 _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
 def _as_floats(col:pa.ChunkedArray)->np.ndarray:
@@ -77,7 +77,7 @@ def _reason(name:str, text, x:float)->str:
     if isinstance(text, str) and not _NUMBER.fullmatch(text): return f"{name} is not a number (got {text!r})"
     return f"{name} {measurement_problem(x)} (got {text})"
 
-# %% ../nbs/16_batch.ipynb #3d59bbb2
+# %% ../nbs/16_batch.ipynb #9d333cb4
 def check_chunk(batch:pa.Table, # a chunk with the `FEATURES` columns, as text or numbers
                )->tuple[np.ndarray, dict[int, str]]: # the measurements as floats, and why each bad row is bad, by row index
     "A chunk's four measurements as a float array, and the reason for every row that cannot be scored"
@@ -89,7 +89,7 @@ def check_chunk(batch:pa.Table, # a chunk with the `FEATURES` columns, as text o
         for i, text in zip(bad.tolist(), col.take(pa.array(bad)).to_pylist()): reasons.setdefault(i, _reason(name, text, X[i, j]))
     return X, dict(sorted(reasons.items()))
 
-# %% ../nbs/16_batch.ipynb #f05ce826
+# %% ../nbs/16_batch.ipynb #84ca3ab0
 @dataclass
 class Chunk:
     "Rows of the input, read together"
@@ -106,7 +106,7 @@ def _columns(header:list[str])->list[str]:
         raise DataValidationError(f"Missing column(s): {', '.join(missing)}.", f"The file needs the columns {', '.join(FEATURES)} (found: {', '.join(header)}).")
     return names
 
-# %% ../nbs/16_batch.ipynb #6428c540
+# %% ../nbs/16_batch.ipynb #afbaa45e
 def _parquet_chunks(src:Path, rows:int)->Iterator[Chunk]:
     "A Parquet file's rows, `rows` at a time, numbered from 1"
     f, done = pq.ParquetFile(src), 0
@@ -126,7 +126,7 @@ def _csv_lines(start:int, n:int, broken:set[int])->np.ndarray:
     cand = np.arange(start, start + n + len(broken))
     return cand[~np.isin(cand, list(broken))][:n]
 
-# %% ../nbs/16_batch.ipynb #aa13ceca
+# %% ../nbs/16_batch.ipynb #3af943db
 def _csv_chunks(f, rows:int, block:int=1 << 20)->Iterator[Chunk]:
     "The rows of the open binary CSV stream `f`, `rows` at a time, all read as text"
     try: header = next(csv.reader([f.readline().decode("utf-8-sig")]))
@@ -149,7 +149,7 @@ def _csv_chunks(f, rows:int, block:int=1 << 20)->Iterator[Chunk]:
             line = int(lines[-1]) + 1 if len(lines) else line
     if broken: yield Chunk(t.slice(0, 0), np.empty(0, int), broken)
 
-# %% ../nbs/16_batch.ipynb #3280e068
+# %% ../nbs/16_batch.ipynb #a21c2622
 def read_chunks(src:str|Path, # a CSV or Parquet file (by extension), or `-` for CSV on standard input
                 rows:int=65_536, # most rows per chunk
                 stdin=None, # the binary stream `-` reads; default `sys.stdin.buffer`
@@ -161,7 +161,7 @@ def read_chunks(src:str|Path, # a CSV or Parquet file (by extension), or `-` for
     if src.suffix in (".parquet", ".pq"): yield from _parquet_chunks(src, rows); return
     with open(src, "rb") as f: yield from _csv_chunks(f, rows)
 
-# %% ../nbs/16_batch.ipynb #7f8ea2c1
+# %% ../nbs/16_batch.ipynb #f740990f
 def score_table(t:pa.Table, # good rows of a chunk
                 X:np.ndarray, # their measurements, from `check_chunk`
                 scorer:Scorer, # from `load_scorer`
@@ -176,7 +176,7 @@ def _text(t:pa.Table, i:int)->str:
     "Row `i` of `t` as comma-separated text, for the rejects file"
     return ",".join("" if v is None else str(v) for v in t.slice(i, 1).to_pylist()[0].values())
 
-# %% ../nbs/16_batch.ipynb #b875b0c2
+# %% ../nbs/16_batch.ipynb #6dd030de
 POLICIES = ("fail", "skip")
 
 def score_chunk(chunk:Chunk, # from `read_chunks`
@@ -192,7 +192,7 @@ def score_chunk(chunk:Chunk, # from `read_chunks`
     keep = np.setdiff1d(np.arange(len(X)), list(reasons))
     return score_table(chunk.table.take(keep), X[keep], scorer), rejects
 
-# %% ../nbs/16_batch.ipynb #e0b4a29e
+# %% ../nbs/16_batch.ipynb #05f1983d
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 def out_format(dest:str|Path, # the output path, or `-`
@@ -220,7 +220,7 @@ def open_writer(sink, # a binary stream
     sink.write(header.getvalue().encode())
     return pacsv.CSVWriter(sink, schema, write_options=pacsv.WriteOptions(include_header=False, quoting_style="needed"))
 
-# %% ../nbs/16_batch.ipynb #a0ace0ea
+# %% ../nbs/16_batch.ipynb #94c05b41
 class _TextSink(io.RawIOBase):
     "A binary stream into a text stream without a binary buffer, such as a notebook's `sys.stdout`"
     def __init__(self, out): self.out = out
@@ -247,7 +247,7 @@ def _rejects(path:Path|None):
         w.writerow(["line", "reason", "row"])
         yield w.writerows
 
-# %% ../nbs/16_batch.ipynb #84b6aec2
+# %% ../nbs/16_batch.ipynb #2f3baea0
 @dataclass
 class Summary:
     "What a batch run did"
@@ -265,7 +265,7 @@ class Summary:
         shares = ", ".join(f"{s} {n / max(self.rows, 1):.1%}" for s, n in sorted(self.species.items()))
         return f"Scored {self.rows:,} row(s) and rejected {self.rejected:,} in {self.seconds:.1f} s ({self.rows / max(self.seconds, 1e-9):,.0f} rows/s); species: {shares or 'none'}"
 
-# %% ../nbs/16_batch.ipynb #6c35001c
+# %% ../nbs/16_batch.ipynb #59f2d561
 def progress_bar(quiet:bool=False, # never draw
                  file=None, # where to draw; default standard error
                 ):
@@ -278,7 +278,7 @@ def _advance(bar, chunk:Chunk, n:int):
     if chunk.read: bar.total = max(round((bar.n + n) / chunk.read), bar.n + n)
     bar.update(n)
 
-# %% ../nbs/16_batch.ipynb #97109448
+# %% ../nbs/16_batch.ipynb #5881f801
 def score_file(src:str|Path, # CSV or Parquet input, or `-` for CSV on standard input
                dest:str|Path, # output: `.csv`, `.parquet`, `.jsonl`, or `-` for CSV on standard output
                scorer:Scorer, # from `load_scorer`
@@ -286,7 +286,8 @@ def score_file(src:str|Path, # CSV or Parquet input, or `-` for CSV on standard 
                rejects:Path|None=None, # where `skip` writes the bad rows; None to only count them
                rows:int=65_536, # most rows per chunk
                quiet:bool=False, # no progress bar
-               stdin=None, stdout=None, # binary streams for `-`; default the process's own
+               stdin=None, # the binary stream `-` reads; default the process's own
+               stdout=None, # the binary stream `-` writes; default the process's own
                clock:Callable[[], float]=time.monotonic, # reads the wall time
               )->Summary:
     "Score `src` into `dest` a chunk at a time, in memory that does not grow with the input"
@@ -305,7 +306,7 @@ def score_file(src:str|Path, # CSV or Parquet input, or `-` for CSV on standard 
     summary.seconds = clock() - start
     return summary
 
-# %% ../nbs/16_batch.ipynb #7fa2e553
+# %% ../nbs/16_batch.ipynb #9a4993e3
 def rejects_path(output:str, # the output path, `-`, or a URL
                  rejects:str|None, # what `--rejects` said
                  on_bad_rows:str, # the policy
@@ -317,7 +318,7 @@ def rejects_path(output:str, # the output path, `-`, or a URL
     base, _, name = str(output).rstrip("/").rpartition("/")
     return (f"{base}/" if base else "") + f"{name.split('.')[0]}.rejects.csv"
 
-# %% ../nbs/16_batch.ipynb #5059d28f
+# %% ../nbs/16_batch.ipynb #0ff31fa2
 def predict_batch(args, # parsed `predict` arguments
                  )->int: # exit code
     "`iris-classifier predict` on this machine: score the input into the output a chunk at a time, then log a summary"
