@@ -147,8 +147,10 @@ def test_the_cluster_scores_like_the_local_engine(cluster, published, tmp_path):
     pd.testing.assert_frame_equal(dask, local)
 
 def test_a_worker_killed_mid_job_still_scores_every_row_exactly_once(cluster, published, tmp_path):
-    """Dask recomputes the lost worker's tasks on the other one; each part is written under a temporary name
-    and renamed, so a task that runs twice leaves one part. The job completes, every row once."""
+    """The job completes, every row once: the scheduler recomputes the lost worker's tasks on the other one,
+    and each part is written under a temporary name and renamed, so a task that runs twice leaves one part.
+    (Were every worker lost, or one task's workers killed three times, Dask's `KilledWorker` would fail the
+    job and the output directory would be removed.)"""
     from distributed import Client
     from iris_classifier.batch_dask import score_dask
     address, workers = cluster
@@ -162,6 +164,7 @@ def test_a_worker_killed_mid_job_still_scores_every_row_exactly_once(cluster, pu
         for _ in range(1200):  # kill once a few parts are written, while most are still to come
             if out.exists() and len(list(out.glob("part-*.csv"))) >= 3: break
             time.sleep(0.05)
+        assert job.is_alive(), "the job ended before a worker could be killed"
         workers[1].send_signal(signal.SIGKILL)
         job.join(timeout=240)
     assert not job.is_alive() and done["s"].rows == n
