@@ -149,8 +149,8 @@ def test_the_cluster_scores_like_the_local_engine(cluster, published, tmp_path):
 def test_a_worker_killed_mid_job_still_scores_every_row_exactly_once(cluster, published, tmp_path):
     """The job completes, every row once: the scheduler recomputes the lost worker's tasks on the other one,
     and each part is written under a temporary name and renamed, so a task that runs twice leaves one part.
-    (Were every worker lost, or one task's workers killed three times, Dask's `KilledWorker` would fail the
-    job and the output directory would be removed.)"""
+    (Were one task's workers killed three times, Dask's `KilledWorker` would fail the job and the output
+    directory would be removed; were every worker lost, the job would wait for a worker to join.)"""
     from distributed import Client
     from iris_classifier.batch_dask import score_dask
     address, workers = cluster
