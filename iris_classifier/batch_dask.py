@@ -6,7 +6,7 @@
 __all__ = ['dask_client', 'score_piece', 'score_csv_piece', 'score_parquet_piece', 'row_groups', 'pieces', 'score_dask',
            'predict_dask']
 
-# %% ../nbs/18_batch_dask.ipynb #ddc6a37d
+# %% ../nbs/18_batch_dask.ipynb #8d02d104
 import io, os, uuid
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import pyarrow as pa
 from .core import *
 from .batch import Chunk, Scorer, Summary, _columns, _csv_chunks, open_writer, out_format, progress_bar, rejects_path, score_chunk, load_scorer
 
-# %% ../nbs/18_batch_dask.ipynb #fcbd33ac
+# %% ../nbs/18_batch_dask.ipynb #806e6443
 def _need_dask():
     "Import Dask's distributed client, or say how to install it"
     try: import distributed, dask.bytes
@@ -32,7 +32,7 @@ def dask_client(scheduler:str|None=None, # `tcp://HOST:8786`; default `DASK_SCHE
     cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
     return distributed.Client(cluster)
 
-# %% ../nbs/18_batch_dask.ipynb #95c996bf
+# %% ../nbs/18_batch_dask.ipynb #93cffcb7
 def _fs(url:str):
     "The fsspec file system and path of `url`, local or remote (`gs://` with gcsfs)"
     from fsspec.core import url_to_fs
@@ -64,7 +64,7 @@ def score_piece(chunks, # the piece's `Chunk`s, lines counted from the piece's s
     else: fs.mv(tmp, path)
     return dict(rows=summary.rows, species=summary.species, rejects=rejects, lines=lines)
 
-# %% ../nbs/18_batch_dask.ipynb #3a0c6931
+# %% ../nbs/18_batch_dask.ipynb #df1277dd
 def score_csv_piece(block:bytes, # the piece's bytes, whole lines
                     header:bytes, # the file's header line
                     first:bool, # the file's first piece, which holds the header already
@@ -98,7 +98,7 @@ def row_groups(src:str, # a Parquet file or a directory of them, local or a URL
         with fs.open(f, "rb") as fh: out += [(fs.unstrip_protocol(f), g) for g in range(pq.ParquetFile(fh).num_row_groups)]
     return out
 
-# %% ../nbs/18_batch_dask.ipynb #2c80d608
+# %% ../nbs/18_batch_dask.ipynb #bb1b18e2
 def pieces(src:str, # a CSV file, or a Parquet file, directory or glob; local, or a URL such as gs://
            dest:str, # the output directory; its extension names the parts' format
            scorer:Scorer, # from `load_scorer`
@@ -118,7 +118,7 @@ def pieces(src:str, # a CSV file, or a Parquet file, directory or glob; local, o
     header = sample.split(b"\n", 1)[0] + b"\n"
     return [dask.delayed(score_csv_piece)(b, header, i == 0, rows, scorer, part(i), on_bad_rows) for i, b in enumerate(files[0])]
 
-# %% ../nbs/18_batch_dask.ipynb #efb351c5
+# %% ../nbs/18_batch_dask.ipynb #251da070
 def _numbered(results:list[dict])->tuple[Summary, list]:
     "The job's summary, and its rejects with the file's line numbers, from the pieces' results in input order"
     summary, rejects, before = Summary(), [], 0
@@ -137,7 +137,7 @@ def _write_rejects(url:str, rejects:list):
         w.writerow(["line", "reason", "row"])
         w.writerows(rejects)
 
-# %% ../nbs/18_batch_dask.ipynb #e016e266
+# %% ../nbs/18_batch_dask.ipynb #75fd236b
 def score_dask(client, # a `distributed.Client`
                src:str, # input, as `pieces` takes it
                dest:str, # output directory, local or a URL; must not exist or be empty
@@ -176,10 +176,11 @@ def score_dask(client, # a `distributed.Client`
     summary.seconds = time.monotonic() - start
     return summary
 
-# %% ../nbs/18_batch_dask.ipynb #a81a5863
+# %% ../nbs/18_batch_dask.ipynb #61790e7c
 def predict_dask(args, # parsed `predict` arguments
                 )->int: # exit code
     "`iris-classifier predict --engine dask`: score the input on a Dask cluster, then log a summary"
+    if "-" in (str(args.input), str(args.output)): raise ParameterError("--engine dask reads files and writes a directory of parts, not standard input or output.", "Name an input file and an output directory.")
     scorer, rejects = load_scorer(args.model_dir), rejects_path(args.output, args.rejects, args.on_bad_rows)
     with dask_client(args.scheduler, args.workers) as client:
         summary = score_dask(client, args.input, args.output, scorer, args.on_bad_rows, rejects, args.chunk_rows, args.quiet)
