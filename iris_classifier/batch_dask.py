@@ -6,7 +6,7 @@
 __all__ = ['dask_client', 'score_piece', 'score_csv_piece', 'score_parquet_piece', 'row_groups', 'pieces', 'score_dask',
            'predict_dask']
 
-# %% ../nbs/18_batch_dask.ipynb #8d02d104
+# %% ../nbs/18_batch_dask.ipynb #ff7de19e
 import io, os, uuid
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import pyarrow as pa
 from .core import *
 from .batch import Chunk, Scorer, Summary, _columns, _csv_chunks, open_writer, out_format, progress_bar, rejects_path, score_chunk, load_scorer
 
-# %% ../nbs/18_batch_dask.ipynb #806e6443
+# %% ../nbs/18_batch_dask.ipynb #36af7ea8
 def _need_dask():
     "Import Dask's distributed client, or say how to install it"
     try: import distributed, dask.bytes
@@ -32,7 +32,7 @@ def dask_client(scheduler:str|None=None, # `tcp://HOST:8786`; default `DASK_SCHE
     cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
     return distributed.Client(cluster)
 
-# %% ../nbs/18_batch_dask.ipynb #93cffcb7
+# %% ../nbs/18_batch_dask.ipynb #bf5e515c
 def _fs(url:str):
     "The fsspec file system and path of `url`, local or remote (`gs://` with gcsfs)"
     from fsspec.core import url_to_fs
@@ -64,7 +64,7 @@ def score_piece(chunks, # the piece's `Chunk`s, lines counted from the piece's s
     else: fs.mv(tmp, path)
     return dict(rows=summary.rows, species=summary.species, rejects=rejects, lines=lines)
 
-# %% ../nbs/18_batch_dask.ipynb #df1277dd
+# %% ../nbs/18_batch_dask.ipynb #1a38021b
 def score_csv_piece(block:bytes, # the piece's bytes, whole lines
                     header:bytes, # the file's header line
                     first:bool, # the file's first piece, which holds the header already
@@ -77,13 +77,16 @@ def score_csv_piece(block:bytes, # the piece's bytes, whole lines
 
 def score_parquet_piece(path:str, # a Parquet file, local or a URL
                         group:int, # one of its row groups
+                        rows:int, # most rows per chunk
                         *args, # `scorer, part, on_bad_rows` for `score_piece`
                        )->dict: # `score_piece`'s result
-    "Score one row group of a Parquet file into its part file, rows numbered from 1"
+    "Score one row group of a Parquet file into its part file, `rows` at a time, rows numbered from 1"
     import pyarrow.parquet as pq
     fs, p = _fs(path)
     with fs.open(p, "rb") as f: t = pq.ParquetFile(f).read_row_group(group)
-    return score_piece([Chunk(t.rename_columns(_columns(t.column_names)), np.arange(1, t.num_rows + 1))], t.num_rows, *args)
+    t = t.rename_columns(_columns(t.column_names))
+    chunks = (Chunk(t.slice(s, rows), np.arange(s + 1, min(s + rows, t.num_rows) + 1)) for s in range(0, t.num_rows, rows))
+    return score_piece(chunks, t.num_rows, *args)
 
 def row_groups(src:str, # a Parquet file or a directory of them, local or a URL
               )->list[tuple[str, int]]: # (file, row group) of every row group, in order
@@ -98,7 +101,7 @@ def row_groups(src:str, # a Parquet file or a directory of them, local or a URL
         with fs.open(f, "rb") as fh: out += [(fs.unstrip_protocol(f), g) for g in range(pq.ParquetFile(fh).num_row_groups)]
     return out
 
-# %% ../nbs/18_batch_dask.ipynb #bb1b18e2
+# %% ../nbs/18_batch_dask.ipynb #c057b1fa
 def pieces(src:str, # a CSV file, or a Parquet file, directory or glob; local, or a URL such as gs://
            dest:str, # the output directory; its extension names the parts' format
            scorer:Scorer, # from `load_scorer`
@@ -111,14 +114,14 @@ def pieces(src:str, # a CSV file, or a Parquet file, directory or glob; local, o
     fmt = out_format(dest)
     part = lambda i: f"{str(dest).rstrip('/')}/part-{i:05d}.{fmt}"
     if str(src).rstrip("/").endswith((".parquet", ".pq")):
-        return [dask.delayed(score_parquet_piece)(f, g, scorer, part(i), on_bad_rows) for i, (f, g) in enumerate(row_groups(src))]
+        return [dask.delayed(score_parquet_piece)(f, g, rows, scorer, part(i), on_bad_rows) for i, (f, g) in enumerate(row_groups(src))]
     from dask.bytes import read_bytes
     sample, files = read_bytes(src, delimiter=b"\n", blocksize=blocksize, sample=1 << 16)
     if len(files) != 1: raise DataValidationError(f"'{src}' names {len(files)} CSV files; the Dask engine scores one CSV file at a time.", "Give one file, or a Parquet dataset.")
     header = sample.split(b"\n", 1)[0] + b"\n"
     return [dask.delayed(score_csv_piece)(b, header, i == 0, rows, scorer, part(i), on_bad_rows) for i, b in enumerate(files[0])]
 
-# %% ../nbs/18_batch_dask.ipynb #251da070
+# %% ../nbs/18_batch_dask.ipynb #dd248d07
 def _numbered(results:list[dict])->tuple[Summary, list]:
     "The job's summary, and its rejects with the file's line numbers, from the pieces' results in input order"
     summary, rejects, before = Summary(), [], 0
@@ -137,7 +140,7 @@ def _write_rejects(url:str, rejects:list):
         w.writerow(["line", "reason", "row"])
         w.writerows(rejects)
 
-# %% ../nbs/18_batch_dask.ipynb #75fd236b
+# %% ../nbs/18_batch_dask.ipynb #702a8c39
 def score_dask(client, # a `distributed.Client`
                src:str, # input, as `pieces` takes it
                dest:str, # output directory, local or a URL; must not exist or be empty
@@ -153,6 +156,7 @@ def score_dask(client, # a `distributed.Client`
     src, dest = _absolute(str(src)), _absolute(str(dest))
     fs, root = _fs(dest)
     if fs.exists(root) and fs.ls(root): raise DataValidationError(f"The output directory '{dest}' is not empty.", "Name a new directory, or remove the old output.")
+    client.run(__import__, "iris_classifier.batch")  # each worker's imports (pyarrow, pandas) belong to its start, not to the scoring
     start = time.monotonic()
     futures = client.compute(pieces(src, dest, scorer, on_bad_rows, rows, blocksize))
     order = {f.key: i for i, f in enumerate(futures)}
@@ -176,7 +180,7 @@ def score_dask(client, # a `distributed.Client`
     summary.seconds = time.monotonic() - start
     return summary
 
-# %% ../nbs/18_batch_dask.ipynb #61790e7c
+# %% ../nbs/18_batch_dask.ipynb #3794c066
 def predict_dask(args, # parsed `predict` arguments
                 )->int: # exit code
     "`iris-classifier predict --engine dask`: score the input on a Dask cluster, then log a summary"
