@@ -144,19 +144,12 @@ def rollback_command(args:argparse.Namespace, # parsed `rollback` arguments
 # %% ../nbs/11_cli.ipynb #176aee8b
 def predict_command(args:argparse.Namespace, # parsed `predict` arguments
                    )->int: # exit code
-    "Score a CSV of measurements with the published model, through the server's `predict_rows`"
-    import pandas as pd
-    from iris_classifier.data_processing import check_measurements, read_measurements_csv
-    from iris_classifier.prediction import load_predictor, predict_rows
-    df = read_measurements_csv(args.input)
-    rows = check_measurements(df).to_numpy().tolist()
-    p = load_predictor(args.model_dir)
-    answers = predict_rows(p, rows)
-    scored = df.assign(predicted_species=[a["species"] for a in answers],
-                       **{f"proba_{c}": [a["probabilities"][c] for a in answers] for c in p.classes})
-    scored.to_csv(sys.stdout if args.output == "-" else args.output, index=False)
-    setup_logging().info("Scored %d row(s) with model %s", len(scored), p.version)
-    return 0
+    "Score a file of measurements with the published model: a chunk at a time here (`iris_classifier.batch`), or on Dask"
+    if args.engine == "dask":
+        from iris_classifier.batch_dask import predict_dask
+        return predict_dask(args)
+    from iris_classifier.batch import predict_batch
+    return predict_batch(args)
 
 # %% ../nbs/11_cli.ipynb #34c5245d
 def gunicorn_command(host:str="127.0.0.1", # address to listen on; 0.0.0.0 for every interface
@@ -303,11 +296,18 @@ def _runs_parsers(sub):
     rollback.set_defaults(func=rollback_command)
 
 def _predict_parser(sub):
-    predict = sub.add_parser("predict", help="score a CSV of measurements with the published model",
-                             description="Write the input rows with the predicted species and class probabilities.")
-    predict.add_argument("input", type=Path, metavar="CSV", help="CSV with sepal_length, sepal_width, petal_length, petal_width (cm)")
-    predict.add_argument("-o", "--output", default="-", metavar="CSV", help="where to write the predictions (default: standard output)")
+    predict = sub.add_parser("predict", help="score a CSV or Parquet file of measurements with the published model, in constant memory or on Dask",
+                             description="Write the input rows with the predicted species and class probabilities, reading and writing a chunk at a time (or on a Dask cluster with --engine dask), and log a summary. Exit code 0: scored (with --on-bad-rows skip, bad rows go to the rejects file); 2: bad input, or a bad row under --on-bad-rows fail, named by its line, and no output written.")
+    predict.add_argument("input", metavar="INPUT", help="CSV or Parquet file (by extension) with sepal_length, sepal_width, petal_length, petal_width (cm); other columns pass through; - for CSV on standard input; with --engine dask also a Parquet dataset or a gs:// URL")
+    predict.add_argument("-o", "--output", default="-", metavar="OUTPUT", help="where to write: .csv, .parquet or .jsonl, - for CSV on standard output (default); with --engine dask, a new directory of part files in the format its extension names")
     predict.add_argument("--model-dir", type=Path, metavar="DIR", help="published model directory (default: $IRIS_MODEL_DIR, else model/ in the artifacts directory)")
+    predict.add_argument("--on-bad-rows", choices=["fail", "skip"], default="fail", help="fail: stop at the first bad row (default); skip: score the others and write the bad ones, with line and reason, to the rejects file")
+    predict.add_argument("--rejects", metavar="CSV", help="the rejects file for skip (default: OUTPUT's name with .rejects.csv)")
+    predict.add_argument("--chunk-rows", type=int, default=65_536, metavar="N", help="most rows read, scored and written at a time (default: 65536)")
+    predict.add_argument("-q", "--quiet", action="store_true", help="no progress bar (it is drawn only on a terminal anyway)")
+    predict.add_argument("--engine", choices=["local", "dask"], default="local", help="local: this process, in constant memory (default); dask: a Dask cluster (needs the [dask] extra)")
+    predict.add_argument("--scheduler", metavar="ADDRESS", help="with --engine dask: the scheduler, e.g. tcp://HOST:8786 (default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster here)")
+    predict.add_argument("--workers", type=int, default=2, metavar="N", help="with --engine dask and no scheduler: the LocalCluster's single-threaded worker processes (default: 2)")
     predict.set_defaults(func=predict_command)
 
 def _serve_parser(sub):

@@ -147,7 +147,7 @@ def test_predict_answers_exactly_like_the_server(published, client, tmp_path):
 def test_predict_rejects_bad_rows_and_writes_nothing(published, tmp_path):
     (tmp_path/"flowers.csv").write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.0,,4.5,1.5\n")
     proc = cli("predict", "flowers.csv", "-o", "scored.csv", "--model-dir", published, cwd=tmp_path)
-    assert proc.returncode == 2 and "Empty measurement(s) on line(s) 3" in proc.stderr
+    assert proc.returncode == 2 and "Line 3: sepal_width is missing" in proc.stderr
     assert not (tmp_path/"scored.csv").exists()
 
 def test_predict_without_a_model_says_what_to_run(tmp_path):
