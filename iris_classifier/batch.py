@@ -151,7 +151,7 @@ def _csv_chunks(f, rows:int, block:int=1 << 20)->Iterator[Chunk]:
 
 # %% ../nbs/16_batch.ipynb #a21c2622
 def read_chunks(src:str|Path, # a CSV or Parquet file (by extension), or `-` for CSV on standard input
-                rows:int=65_536, # most rows per chunk
+                rows:int=CHUNK_ROWS, # most rows per chunk
                 stdin=None, # the binary stream `-` reads; default `sys.stdin.buffer`
                )->Iterator[Chunk]:
     "The input's rows a chunk at a time, each row with its line in the file"
@@ -284,7 +284,7 @@ def score_file(src:str|Path, # CSV or Parquet input, or `-` for CSV on standard 
                scorer:Scorer, # from `load_scorer`
                on_bad_rows:str="fail", # `fail` or `skip`
                rejects:Path|None=None, # where `skip` writes the bad rows; None to only count them
-               rows:int=65_536, # most rows per chunk
+               rows:int=CHUNK_ROWS, # most rows per chunk
                quiet:bool=False, # no progress bar
                stdin=None, # the binary stream `-` reads; default the process's own
                stdout=None, # the binary stream `-` writes; default the process's own

@@ -106,7 +106,7 @@ def pieces(src:str, # a CSV file, or a Parquet file, directory or glob; local, o
            dest:str, # the output directory; its extension names the parts' format
            scorer:Scorer, # from `load_scorer`
            on_bad_rows:str="fail", # `fail` or `skip`
-           rows:int=65_536, # most rows per chunk
+           rows:int=CHUNK_ROWS, # most rows per chunk
            blocksize:int=32 << 20, # bytes per CSV piece
           )->list: # one delayed `score_*_piece` per piece
     "The job's tasks: each scores a piece of `src` into a part file of `dest`"
@@ -147,7 +147,7 @@ def score_dask(client, # a `distributed.Client`
                scorer:Scorer, # from `load_scorer`
                on_bad_rows:str="fail", # `fail` or `skip`
                rejects:str|None=None, # where `skip` writes the bad rows
-               rows:int=65_536, # most rows per chunk
+               rows:int=CHUNK_ROWS, # most rows per chunk
                quiet:bool=False, # no progress bar
                blocksize:int=32 << 20, # bytes per CSV piece
               )->Summary:

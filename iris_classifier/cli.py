@@ -303,7 +303,7 @@ def _predict_parser(sub):
     predict.add_argument("--model-dir", type=Path, metavar="DIR", help="published model directory (default: $IRIS_MODEL_DIR, else model/ in the artifacts directory)")
     predict.add_argument("--on-bad-rows", choices=["fail", "skip"], default="fail", help="fail: stop at the first bad row (default); skip: score the others and write the bad ones, with line and reason, to the rejects file")
     predict.add_argument("--rejects", metavar="CSV", help="the rejects file for skip (default: OUTPUT's name with .rejects.csv)")
-    predict.add_argument("--chunk-rows", type=int, default=65_536, metavar="N", help="most rows read, scored and written at a time (default: 65536)")
+    predict.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS, metavar="N", help=f"most rows read, scored and written at a time (default: {CHUNK_ROWS})")
     predict.add_argument("-q", "--quiet", action="store_true", help="no progress bar (it is drawn only on a terminal anyway)")
     predict.add_argument("--engine", choices=["local", "dask"], default="local", help="local: this process, in constant memory (default); dask: a Dask cluster (needs the [dask] extra)")
     predict.add_argument("--scheduler", metavar="ADDRESS", help="with --engine dask: the scheduler, e.g. tcp://HOST:8786 (default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster here)")
@@ -325,7 +325,7 @@ def main(argv:list[str]|None=None, # arguments; default `sys.argv[1:]`
         )->int: # the exit code
     "Entry point of the `iris-classifier` console script"
     args = build_parser().parse_args(argv)
-    args.now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    args.now = utc_now(now)
     try: return args.func(args)
     except IrisError as e:
         print(f"error: {e}", file=sys.stderr)

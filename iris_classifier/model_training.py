@@ -111,7 +111,7 @@ def train_model(params:TrainParams|None=None, # run parameters; the defaults tra
     cv = cross_validate_pipeline(build_pipeline(p), train, p)
     pipe = build_pipeline(p).fit(train[FEATURES], train[TARGET])
     quality = quality_report(cleaning, pipe.named_steps["clip"], train, test)
-    trained_at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="seconds")
+    trained_at = utc_now(now).isoformat(timespec="seconds")
     return TrainResult(p, pipe, {**evaluate(pipe, test), **cv}, quality, train, test, trained_at)
 
 def _add_feedback(path, df, train, test, cleaning, p):

@@ -228,7 +228,7 @@ def _promote(src:Path, dest:Path, why:str, run_id:str|None, uncompared:str|None,
     names, present = [n for n, _ in model_files(meta)], {p.name for p in dest.iterdir()}
     try:
         for name in names: _copy_atomic(src/name, dest/name)
-        when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="seconds")
+        when = utc_now(now).isoformat(timespec="seconds")
         entry = dict(entry=len(history) + 1, time=when, model_version=meta["model_version"], model_sha256=meta["model_sha256"],
                      run_id=run_id or meta.get("run_id"), metrics=meta.get("metrics"), why=why, by=actor(),
                      previous=before["model_version"] if before else None, **({"uncompared": uncompared} if uncompared else {}))

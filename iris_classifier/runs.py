@@ -97,7 +97,7 @@ def runs_to_prune(runs:list[dict], # from `read_runs`, oldest first
     "Which runs a prune by count or age removes"
     if (keep is None) == (older_than is None): raise ParameterError("Prune by count or by age.", "Give exactly one of --keep N and --older-than AGE.")
     if keep is not None and keep < 1: raise ParameterError("--keep must be at least 1.", "Keep at least the newest run.")
-    now = now or datetime.now(timezone.utc)
+    now = utc_now(now)
     old = runs[:-keep] if keep else [r for r in runs if (_run_time(r["run_id"]) or now) < now - older_than]
     going = lambda r: r.get("problem", "").startswith("incomplete") and (_run_time(r["run_id"]) or now) > now - timedelta(days=1)
     return [r["run_id"] for r in old if r.get("model_version") != in_force and not going(r)]

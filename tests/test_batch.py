@@ -9,7 +9,7 @@ import yaml
 
 from conftest import ROOT, skip_or_fail
 from iris_classifier.batch import load_scorer, score_file
-from iris_classifier.core import FEATURES, MAX_CM, SPECIES
+from iris_classifier.core import CHUNK_ROWS, FEATURES, MAX_CM, SPECIES
 from iris_classifier.persistence import probe_rows, split_rows
 from iris_classifier.prediction import load_predictor, predict_rows
 
@@ -47,7 +47,7 @@ def test_scored_file_equals_the_served_answers_for_any_chunk_size(published, tmp
     df.to_parquet(tmp_path/"in.parquet", row_group_size=64)
     scorer = load_scorer(published)
     outputs = []
-    for rows in (1, 7, 65_536):
+    for rows in (1, 7, CHUNK_ROWS):
         score_file(tmp_path/"in.csv", tmp_path/f"out{rows}.csv", scorer, rows=rows, quiet=True)
         outputs.append((tmp_path/f"out{rows}.csv").read_bytes())
     assert outputs[0] == outputs[1] == outputs[2]
