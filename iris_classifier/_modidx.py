@@ -146,6 +146,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'iris_classifier.cli.rollback_command': ('cli.html#rollback_command', 'iris_classifier/cli.py'),
                                      'iris_classifier.cli.run_monitoring_notebook': ( 'cli.html#run_monitoring_notebook',
                                                                                       'iris_classifier/cli.py'),
+                                     'iris_classifier.cli.run_notebook': ('cli.html#run_notebook', 'iris_classifier/cli.py'),
                                      'iris_classifier.cli.run_training_notebook': ( 'cli.html#run_training_notebook',
                                                                                     'iris_classifier/cli.py'),
                                      'iris_classifier.cli.runs_command': ('cli.html#runs_command', 'iris_classifier/cli.py'),
