@@ -231,12 +231,7 @@ class _TextSink(io.RawIOBase):
 def _sink(dest:str|Path, stdout=None):
     "A binary stream to `dest` that appears under its name only if the block succeeds; `-` is standard output"
     if str(dest) == "-": yield stdout or getattr(sys.stdout, "buffer", None) or _TextSink(sys.stdout); return
-    dest = Path(dest)
-    tmp = dest.with_name(f".{dest.name}.partial")
-    try:
-        with open(tmp, "wb") as f: yield f
-        os.replace(tmp, dest)
-    finally: tmp.unlink(missing_ok=True)
+    with atomic_path(Path(dest)) as tmp, open(tmp, "wb") as f: yield f
 
 @contextmanager
 def _rejects(path:Path|None):

@@ -8,10 +8,11 @@ __all__ = ['FEATURES', 'TARGET', 'SPECIES', 'MAX_CM', 'CHUNK_ROWS', 'PROJECT', '
            'ChallengerRefusedError', 'ChampionUndecidedError', 'ModelNotFoundError', 'ModelIntegrityError',
            'TrainParams', 'project_root', 'artifacts_dir', 'model_dir', 'runs_dir', 'reports_dir', 'utc_now',
            'new_run_id', 'read_metadata', 'metadata_in_force', 'read_history', 'setup_logging', 'sha256_bytes',
-           'sha256_file']
+           'sha256_file', 'verified_file', 'atomic_path', 'write_atomic']
 
 # %% ../nbs/00_core.ipynb #3a139e73
-import hashlib, json, logging, os, re, secrets, sys, tomllib
+import hashlib, json, logging, os, re, secrets, shutil, sys, tomllib, uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -195,3 +196,41 @@ def sha256_file(path:str|Path, # file to hash, read in chunks
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""): digest.update(chunk)
     return digest.hexdigest()
+
+# %% ../nbs/00_core.ipynb #448abe64
+def verified_file(dest:Path, # model directory
+                  name:str, # a file it holds, as named in the metadata
+                  sha256:str, # its SHA-256 as recorded in the metadata
+                 )->Path: # the file's path
+    "The file `name` in `dest`, after checking it against the SHA-256 recorded in the metadata"
+    path = Path(dest)/name
+    if not path.is_file():
+        raise ModelNotFoundError(f"'{name}' named by {METADATA_FILE} is missing from '{dest}'.",
+                                 "Run `iris-classifier train` to publish a fresh model.")
+    if sha256_file(path) != sha256:
+        raise ModelIntegrityError(f"'{name}' does not match the SHA-256 recorded in {METADATA_FILE}: "
+                                  "the file was modified or damaged.",
+                                  "Do not use it; run `iris-classifier train` to publish a fresh model.")
+    return path
+
+# %% ../nbs/00_core.ipynb #36b2da81
+@contextmanager
+def atomic_path(path:Path, # the file or directory to create or replace
+               ): # yields a temporary path beside `path` to write
+    "A temporary path that replaces `path` by a rename when the block succeeds, and is removed when it fails"
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir(): shutil.rmtree(tmp)
+        else: tmp.unlink(missing_ok=True)
+
+# %% ../nbs/00_core.ipynb #bee3ef70
+def write_atomic(path:Path, # the file to create or replace
+                 text:str, # its new content
+                )->Path: # `path`
+    "Write `text` to `path` through `atomic_path`, flushed to disk before the rename"
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(text); f.flush(); os.fsync(f.fileno())
+    return path
