@@ -1,8 +1,9 @@
 "Shared pytest fixtures: the project root, strict skips, a trained model published in a temporary directory, and gunicorn on loopback."
-import json, os, signal, socket, subprocess, sys, time, urllib.error, urllib.request
+import json, os, signal, socket, subprocess, sys, time
 from pathlib import Path
 
 import pytest
+import requests
 
 from iris_classifier.model_training import publish, train_model
 
@@ -53,6 +54,7 @@ def client(app):
 GUNICORN = Path(sys.executable).parent/"gunicorn"
 
 def free_port()->int:
+    "A loopback port that no one listens on now, for a server a test starts"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -79,11 +81,10 @@ class Server:
     def request(self, path:str, body:dict|None=None, method:str|None=None, headers:dict|None=None)->tuple[int, dict, bytes]:
         "Status, headers and body of one HTTP request"
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})} if data else headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r: return r.status, dict(r.headers), r.read()
-        except urllib.error.HTTPError as e: return e.code, dict(e.headers), e.read()
+        headers = {"Content-Type": "application/json", **(headers or {})} if data else headers or {}
+        r = requests.request(method or ("POST" if data else "GET"), f"http://127.0.0.1:{self.port}{path}",
+                             data=data, headers=headers, timeout=30)
+        return r.status_code, dict(r.headers), r.content
 
     def get(self, path:str): return self.request(path)
     def stdout(self)->str: return (self.tmp/"stdout").read_text()

@@ -1,11 +1,12 @@
 """What each entry point imports, read from `sys.modules` of a fresh process (start-up time is import time,
 so this is how start-up stays fast without timing anything): `iris-classifier --help`, the refusal of a bad
 training CSV, `runs` and `history`, and a real gunicorn worker with the project's settings."""
-import json, os, socket, subprocess, sys, textwrap, time
+import json, os, subprocess, sys, textwrap, time
 from pathlib import Path
 
 import pytest
 
+from conftest import free_port
 from iris_classifier.model_training import publish
 
 TRAINING_ONLY = {"matplotlib", "papermill", "nbdev", "IPython", "ipykernel"}
@@ -33,11 +34,6 @@ def test_runs_and_history_import_nothing_heavy(trained, tmp_path):
     publish(trained, tmp_path/"artifacts"/"model")
     mods = modules_after("from iris_classifier.cli import main\nassert main(['runs', '--output-dir', 'artifacts']) == 0\nassert main(['history', '--output-dir', 'artifacts']) == 0", tmp_path)
     assert {"iris_classifier"} <= mods and not mods & (TRAINING_ONLY | SCIENTIFIC | {"pandas", "numpy", "flask"})
-
-def free_port()->int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 PROBE_CONFIG = """
 from iris_classifier.gunicorn_conf import *

@@ -4,13 +4,14 @@ the Run menu and saved with Ctrl+S; no cell may end in an error. Afterwards the 
 what they were (the save hook cleaned them), `tools/check_notebooks.py` passes (clean notebooks, the library
 equals their export), and no model or report was written to any artifacts directory. Screenshots and the
 timings (from `make lab` to a usable notebook, and per notebook) go to artifacts/jupyter/."""
-import json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
+import json, os, secrets, shutil, signal, subprocess, sys, time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 
-from conftest import ROOT
+from conftest import ROOT, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1800)]
 OUT = ROOT/"artifacts"/"jupyter"
@@ -32,17 +33,11 @@ NOTEBOOK_STATE = """() => {
             images: outputs.filter(image).length, first_image: all.findIndex(c => c.outputs?.some(image))};
 }"""
 
-def free_port()->int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 def api(base:str, path:str, method:str="GET"):
     "Call the Jupyter server's REST API; the parsed answer, or None when it has no body"
-    req = urllib.request.Request(f"{base}/api/{path}", method=method, headers={"Authorization": f"token {TOKEN}"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        body = r.read()
-    return json.loads(body) if body else None
+    r = requests.request(method, f"{base}/api/{path}", headers={"Authorization": f"token {TOKEN}"}, timeout=10)
+    r.raise_for_status()
+    return r.json() if r.content else None
 
 def artifact_files()->dict[str, tuple[int, int]]:
     "Size and modification time of every file in every `artifacts` directory of the checkout, but this test's own"
