@@ -34,6 +34,7 @@ RECORD = SITE.with_name("docs-site.json")  # what that site was built from, and 
 INPUTS = ["nbs", "tools", "docs", "pyproject.toml", "README.md"]  # what a build reads, with the package
 WATCHED = ["artifacts", "nbs", "docs", "_proc"]  # where a build must write nothing but its site
 RUNS = Path(os.environ.get("IRIS_ARTIFACTS_DIR") or ROOT/"artifacts")/"runs"  # training runs, as `iris-classifier train` writes them
+IMAGES = "images"  # pictures the notebooks' markdown shows, beside them in `nbs/` (README.md links them there too)
 SKIP = {"__pycache__", ".ipynb_checkpoints", "_proc", "_site"}  # caches and generated material
 
 def toctrees(pages:list[str], sources:list[str])->str:
@@ -46,6 +47,7 @@ def write_sources(results:list[dict], nbs:list[Path], src:Path, extra:Path):
     import nbformat
     (src/"src").mkdir(parents=True)
     (extra/"nbs").mkdir(parents=True)
+    if (images := nbs[0].parent/IMAGES).is_dir(): shutil.copytree(images, src/IMAGES)  # where the pages' markdown finds them
     sources = []
     for nb_path, res in zip(nbs, results):
         shutil.copy(nb_path, extra/"nbs"/nb_path.name)
