@@ -47,7 +47,7 @@ def write_sources(results:list[dict], nbs:list[Path], src:Path, extra:Path):
     import nbformat
     (src/"src").mkdir(parents=True)
     (extra/"nbs").mkdir(parents=True)
-    if (images := nbs[0].parent/IMAGES).is_dir(): shutil.copytree(images, src/IMAGES)  # where the pages' markdown finds them
+    if (images := nbs[0].parent/IMAGES).is_dir(): shutil.copytree(images, src/IMAGES)  # as pages link them
     sources = []
     for nb_path, res in zip(nbs, results):
         shutil.copy(nb_path, extra/"nbs"/nb_path.name)

@@ -155,7 +155,7 @@ def target(page:str, anchor:str)->str:
 _re_pagelink = re.compile(r"\]\((?![\w+.-]+:|/)([^)\s#]+\.ipynb)(#[^)\s]*)?\)")
 
 def page_links(md:str)->str:
-    "Point links to a notebook (`05_model_training.ipynb`, as they work on GitHub) at its page (`model_training.ipynb`)"
+    "Point links to a notebook (`05_model_training.ipynb`, as on GitHub) at its page (`model_training.ipynb`)"
     return _re_pagelink.sub(lambda m: f"]({page_name(Path(m[1]))}.ipynb{m[2] or ''})", md)
 
 def unlink_headings(md:str)->str:
@@ -372,7 +372,7 @@ def html_table_to_md(html:str)->str|None: # a GitHub-flavoured table, or None if
 _re_rellink = re.compile(r"\]\((?![\w+.-]+:|/|#)([^)\s]+)\)")
 
 def readme_links(md:str, nbdir:str)->str:
-    "Make relative links (notebooks, images) work from README.md, which sits above `nbdir`: `](page.ipynb)` -> `](nbs/page.ipynb)`"
+    "Make relative links (notebooks, images) work from README.md, above `nbdir`: `](a.ipynb)` -> `](nbs/a.ipynb)`"
     return _re_rellink.sub(lambda m: f"]({nbdir}/{m[1]})", md)
 
 def _readme_output(o)->str:
