@@ -142,6 +142,13 @@ def link_problems(md:str, # markdown: README.md, or a notebook's markdown cells
         elif u.fragment and u.fragment not in _parse(page).ids: problems.append(f"{url}: no anchor on {page.name}")
     return problems
 
+def test_broken_links_are_found(site):
+    md = ("# Top\n\n[a](nbs/guide_nope.ipynb), [b](nbs/guide_training.ipynb#no-such-part), [c](#nowhere), "
+          "![d](nbs/images/none.svg), [e](#top), [f](nbs/guide_training.ipynb), [g](https://example.org/x.ipynb)")
+    assert link_problems(md, ROOT, site[0]) == [
+        "nbs/guide_nope.ipynb: no such file", "nbs/guide_training.ipynb#no-such-part: no anchor on guide_training.html",
+        "#nowhere: no such heading", "nbs/images/none.svg: no such file"]
+
 def test_readme_links_resolve(site):
     "Every relative link in README.md names a file of the project, a notebook a page the site has, an anchor a heading"
     assert link_problems((ROOT/"README.md").read_text(), ROOT, site[0]) == []
