@@ -37,6 +37,20 @@ def test_one_page_per_notebook(site):
         assert (site[0]/"nbs"/nb.name).exists(), f"the site ships {nb.name} for its source link"
     assert "data_processing.html" in pages and "search.html" in pages
 
+def test_navigation_lists_guides_then_chapters(site):
+    "The sidebar: the guides in the order README.md lists them, then the chapters in order, then the module sources"
+    nav = re.search(r'<nav class="[^"]*bd-docs-nav.*?</nav>', (site[0]/"index.html").read_text(), re.S)[0]
+    captions = re.findall(r'<span class="caption-text">([^<]+)</span>', nav)
+    pages = [p.removesuffix(".html") for p in re.findall(r'class="reference internal" href="([^"#]+)"', nav)]
+    nbs = nbdocs.notebooks(ROOT/"nbs")
+    chapters = [nbdocs.page_name(nb) for nb in nbs if nbdocs.module_of(nb)]
+    linked = re.findall(r"\]\(nbs/([\w.-]+\.ipynb)", (ROOT/"README.md").read_text())
+    readme = [nbdocs.page_name(Path(p)) for p in linked]
+    guides = list(dict.fromkeys(p for p in readme if p not in chapters))
+    assert captions == ["Guides", "Chapters", "Module source"]
+    assert pages[:len(guides)] == guides and guides[0] == "guide_training"
+    assert pages[len(pages) - len(chapters) * 2:len(pages) - len(chapters)] == chapters and chapters[0] == "core"
+
 def test_api_reference_and_figures(site):
     html = (site[0]/"model_training.html").read_text()
     text = re.sub(r"<[^>]+>", "", html)
