@@ -12,7 +12,8 @@
 # (metadata.json, the model files, history.jsonl, versions/) under model/, and
 # is mirrored both ways: DIR becomes exactly the champion, and the bucket
 # exactly the deployed model. Turn on object versioning for the bucket
-# (README: "Shipping") so an overwritten champion can be recovered.
+# (docs page "Deploying to Google Kubernetes Engine", nbs/deploy_gke.ipynb) so an overwritten
+# champion can be recovered.
 #
 # Environment: MODEL_BUCKET, the bucket's name (CircleCI context). Unset, fetch
 # and upload say so and do nothing, unless fetch is --required; stage and

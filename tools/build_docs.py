@@ -21,7 +21,7 @@ the site was built from; `tests/test_docs.py` then checks that site instead of r
 again, and rebuilds it only when the notebooks, the package, these tools or the environment have changed.
 Usage: .venv/bin/python tools/build_docs.py [--out DIR] [--check-readme] [--runs DIR] [--test]
 """
-import argparse, hashlib, importlib.metadata, json, multiprocessing, os, shutil, sys, tempfile, time
+import argparse, hashlib, importlib.metadata, json, multiprocessing, os, re, shutil, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -34,24 +34,35 @@ RECORD = SITE.with_name("docs-site.json")  # what that site was built from, and 
 INPUTS = ["nbs", "tools", "docs", "pyproject.toml", "README.md"]  # what a build reads, with the package
 WATCHED = ["artifacts", "nbs", "docs", "_proc"]  # where a build must write nothing but its site
 RUNS = Path(os.environ.get("IRIS_ARTIFACTS_DIR") or ROOT/"artifacts")/"runs"  # training runs, as `iris-classifier train` writes them
+IMAGES = "images"  # pictures the notebooks' markdown shows, beside them in `nbs/` (README.md links them there too)
 SKIP = {"__pycache__", ".ipynb_checkpoints", "_proc", "_site"}  # caches and generated material
 
-def toctrees(pages:list[str], sources:list[str])->str:
-    "The index's hidden toctrees: the notebooks in order, then the module sources"
-    toc = "```{toctree}\n:hidden:\n\n" + "\n".join(pages) + "\n```"
-    return toc + ("\n\n```{toctree}\n:hidden:\n:caption: Module source\n\n" + "\n".join(sources) + "\n```" if sources else "")
+def toctrees(guides:list[str], chapters:list[str], sources:list[str])->str:
+    "The index's hidden toctrees, one per part of the navigation: the guides, the chapters, the module sources"
+    tree = lambda caption, names: f"```{{toctree}}\n:hidden:\n:caption: {caption}\n\n" + "\n".join(names) + "\n```"
+    parts = [("Guides", guides), ("Chapters", chapters), ("Module source", sources)]
+    return "\n\n".join(tree(caption, names) for caption, names in parts if names)
+
+def guide_order(index, # the index page, converted
+                guides:list[str], # the pages that are not chapters
+               )->list[str]:
+    "The guides in the order the index (and so README.md) links them, then any others by name"
+    linked = re.findall(r"\]\(([\w.-]+)\.ipynb", "\n".join(c.source for c in index.cells if c.cell_type == "markdown"))
+    return sorted(guides, key=lambda g: (linked.index(g) if g in linked else len(linked), g))
 
 def write_sources(results:list[dict], nbs:list[Path], src:Path, extra:Path):
     "Fill Sphinx's source directory with the pages, module source pages, and the site's raw notebooks"
     import nbformat
     (src/"src").mkdir(parents=True)
     (extra/"nbs").mkdir(parents=True)
-    sources = []
+    if (images := nbs[0].parent/IMAGES).is_dir(): shutil.copytree(images, src/IMAGES)  # as pages link them
+    sources, chapters = [], []
     for nb_path, res in zip(nbs, results):
         shutil.copy(nb_path, extra/"nbs"/nb_path.name)
         if mod := nbdocs.module_of(nb_path):
             (src/"src"/f"{Path(mod).stem}.md").write_text(nbdocs.source_page(ROOT/mod, mod, nb_path.name, res["page"], res["title"]))
             sources.append(f"src/{Path(mod).stem}")
+            chapters.append(res["page"])
     nbs = {res["page"]: nbformat.reads(res["nb"], as_version=4) for res in results}
     known = set().union(*map(nbdocs.labels, nbs.values()))
     for res in results:
@@ -59,7 +70,8 @@ def write_sources(results:list[dict], nbs:list[Path], src:Path, extra:Path):
         for cell in nb.cells:
             if cell.cell_type == "markdown": cell.source = nbdocs.drop_dead_links(cell.source, known, list(nbs))
         if res["page"] == "index":
-            nb.cells.append(nbformat.v4.new_markdown_cell(toctrees([r["page"] for r in results if r["page"] != "index"], sources)))
+            guides = guide_order(nb, [r["page"] for r in results if r["page"] != "index" and r["page"] not in chapters])
+            nb.cells.append(nbformat.v4.new_markdown_cell(toctrees(guides, chapters, sources)))
         nbformat.write(nb, src/f"{res['page']}.ipynb")
 
 def sphinx(src:Path, out:Path, work:Path, extra:Path)->int: # Sphinx's exit status

@@ -152,6 +152,12 @@ def target(page:str, anchor:str)->str:
     "The Sphinx label of a `show_doc` entry, from nbdev's page and anchor"
     return f"{page}-{anchor.lower()}"
 
+_re_pagelink = re.compile(r"\]\((?![\w+.-]+:|/)([^)\s#]+\.ipynb)(#[^)\s]*)?\)")
+
+def page_links(md:str)->str:
+    "Point links to a notebook (`05_model_training.ipynb`, as on GitHub) at its page (`model_training.ipynb`)"
+    return _re_pagelink.sub(lambda m: f"]({page_name(Path(m[1]))}.ipynb{m[2] or ''})", md)
+
 def unlink_headings(md:str)->str:
     "Drop nbdev's doc links from headings: a heading names its section, and a same-named symbol may live elsewhere"
     return re.sub(r"^#+ .*$", lambda m: _re_linked.sub(r"\1", m[0]), md, flags=re.MULTILINE)
@@ -237,7 +243,7 @@ def to_myst(nb, # processed notebook
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             if cell.source.strip() == insert_warning.content: continue
-            cells.append(nbformat.v4.new_markdown_cell(links_to_myst(unlink_headings(cell.source))))
+            cells.append(nbformat.v4.new_markdown_cell(page_links(links_to_myst(unlink_headings(cell.source)))))
         elif cell.cell_type == "code":
             show_doc, source = split_options(cell)
             if show_doc:
@@ -363,11 +369,11 @@ def html_table_to_md(html:str)->str|None: # a GitHub-flavoured table, or None if
     esc = lambda row: "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
     return "\n".join([esc(header), "|" + "---|" * len(header), *map(esc, rows)])
 
-_re_nblink = re.compile(r"\]\((?![\w+.-]+:|/)([^)\s]+\.ipynb(?:#[^)\s]*)?)\)")
+_re_rellink = re.compile(r"\]\((?![\w+.-]+:|/|#)([^)\s]+)\)")
 
 def readme_links(md:str, nbdir:str)->str:
-    "Make links between notebooks work from README.md, which sits above `nbdir`: `](page.ipynb)` -> `](nbs/page.ipynb)`"
-    return _re_nblink.sub(lambda m: f"]({nbdir}/{m[1]})", md)
+    "Make relative links (notebooks, images) work from README.md, above `nbdir`: `](a.ipynb)` -> `](nbs/a.ipynb)`"
+    return _re_rellink.sub(lambda m: f"]({nbdir}/{m[1]})", md)
 
 def _readme_output(o)->str:
     if o.get("output_type") == "stream": return f"```\n{_text(o['text']).rstrip()}\n```" if o.get("name") == "stdout" else ""
