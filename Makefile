@@ -15,7 +15,8 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup hooks lab run train serve test check check-notebooks check-lock test-notebooks pytest test-clock export clean-nbs docs bench image lock system-deps system-deps-tests
+.PHONY: help setup hooks lab run train serve test check check-notebooks check-lock test-notebooks pytest test-clock \
+        export clean-nbs docs bench image lock system-deps system-deps-tests
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -74,10 +75,11 @@ pytest: setup
 CLOCK_START ?= 2027-12-31 23:59:57 UTC
 CLOCK_TZ ?= Pacific/Kiritimati
 test-clock: setup ## the time-sensitive tests under a shifted clock that crosses midnight (needs faketime)
-	@command -v faketime >/dev/null || { echo "test-clock needs faketime: run 'make system-deps' (Debian, as root)" >&2; exit 1; }
+	@command -v faketime >/dev/null || \
+		{ echo "test-clock needs faketime: run 'make system-deps' (Debian, as root)" >&2; exit 1; }
 	TZ=$(CLOCK_TZ) faketime '$(CLOCK_START)' $(BIN)/pytest -p no:cacheprovider -m clock
 
-export: setup ## regenerate iris_classifier/ from the notebooks, with the training and monitoring notebooks the package ships
+export: setup ## regenerate iris_classifier/ from the notebooks, and the training and monitoring notebooks it ships
 	$(BIN)/nbdev-export
 	cp nbs/05_model_training.ipynb nbs/14_monitoring.ipynb iris_classifier/notebooks/
 
@@ -97,10 +99,10 @@ image: train ## build the container image with the freshly trained model (docker
 lock: $(UV) ## re-export requirements.lock (hash-pinned, no index URLs) after changing dependencies
 	$(UV) export --no-emit-project --no-dev --format requirements-txt --no-header --quiet -o requirements.lock
 
-system-deps: system-deps-tests ## Debian, as root: what system-deps-tests installs, and podman with a local base image (container test)
+system-deps: system-deps-tests ## Debian, as root: system-deps-tests, and podman with a local base image (container)
 	bash ops/install-container-tools.sh
 
-system-deps-tests: ## Debian, as root: Chromium (browser tests), wrk (benchmark), Prometheus and promtool (monitoring tests), faketime, shellcheck
+system-deps-tests: ## Debian, as root: the tests' tools (Chromium, wrk, Prometheus and promtool, faketime, shellcheck)
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core wrk faketime shellcheck
 	# The tests start their own Prometheus on loopback: no node exporter, and Debian's service (which would

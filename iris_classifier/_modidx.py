@@ -408,6 +408,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'iris_classifier/persistence.py'),
                                              'iris_classifier.persistence._copy_atomic': ( 'persistence.html#_copy_atomic',
                                                                                            'iris_classifier/persistence.py'),
+                                             'iris_classifier.persistence._either_side': ( 'persistence.html#_either_side',
+                                                                                           'iris_classifier/persistence.py'),
                                              'iris_classifier.persistence._promote': ( 'persistence.html#_promote',
                                                                                        'iris_classifier/persistence.py'),
                                              'iris_classifier.persistence._rollback': ( 'persistence.html#_rollback',

@@ -30,15 +30,20 @@ def probe_rows(n:int=1000, # random rows besides the 150 Iris flowers
               )->list[list[float]]: # 150 + 2n rows of four measurements
     "Inputs on which two prediction paths must agree: the Iris flowers and random ones up to `MAX_CM`"
     rng = np.random.default_rng(seed)
-    return np.vstack([load_iris_frame()[FEATURES].to_numpy(float), rng.uniform(0.01, 8, (n, 4)), rng.uniform(0.01, MAX_CM, (n, 4))]).tolist()
+    return np.vstack([load_iris_frame()[FEATURES].to_numpy(float),
+                      rng.uniform(0.01, 8, (n, 4)), rng.uniform(0.01, MAX_CM, (n, 4))]).tolist()
 
 # %% ../nbs/04_persistence.ipynb #f4542f86
+def _either_side(th:float)->list:
+    "`th`, and the floats just below and above it in float64 and in float32"
+    return [th, np.nextafter(th, 0), np.nextafter(th, 99),
+            np.nextafter(np.float32(th), np.float32(0)), np.nextafter(np.float32(th), np.float32(99))]
+
 def split_rows(table:dict, # from `tree_table`
                seed:int=1, # picks the other measurements of each row
               )->list[list[float]]: # five rows per split node
     "Rows that sit on each split threshold of the tree, and on the floats just either side of it"
-    splits = [(f, x) for f, th in zip(table["feature"], table["threshold"]) if f >= 0
-              for x in (th, np.nextafter(th, 0), np.nextafter(th, 99), np.nextafter(np.float32(th), np.float32(0)), np.nextafter(np.float32(th), np.float32(99)))]
+    splits = [(f, x) for f, th in zip(table["feature"], table["threshold"]) if f >= 0 for x in _either_side(th)]
     return [r[:f] + [float(x)] + r[f + 1:] for (f, x), r in zip(splits, probe_rows(len(splits), seed)[150:])]
 
 # %% ../nbs/04_persistence.ipynb #efad0e17
@@ -47,7 +52,8 @@ def agrees(pipe:Pipeline, # the fitted pipeline
            rows:list[list[float]], # where to compare them
           )->bool: # True if `proba` gives exactly the pipeline's probabilities on every row
     "Whether `proba` predicts exactly like `pipe.predict_proba` on `rows`"
-    return [list(ps) for ps in proba(rows)] == pipe.predict_proba(pd.DataFrame(rows, columns=FEATURES)).tolist()
+    return ([list(ps) for ps in proba(rows)]
+            == pipe.predict_proba(pd.DataFrame(rows, columns=FEATURES)).tolist())
 
 # %% ../nbs/04_persistence.ipynb #6c1cbc80
 def _save_table(pipe:Pipeline, path:Path)->dict|None:
@@ -57,20 +63,25 @@ def _save_table(pipe:Pipeline, path:Path)->dict|None:
     path.write_text(json.dumps(table))
     return dict(file=path.name, sha256=sha256_file(path))
 
+# %% ../nbs/04_persistence.ipynb #9dc55b50
 def _save_split(train:pd.DataFrame, path:Path)->dict:
     "Write the training split's measurements and species to `path` as CSV; its file entry"
     train[FEATURES + [TARGET]].to_csv(path, index=False)
     return dict(file=path.name, sha256=sha256_file(path))
 
+# %% ../nbs/04_persistence.ipynb #a12e36de
 def _save_explanation(pipe:Pipeline, train:pd.DataFrame, path:Path)->dict|None:
-    "Write what serving needs to explain answers to `path` if the tree table's paths are scikit-learn's; its file entry, or None"
+    "Write what serving needs to explain answers to `path` if the table's paths are scikit-learn's; its entry, or None"
     table = tree_table(pipe)
-    if not path_agrees(pipe, table, pd.DataFrame(probe_rows() + split_rows(table) + train[FEATURES].to_numpy().tolist(), columns=FEATURES)): return None
+    rows = probe_rows() + split_rows(table) + train[FEATURES].to_numpy().tolist()
+    if not path_agrees(pipe, table, pd.DataFrame(rows, columns=FEATURES)): return None
+    # a split the tree was not fitted on raises: its counts would be wrong, and the model is served without them
     try: data = explanation(pipe, table, train)
-    except ModelIntegrityError: return None  # a split the tree was not fitted on: its counts would be wrong, and the model is served without them
+    except ModelIntegrityError: return None
     path.write_text(json.dumps(data))
     return dict(file=path.name, sha256=sha256_file(path))
 
+# %% ../nbs/04_persistence.ipynb #737772ae
 def publish_model(pipe:Pipeline, # the fitted pipeline
                   record:dict, # how it was made; needs `trained_at` (ISO 8601), becomes the metadata
                   dest:Path, # model directory (created if needed)
@@ -80,14 +91,17 @@ def publish_model(pipe:Pipeline, # the fitted pipeline
     "Save, verify and atomically publish `pipe` into `dest`"
     dest.mkdir(parents=True, exist_ok=True)
     stem = f"model-{uuid.uuid4().hex[:12]}"
-    model_file, table_file, split_file, explain_file = save_model(pipe, dest/f"{stem}.skops"), dest/f"{stem}.tree.json", dest/f"{stem}.train.csv", dest/f"{stem}.explain.json"
+    model_file = save_model(pipe, dest/f"{stem}.skops")
+    table_file, split_file, explain_file = (dest/f"{stem}.{ext}" for ext in ("tree.json", "train.csv", "explain.json"))
     try:
-        if not np.array_equal(load_model(model_file).predict_proba(check_rows[FEATURES]), pipe.predict_proba(check_rows[FEATURES])):
-            raise ModelIntegrityError("The saved model does not predict like the trained one.", "Check the disk and train again.")
+        saved = load_model(model_file).predict_proba(check_rows[FEATURES])
+        if not np.array_equal(saved, pipe.predict_proba(check_rows[FEATURES])):
+            raise ModelIntegrityError("The saved model does not predict like the trained one.",
+                                      "Check the disk and train again.")
         model_sha = sha256_file(model_file)
         stamp = datetime.fromisoformat(record["trained_at"]).strftime(STAMP_FORMAT)
-        meta = dict(model_version=f"{stamp}-{model_sha[:8]}", **record, model_file=model_file.name, model_sha256=model_sha,
-                    tree_table=_save_table(pipe, table_file))
+        meta = dict(model_version=f"{stamp}-{model_sha[:8]}", **record, model_file=model_file.name,
+                    model_sha256=model_sha, tree_table=_save_table(pipe, table_file))
         if train is not None: meta["reference_file"] = _save_split(train, split_file)
         if train is not None and meta["tree_table"]: meta["explanation"] = _save_explanation(pipe, train, explain_file)
         write_atomic(dest/METADATA_FILE, json.dumps(meta, indent=2))
@@ -105,8 +119,10 @@ def load_reference(dest:Path|None=None, # model directory; default `model_dir()`
     dest = Path(dest or model_dir())
     meta = read_metadata(dest)
     if not meta.get("reference_file"):
-        raise ModelNotFoundError(f"The model in '{dest}' was published without its training split.", "Run `iris-classifier train` to publish a fresh model with it.")
-    return pd.read_csv(verified_file(dest, meta["reference_file"]["file"], meta["reference_file"]["sha256"])), meta
+        raise ModelNotFoundError(f"The model in '{dest}' was published without its training split.",
+                                 "Run `iris-classifier train` to publish a fresh model with it.")
+    ref = meta["reference_file"]
+    return pd.read_csv(verified_file(dest, ref["file"], ref["sha256"])), meta
 
 # %% ../nbs/04_persistence.ipynb #d88ba39c
 VERSIONS_DIR = "versions"
@@ -115,8 +131,10 @@ def model_files(meta:dict, # a model's metadata
                )->list[tuple[str, str]]: # `(file name, SHA-256)` of each file it names
     "The files a model's metadata names, with their recorded hashes"
     files = [(meta["model_file"], meta["model_sha256"])]
-    return files + [(meta[k]["file"], meta[k]["sha256"]) for k in ("tree_table", "reference_file", "explanation") if meta.get(k)]
+    return files + [(meta[k]["file"], meta[k]["sha256"])
+                    for k in ("tree_table", "reference_file", "explanation") if meta.get(k)]
 
+# %% ../nbs/04_persistence.ipynb #931161b3
 def verify_model_dir(src:Path, # a model directory, such as a run's `model/` or an archived version
                     )->dict: # its metadata
     "Check a model directory as publishing does: hashes, trusted types, and the tree table's exact agreement"
@@ -125,10 +143,13 @@ def verify_model_dir(src:Path, # a model directory, such as a run's `model/` or 
     pipe = load_model(src/meta["model_file"])
     if meta.get("tree_table"):
         table = json.loads((src/meta["tree_table"]["file"]).read_text())
-        if not agrees(pipe, fast_proba(table), probe_rows() + split_rows(table)):
-            raise ModelIntegrityError(f"The tree table of model {meta['model_version']} does not predict exactly like its model.", "Do not promote it; train again.")
-        if meta.get("explanation") and not path_agrees(pipe, table, pd.DataFrame(probe_rows() + split_rows(table), columns=FEATURES)):
-            raise ModelIntegrityError(f"The tree table of model {meta['model_version']} does not take scikit-learn's decision paths.", "Do not promote it; train again.")
+        rows = probe_rows() + split_rows(table)
+        if not agrees(pipe, fast_proba(table), rows):
+            raise ModelIntegrityError(f"The tree table of model {meta['model_version']} does not predict exactly "
+                                      "like its model.", "Do not promote it; train again.")
+        if meta.get("explanation") and not path_agrees(pipe, table, pd.DataFrame(rows, columns=FEATURES)):
+            raise ModelIntegrityError(f"The tree table of model {meta['model_version']} does not take "
+                                      "scikit-learn's decision paths.", "Do not promote it; train again.")
     return meta
 
 # %% ../nbs/04_persistence.ipynb #3cf66203
@@ -138,27 +159,6 @@ def actor()->str:
     if os.environ.get("CIRCLE_USERNAME"): return f"circleci:{os.environ['CIRCLE_USERNAME']}"
     try: return getpass.getuser()
     except (KeyError, OSError): return "unknown"
-
-def _copy_atomic(src:Path, dst:Path):
-    "Copy `src` to `dst` through a temporary file and a rename"
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
-        with open(tmp, "rb+") as f: os.fsync(f.fileno())
-
-def _append_line(path:Path, line:str):
-    "Append one line to `path` and flush it to disk"
-    with open(path, "a") as f:
-        f.write(line + "\n"); f.flush(); os.fsync(f.fileno())
-
-def _archive(src:Path, meta:dict, dest:Path)->Path:
-    "Copy the model in `src` to `dest/versions/<version>/`, unless it is there already; the archive's path"
-    archive = dest/VERSIONS_DIR/meta["model_version"]
-    if archive.resolve() == src.resolve() or (archive/METADATA_FILE).is_file(): return archive
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(archive) as tmp:
-        tmp.mkdir()
-        for name in [METADATA_FILE] + [n for n, _ in model_files(meta)]: shutil.copyfile(src/name, tmp/name)
-    return archive
 
 # %% ../nbs/04_persistence.ipynb #7a0152c5
 @contextmanager
@@ -172,29 +172,47 @@ def promotion_lock(dest:Path, # the published model directory (created if needed
         yield
     finally: os.close(fd)  # closing it releases the lock, even if the process dies
 
-def promote(src:Path, # a verified-on-the-spot model directory: a run's `model/`, or an archived version
-            dest:Path, # the published model directory (created if needed)
-            why:str="trained", # recorded in the history: `trained` or `rolled back`
-            run_id:str|None=None, # the training run; default the one the model's metadata names
-            uncompared:str|None=None, # why the champion check could not compare, when published anyway
-            now:datetime|None=None, # when; default now
-           )->dict: # the metadata now in force
-    "Put the model in `src` in force in `dest`: verify, archive, switch the metadata, append to the history"
-    with promotion_lock(dest): return _promote(Path(src), Path(dest), why, run_id, uncompared, now)
+# %% ../nbs/04_persistence.ipynb #d4d1c292
+def _copy_atomic(src:Path, dst:Path):
+    "Copy `src` to `dst` through a temporary file and a rename"
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb+") as f: os.fsync(f.fileno())
 
+# %% ../nbs/04_persistence.ipynb #b764e544
+def _append_line(path:Path, line:str):
+    "Append one line to `path` and flush it to disk"
+    with open(path, "a") as f:
+        f.write(line + "\n"); f.flush(); os.fsync(f.fileno())
+
+# %% ../nbs/04_persistence.ipynb #9c841baa
+def _archive(src:Path, meta:dict, dest:Path)->Path:
+    "Copy the model in `src` to `dest/versions/<version>/`, unless it is there already; the archive's path"
+    archive = dest/VERSIONS_DIR/meta["model_version"]
+    if archive.resolve() == src.resolve() or (archive/METADATA_FILE).is_file(): return archive
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(archive) as tmp:
+        tmp.mkdir()
+        for name in [METADATA_FILE] + [n for n, _ in model_files(meta)]: shutil.copyfile(src/name, tmp/name)
+    return archive
+
+# %% ../nbs/04_persistence.ipynb #0abbdea1
 def _promote(src:Path, dest:Path, why:str, run_id:str|None, uncompared:str|None, now:datetime|None)->dict:
     "`promote`, with `dest` already locked"
     meta = verify_model_dir(src)
     history, before = read_history(dest), metadata_in_force(dest)
-    if before: _archive(dest, before, dest)  # a model published before there was an archive gets one before it is replaced
+    # a model published before there was an archive gets one before it is replaced
+    if before: _archive(dest, before, dest)
     _archive(src, meta, dest)
     names, present = [n for n, _ in model_files(meta)], {p.name for p in dest.iterdir()}
     try:
         for name in names: _copy_atomic(src/name, dest/name)
         when = utc_now(now).isoformat(timespec="seconds")
-        entry = dict(entry=len(history) + 1, time=when, model_version=meta["model_version"], model_sha256=meta["model_sha256"],
-                     run_id=run_id or meta.get("run_id"), metrics=meta.get("metrics"), why=why, by=actor(),
-                     previous=before["model_version"] if before else None, **({"uncompared": uncompared} if uncompared else {}))
+        entry = dict(entry=len(history) + 1, time=when, model_version=meta["model_version"],
+                     model_sha256=meta["model_sha256"], run_id=run_id or meta.get("run_id"),
+                     metrics=meta.get("metrics"), why=why, by=actor(),
+                     previous=before["model_version"] if before else None,
+                     **({"uncompared": uncompared} if uncompared else {}))
         published = dict(meta, history={k: entry[k] for k in ("entry", "time", "why", "by")})
         write_atomic(dest/METADATA_FILE, json.dumps(published, indent=2))
     except BaseException:
@@ -205,6 +223,17 @@ def _promote(src:Path, dest:Path, why:str, run_id:str|None, uncompared:str|None,
         if old.name not in names: old.unlink()
     return published
 
+# %% ../nbs/04_persistence.ipynb #25ca56f4
+def promote(src:Path, # a verified-on-the-spot model directory: a run's `model/`, or an archived version
+            dest:Path, # the published model directory (created if needed)
+            why:str="trained", # recorded in the history: `trained` or `rolled back`
+            run_id:str|None=None, # the training run; default the one the model's metadata names
+            uncompared:str|None=None, # why the champion check could not compare, when published anyway
+            now:datetime|None=None, # when; default now
+           )->dict: # the metadata now in force
+    "Put the model in `src` in force in `dest`: verify, archive, switch the metadata, append to the history"
+    with promotion_lock(dest): return _promote(Path(src), Path(dest), why, run_id, uncompared, now)
+
 # %% ../nbs/04_persistence.ipynb #fbe1b6a2
 def previous_version(history:list[dict], # from `read_history`
                      current:str, # the version in force
@@ -212,6 +241,31 @@ def previous_version(history:list[dict], # from `read_history`
     "The version that was in force before `current`: the one the latest promotion of `current` replaced"
     return next((e.get("previous") for e in reversed(history) if e["model_version"] == current), None)
 
+# %% ../nbs/04_persistence.ipynb #4bd099e8
+def _rollback(dest:Path, version:str|None)->dict:
+    "`rollback`, with `dest` already locked"
+    history, current = read_history(dest), read_metadata(dest)["model_version"]
+    version = version or previous_version(history, current)
+    if version is None:
+        raise ModelNotFoundError(f"No earlier version to roll back to in '{dest}': its history has only {current}.",
+                                 "Train and publish another model first.")
+    if version == current:
+        raise ParameterError(f"Version {version} is already in force.",
+                             "Name another version (`iris-classifier history` lists them).")
+    archive = dest/VERSIONS_DIR/version
+    if not (archive/METADATA_FILE).is_file() and any(e["model_version"] == version for e in history):
+        raise ModelNotFoundError(f"Version {version} was in force once, but its archive was removed from '{dest}' "
+                                 "(`iris-classifier prune-runs` removes a version with its run).",
+                                 "Roll back to a version the archive still has (`iris-classifier history` lists them), "
+                                 "or train again.")
+    if not (archive/METADATA_FILE).is_file():
+        known = sorted(p.name for p in (dest/VERSIONS_DIR).glob("*") if p.is_dir() and not p.name.startswith("."))
+        raise ModelNotFoundError(f"Version {version} is not in the archive of '{dest}' "
+                                 f"(it has: {', '.join(known) or 'nothing'}).",
+                                 "Name one of those (`iris-classifier history` lists them).")
+    return _promote(archive, dest, "rolled back", None, None, None)
+
+# %% ../nbs/04_persistence.ipynb #75e9fcfb
 def rollback(dest:Path|None=None, # the published model directory; default `model_dir()`
              version:str|None=None, # the version to bring back; default `previous_version`
             )->dict: # the metadata now in force
@@ -219,32 +273,18 @@ def rollback(dest:Path|None=None, # the published model directory; default `mode
     dest = Path(dest or model_dir())
     with promotion_lock(dest): return _rollback(dest, version)
 
-def _rollback(dest:Path, version:str|None)->dict:
-    "`rollback`, with `dest` already locked"
-    history, current = read_history(dest), read_metadata(dest)["model_version"]
-    version = version or previous_version(history, current)
-    if version is None: raise ModelNotFoundError(f"No earlier version to roll back to in '{dest}': its history has only {current}.", "Train and publish another model first.")
-    if version == current: raise ParameterError(f"Version {version} is already in force.", "Name another version (`iris-classifier history` lists them).")
-    archive = dest/VERSIONS_DIR/version
-    if not (archive/METADATA_FILE).is_file() and any(e["model_version"] == version for e in history):
-        raise ModelNotFoundError(f"Version {version} was in force once, but its archive was removed from '{dest}' (`iris-classifier prune-runs` removes a version with its run).",
-                                 "Roll back to a version the archive still has (`iris-classifier history` lists them), or train again.")
-    if not (archive/METADATA_FILE).is_file():
-        known = sorted(p.name for p in (dest/VERSIONS_DIR).glob("*") if p.is_dir() and not p.name.startswith("."))
-        raise ModelNotFoundError(f"Version {version} is not in the archive of '{dest}' (it has: {', '.join(known) or 'nothing'}).", "Name one of those (`iris-classifier history` lists them).")
-    return _promote(archive, dest, "rolled back", None, None, None)
-
 # %% ../nbs/04_persistence.ipynb #3374c4c6
 def versions_to_prune(dest:Path, # the published model directory
                       runs_gone:list[str], # the ids of the runs being removed
                      )->list[str]: # the archived versions to remove with them
-    "The archived versions made by the runs in `runs_gone`, except the one in force and the one `rollback` would bring back"
+    "The versions archived by the runs in `runs_gone`, except the one in force and the one `rollback` brings back"
     meta, archive = metadata_in_force(dest), Path(dest)/VERSIONS_DIR
     current = meta and meta["model_version"]
     keep = {current, previous_version(read_history(dest), current)}
     versions = sorted(p.name for p in archive.glob("*") if (p/METADATA_FILE).is_file()) if archive.is_dir() else []
     return [v for v in versions if v not in keep and read_metadata(archive/v).get("run_id") in set(runs_gone)]
 
+# %% ../nbs/04_persistence.ipynb #8670a333
 def prune_versions(dest:Path, # the published model directory
                    versions:list[str], # from `versions_to_prune`
                   )->list[Path]: # the directories removed

@@ -143,22 +143,27 @@ def test_predict_and_serve_give_the_same_answer(venv, outside, training):
     assert answer["probabilities"] == pytest.approx({k: float(row[f"proba_{k}"]) for k in answer["probabilities"]})
 
 def test_base_install_scores_locally_and_the_dask_extra_finds_the_engine(venv, outside, training):
-    "The base install streams a file through the local engine and names the extra for Dask; with the extra's pins, Dask scores it alike"
+    """The base install streams a file through the local engine and names the extra for Dask; with the extra's pins,
+    Dask scores it alike"""
     out, proc = training
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = [",".join(["id", *ROW])] + [f"{i},{5 + i % 30/10},{2.5 + i % 7/10},{1 + i % 60/10},{0.1 + i % 25/10}" for i in range(500)]
+    rows = [",".join(["id", *ROW])] + [f"{i},{5 + i % 30/10},{2.5 + i % 7/10},{1 + i % 60/10},{0.1 + i % 25/10}"
+                                       for i in range(500)]
     (outside/"many.csv").write_text("\n".join(rows) + "\n")
-    predict = lambda *more: run(venv, outside, "iris-classifier", "predict", "many.csv", "--model-dir", out/"model", *more)
+    predict = lambda *more: run(venv, outside, "iris-classifier", "predict", "many.csv", "--model-dir", out/"model",
+                                *more)
     local = predict("-o", "local.parquet")
     assert local.returncode == 0 and "Scored 500 row(s) and rejected 0" in local.stderr, local.stderr
     missing = predict("-o", "dask.parquet", "--engine", "dask")
     assert missing.returncode == 2 and "pip install 'iris_classifier[dask]'" in missing.stderr, missing.stderr
     extra = outside.parent/"dask-requirements.txt"
-    uv("export", "--quiet", "--no-emit-project", "--no-dev", "--extra", "dask", "--format", "requirements-txt", "--no-header", "-o", extra)
+    uv("export", "--quiet", "--no-emit-project", "--no-dev", "--extra", "dask", "--format", "requirements-txt",
+       "--no-header", "-o", extra)
     uv("pip", "install", "--quiet", "--python", venv/"bin"/"python", "--require-hashes", "-r", extra)
     dask = predict("-o", "dask.parquet", "--engine", "dask", "--workers", "1")
     assert dask.returncode == 0 and "Scored 500 row(s)" in dask.stderr, dask.stderr
     assert (outside/"dask.parquet"/"_SUCCESS").exists()
     import pandas as pd
-    scored = [pd.read_parquet(outside/p).sort_values("id", ignore_index=True) for p in ("local.parquet", "dask.parquet")]
+    scored = [pd.read_parquet(outside/p).sort_values("id", ignore_index=True)
+              for p in ("local.parquet", "dask.parquet")]
     pd.testing.assert_frame_equal(*scored)
