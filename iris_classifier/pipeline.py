@@ -31,7 +31,8 @@ def split_data(df:pd.DataFrame, # cleaned measurements with a `species` column
                test_size:float=0.2, # expected fraction held out for evaluation
               )->tuple[pd.DataFrame, pd.DataFrame]: # train and test frames
     "Repeatable split: a row is held out when `row_hash` of its measurements is below `test_size`"
-    held_out = np.fromiter((row_hash(r) < test_size for r in df[FEATURES].itertuples(index=False)), dtype=bool, count=len(df))
+    rows = df[FEATURES].itertuples(index=False)
+    held_out = np.fromiter((row_hash(r) < test_size for r in rows), dtype=bool, count=len(df))
     return df[~held_out].reset_index(drop=True), df[held_out].reset_index(drop=True)
 
 # %% ../nbs/02_pipeline.ipynb #e720914b
@@ -64,10 +65,11 @@ def count_outliers(clipper:IQRClipper, # fitted clipper
 def build_pipeline(p:TrainParams, # the run's parameters
                   )->Pipeline: # unfitted: IQR clipping, then a decision tree
     "The model: IQR outlier clipping followed by a decision tree"
-    tree = DecisionTreeClassifier(criterion=p.criterion, max_depth=p.max_depth, min_samples_leaf=p.min_samples_leaf, random_state=p.seed)
+    tree = DecisionTreeClassifier(criterion=p.criterion, max_depth=p.max_depth,
+                                  min_samples_leaf=p.min_samples_leaf, random_state=p.seed)
     return Pipeline([("clip", IQRClipper(k=p.iqr_k)), ("tree", tree)])
 
-# %% ../nbs/02_pipeline.ipynb #ee72f5cb
+# %% ../nbs/02_pipeline.ipynb #40db8bf6
 def quality_report(cleaning:dict, # report from `load_training_data`
                    clipper:IQRClipper, # clipper fitted on `train`
                    train:pd.DataFrame, # training split
@@ -76,8 +78,10 @@ def quality_report(cleaning:dict, # report from `load_training_data`
     "The data-quality report of a run"
     return dict(cleaning, split=dict(train=len(train), test=len(test)),
                 outliers=dict(train=count_outliers(clipper, train), test=count_outliers(clipper, test)),
-                iqr_bounds={f: [round(float(lo), 4), round(float(hi), 4)] for f, lo, hi in zip(FEATURES, clipper.lower_, clipper.upper_)})
+                iqr_bounds={f: [round(float(lo), 4), round(float(hi), 4)]
+                            for f, lo, hi in zip(FEATURES, clipper.lower_, clipper.upper_)})
 
+# %% ../nbs/02_pipeline.ipynb #083455f3
 def save_data_artifacts(train:pd.DataFrame, # raw (unclipped) training split
                         test:pd.DataFrame, # raw (unclipped) test split
                         clipper:IQRClipper, # clipper fitted on `train`
