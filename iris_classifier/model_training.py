@@ -28,7 +28,8 @@ from scipy.stats import binomtest
 
 from .core import *
 from .data_processing import frame_sha256, load_feedback_rows, load_training_data
-from .pipeline import build_pipeline, load_published_model, quality_report, save_data_artifacts, split_data
+from .pipeline import (build_pipeline, load_published_model, quality_report, save_data_artifacts,
+                                      split_data)
 from .persistence import load_reference, promote, publish_model
 
 # %% ../nbs/05_model_training.ipynb #a2191720
