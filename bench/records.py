@@ -17,8 +17,9 @@ from datetime import datetime, timezone
 from iris_classifier.core import FEATURES
 from iris_classifier.records import prediction_lines, prediction_records
 
-ANSWERS = [dict(species=s, class_index=i, probabilities=dict(setosa=float(i == 0), versicolor=float(i == 1), virginica=float(i == 2)))
-           for i, s in enumerate(["setosa", "versicolor", "virginica"])]
+SPECIES = ["setosa", "versicolor", "virginica"]
+ANSWERS = [dict(species=s, class_index=i, probabilities={c: float(c == s) for c in SPECIES})
+           for i, s in enumerate(SPECIES)]
 ARGS = ("p0W9cY2mQ3kA1bZ8xR7t", "20261130T110000Z-1a2b3c", "api")
 STAMP = datetime(2026, 11, 30, 12, 0, 0, 123456, timezone.utc)
 
@@ -45,7 +46,8 @@ def main(rounds:int=7):
             times["hand-made"].append(usec(made, rows, answers, n))
             times["json.dumps"].append(usec(plain, rows, answers, n))
         med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"{size:>5} row(s): hand-made {med['hand-made']:9.1f} us, json.dumps per record {med['json.dumps']:9.1f} us, "
-              f"ratio json.dumps / hand-made {med['json.dumps'] / med['hand-made']:.2f}")
+        print(f"{size:>5} row(s): hand-made {med['hand-made']:9.1f} us,"
+              f" json.dumps per record {med['json.dumps']:9.1f} us,"
+              f" ratio json.dumps / hand-made {med['json.dumps'] / med['hand-made']:.2f}")
 
 if __name__ == "__main__": main()

@@ -334,7 +334,8 @@ def track_predictions(rows:list[list[float]], # the checked measurements, in `FE
     count_predictions(answers, s.metrics.by_species)
     s.metrics.drift.observe(rows)
     if s.recorder.wants():
-        s.recorder.write_predictions(rid, s.predictor.version, req.blueprint, rows, answers, client_request_id=client_request_id(req.environ))
+        client = client_request_id(req.environ)
+        s.recorder.write_predictions(rid, s.predictor.version, req.blueprint, rows, answers, client_request_id=client)
     return rid
 
 # %% ../nbs/06_app.ipynb #255a572d
@@ -359,7 +360,8 @@ def metrics():
 # %% ../nbs/06_app.ipynb #9859184a
 DEFAULTS = dict(MODEL_DIR=None, MODEL_NAME="iris-classifier", MAX_BATCH_ROWS=1000, MAX_CONTENT_LENGTH=256 * 1024,
                 MAX_FORM_MEMORY_SIZE=16 * 1024, MAX_FORM_PARTS=50, DEBUG=False,
-                RECORDS="dir", RECORDS_DIR=None, RECORDS_SAMPLE=1.0, RECORDS_KEEP_DAYS=30, FEEDBACK_TOKEN=None, ID_KEY=None)
+                RECORDS="dir", RECORDS_DIR=None, RECORDS_SAMPLE=1.0, RECORDS_KEEP_DAYS=30,
+                FEEDBACK_TOKEN=None, ID_KEY=None)
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY", "Cross-Origin-Opener-Policy": "same-origin"}
@@ -409,7 +411,8 @@ def create_serving(app:Flask, # the application, configured
     metrics.model_loaded.set(predictor is not None)
     openapi = json.loads((Path(app.root_path)/"openapi.json").read_text())
     recorder = create_recorder(app.config, metrics.records_failed)
-    return Serving(predictor, problem, metrics, openapi, recorder, signing_key(app.config["ID_KEY"], app.config["FEEDBACK_TOKEN"]))
+    key = signing_key(app.config["ID_KEY"], app.config["FEEDBACK_TOKEN"])
+    return Serving(predictor, problem, metrics, openapi, recorder, key)
 
 def served_reference(p:Predictor|None, # the served model, if any
                      log:logging.Logger, # where to warn about a model without deciles
@@ -436,7 +439,7 @@ _OWN_NAMES = {k.lower() for k in SECURITY_HEADERS} | {"x-request-id"}
 def secured(wsgi_app, # the application's WSGI callable, `Flask.wsgi_app`
             key:bytes, # signs the request ids
            ):
-    "`wsgi_app` with the security headers and the server's request id on every response, and the arrival time in its environ"
+    "`wsgi_app` with the security headers and the server's request id on every response, and the arrival time"
     def app(environ, start_response):
         environ[STARTED] = time.perf_counter()
         rid = environ_request_id(environ, key)
@@ -471,8 +474,9 @@ def _wants_json()->bool:
 def _error(status:int, message:str, headers:dict|None=None)->Response:
     "An error as `{\"error\": message}` for programs, or as a page for people"
     if _wants_json(): resp = jsonify(error=message)
-    else: resp = Response(render_template("error.html", status=status, message=message, request_id=request.environ.get(REQUEST_ID),
-                                          client_request_id=client_request_id(request.environ)))
+    else:
+        ids = dict(request_id=request.environ.get(REQUEST_ID), client_request_id=client_request_id(request.environ))
+        resp = Response(render_template("error.html", status=status, message=message, **ids))
     resp.status_code = status
     resp.headers.update(headers or {})
     return resp

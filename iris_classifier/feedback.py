@@ -54,14 +54,17 @@ _WHICH_ID = "Send the request_id the prediction's answer carried (in V2, paramet
 def _item(item, where:str, classes:list[str], rows:int, key:bytes)->tuple[str, int, str]:
     "The request id, row and species of one item called `where`, checked"
     if not isinstance(item, dict):
-        raise DataValidationError(f"{where} must be an object with request_id and species.", 'Send {"request_id": "...", "species": "..."} or a list of them.')
+        raise DataValidationError(f"{where} must be an object with request_id and species.",
+                                  'Send {"request_id": "...", "species": "..."} or a list of them.')
     rid, species, row = item.get("request_id"), item.get("species"), json_int(item.get("row", 0))
     if not issued_request_id(key, rid):
-        raise DataValidationError(f"{where}.request_id must be an id this service issued for a prediction (got {shown(rid)}).", _WHICH_ID)
+        raise DataValidationError(f"{where}.request_id must be an id this service issued for a prediction "
+                                  f"(got {shown(rid)}).", _WHICH_ID)
     if not (isinstance(species, str) and species in classes):
         raise DataValidationError(f"{where}.species must be one of {', '.join(classes)} (got {shown(species)}).")
     if type(row) is not int or not 0 <= row < rows:
-        raise DataValidationError(f"{where}.row must be the row's index in its request, from 0 to {rows - 1} (got {shown(row)}).")
+        raise DataValidationError(f"{where}.row must be the row's index in its request, from 0 to {rows - 1} "
+                                  f"(got {shown(row)}).")
     return rid, row, species
 
 # %% ../nbs/13_feedback.ipynb #da72f677
@@ -75,7 +78,8 @@ def feedback():
     s, body = current_serving(), json_value()
     items = body if isinstance(body, list) else [body]
     check_batch_size(len(items))
-    checked = read_feedback(items, s.predictor.classes if s.predictor else SPECIES, current_app.config["MAX_BATCH_ROWS"], s.id_key)
+    classes = s.predictor.classes if s.predictor else SPECIES
+    checked = read_feedback(items, classes, current_app.config["MAX_BATCH_ROWS"], s.id_key)
     records = [feedback_record(rid, row, species) for rid, row, species in checked]
     if not s.recorder.write("feedback", records):
         abort(503, description="The feedback could not be stored (records are off or cannot be written on this server); nothing was kept. Try again later.")

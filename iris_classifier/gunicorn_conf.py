@@ -51,7 +51,8 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # None: the 
 
 accesslog = "-"
 # gunicorn's default line, then the server's request id (the response's X-Request-ID) and the client's ("-" for none)
-access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %({x-request-id}o)s %({x-request-id}i)s'
+access_log_format = ('%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+                     ' %({x-request-id}o)s %({x-request-id}i)s')
 logconfig_dict = {
     "version": 1, "disable_existing_loggers": False,
     "formatters": {"text": {"format": LOG_FORMAT}, "json": {"()": JsonFormatter}},

@@ -40,7 +40,8 @@ def prediction_records(request_id:str, # the server's id of the request, shared 
                       )->list[dict]: # one record per row
     "The prediction records of one answered request"
     stamp = time.isoformat() if time else utc_stamp()
-    ids = dict(request_id=request_id) if client_request_id is None else dict(request_id=request_id, client_request_id=client_request_id)
+    ids = dict(request_id=request_id)
+    if client_request_id is not None: ids["client_request_id"] = client_request_id
     return [dict(kind="prediction", time=stamp, **ids, row=i, model_version=model_version, route=route,
                  measurements=dict(zip(FEATURES, r)), species=a["species"], probabilities=a["probabilities"])
             for i, (r, a) in enumerate(zip(rows, answers))]
@@ -155,7 +156,8 @@ def prune_records(directory:Path, # a records directory
     "Delete the record files of days more than `keep_days` before `now`'s UTC day"
     if not keep_days or not Path(directory).is_dir(): return []
     oldest = (utc_now(now).date() - timedelta(days=keep_days)).isoformat()
-    old = sorted(p for p in Path(directory).iterdir() if (named := record_file_day(p.name)) and named[1] < oldest and p.is_file())
+    named = [(p, record_file_day(p.name)) for p in Path(directory).iterdir()]
+    old = sorted(p for p, kind_day in named if kind_day and kind_day[1] < oldest and p.is_file())
     for p in old: p.unlink(missing_ok=True)  # another worker may have deleted it first
     return old
 
@@ -176,12 +178,14 @@ class Recorder:
                  sample:float=1.0, # share of prediction requests recorded; feedback is always recorded
                  failed:Callable[[str, int], None]|None=None, # told the kind and number of records that could not be written
                  log:logging.Logger|None=None, # where the first failure is explained
-                 keep_days:int=30, # for "dir": day files older than this many days before today are deleted; 0 keeps all
+                 keep_days:int=30, # for "dir": files of days more than this many days before today go; 0 keeps all
                  recheck:float=1.0, # for "dir": seconds between checks that the open files are still at their paths
                 ):
         if mode not in RECORD_MODES: raise ParameterError(f"IRIS_RECORDS must be one of {', '.join(RECORD_MODES)} (got {mode!r}).", "Fix the setting and restart the server.")
         if type(sample) not in (int, float) or not 0 <= sample <= 1: raise ParameterError(f"IRIS_RECORDS_SAMPLE must be a number from 0 to 1 (got {sample!r}).", "Fix the setting and restart the server.")
-        if type(keep_days) is not int or keep_days < 0: raise ParameterError(f"IRIS_RECORDS_KEEP_DAYS must be a whole number of days, 0 to keep every file (got {keep_days!r}).", "Fix the setting and restart the server.")
+        if type(keep_days) is not int or keep_days < 0:
+            raise ParameterError(f"IRIS_RECORDS_KEEP_DAYS must be a whole number of days, 0 to keep every file "
+                                 f"(got {keep_days!r}).", "Fix the setting and restart the server.")
         self.mode, self.directory, self.sample, self.failed = mode, Path(directory or artifacts_dir()/"records"), sample, failed
         self.keep_days, self.recheck, self._pruned = keep_days, recheck, None
         self.log, self._files, self._explained = log or logging.getLogger("iris_classifier.records"), {}, False
@@ -211,8 +215,10 @@ class Recorder:
         if self.mode == "off" or not rows: return False
         stamp = stamp or utc_stamp()
         try:
-            lines = prediction_lines(request_id, model_version, route, rows, answers, stamp, self.mode == "stdout", client_request_id)
-            if self.mode == "stdout": _to_stdout(lines)
+            to_stdout = self.mode == "stdout"
+            lines = prediction_lines(request_id, model_version, route, rows, answers, stamp, to_stdout,
+                                     client_request_id)
+            if to_stdout: _to_stdout(lines)
             else: _write_all(self._file("prediction", stamp[:10]), "".join(lines).encode())
             return True
         except (OSError, ValueError) as e: return self._lost("prediction", len(rows), e)  # ValueError: standard output was closed
@@ -224,18 +230,20 @@ class Recorder:
         return False
 
     def _file(self, kind:str, day:str)->int:
-        "An append-only descriptor of this process's file of `kind` records for `day`, opened afresh on a new day or when moved"
+        "An append-only descriptor of this process's file of `kind` records for `day`, opened again when moved"
         f = self._files.get(kind)
         if f is None or f.day != day or f.pid != os.getpid() or self._moved(f): f = self._open(kind, day)
         return f.fd
 
     def _open(self, kind:str, day:str)->"_OpenFile":
-        "Open this process's file of `kind` for `day`, closing the one it replaces; on a new day, apply the retention rule first"
+        "Open this process's file of `kind` for `day`, closing the one it replaces; on a new day, prune old days first"
         if self._pruned != day: self._prune(day)
         self.directory.mkdir(parents=True, exist_ok=True)
-        if (old := self._files.pop(kind, None)) is not None: os.close(old.fd)  # yesterday's file, a moved one, or the parent process's
+        old = self._files.pop(kind, None)  # yesterday's file, a moved one, or the parent process's
+        if old is not None: os.close(old.fd)
         path = record_file(self.directory, kind, day)
-        f = self._files[kind] = _OpenFile(day, os.getpid(), os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644), path, monotonic() + self.recheck)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        f = self._files[kind] = _OpenFile(day, os.getpid(), fd, path, monotonic() + self.recheck)
         return f
 
     def _moved(self, f:"_OpenFile")->bool:
@@ -251,7 +259,9 @@ class Recorder:
         "Apply the retention rule for `day`; a failure is logged, never counted as lost records"
         self._pruned = day
         try: prune_records(self.directory, self.keep_days, datetime.fromisoformat(day).replace(tzinfo=timezone.utc))
-        except OSError as e: self.log.warning("Could not delete old records in '%s' (%s: %s); they are kept.", self.directory, type(e).__name__, e)
+        except OSError as e:
+            self.log.warning("Could not delete old records in '%s' (%s: %s); they are kept.",
+                             self.directory, type(e).__name__, e)
 
     def _explain(self, kind:str, e:Exception):
         self._explained = True

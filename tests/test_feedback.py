@@ -33,7 +33,8 @@ def test_feedback_joins_the_predictions_by_request_id_and_row(client, tmp_path):
 
 def test_request_ids_another_pod_issued_are_accepted_and_counted(client, published, tmp_path):
     "Every pod with the same token (or ID_KEY) checks the others' ids without asking them"
-    other_pod = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path/"other", "FEEDBACK_TOKEN": TOKEN}).test_client()
+    settings = {"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path/"other", "FEEDBACK_TOKEN": TOKEN}
+    other_pod = create_app(settings).test_client()
     rid = other_pod.post("/api/predict", json=dict(zip(FEATURES, OTHER))).json["request_id"]
     r = client.post("/api/feedback", json={"request_id": rid, "species": "virginica"}, headers=BEARER)
     assert (r.status_code, r.json["accepted"]) == (200, 1) and "known" not in r.json
@@ -42,21 +43,30 @@ def test_request_ids_another_pod_issued_are_accepted_and_counted(client, publish
 
 def test_a_client_chosen_id_cannot_label_other_predictions(client, tmp_path):
     "Finding 3 of issue 25: two predictions sent as order-1001, then feedback about order-1001"
-    answers = [client.post("/api/predict", json=dict(zip(FEATURES, row)), headers={"X-Request-ID": "order-1001"}).json for row in (ROW, OTHER)]
-    assert answers[0]["request_id"] != answers[1]["request_id"] and "order-1001" not in (answers[0]["request_id"], answers[1]["request_id"])
-    message = error(client.post("/api/feedback", json={"request_id": "order-1001", "species": "setosa"}, headers=BEARER), 400)
-    assert 'must be an id this service issued for a prediction (got "order-1001")' in message and "not an id of your own" in message
-    assert records(tmp_path/"records", "feedback") == []
-    assert [(p["request_id"], p["client_request_id"]) for p in records(tmp_path/"records")] == [(a["request_id"], "order-1001") for a in answers]
+    own = {"X-Request-ID": "order-1001"}
+    answers = [client.post("/api/predict", json=dict(zip(FEATURES, row)), headers=own).json for row in (ROW, OTHER)]
+    ids = [a["request_id"] for a in answers]
+    assert ids[0] != ids[1] and "order-1001" not in ids
+    r = client.post("/api/feedback", json={"request_id": "order-1001", "species": "setosa"}, headers=BEARER)
+    message = error(r, 400)
+    assert 'must be an id this service issued for a prediction (got "order-1001")' in message
+    assert "not an id of your own" in message and records(tmp_path/"records", "feedback") == []
+    recorded = [(p["request_id"], p["client_request_id"]) for p in records(tmp_path/"records")]
+    assert recorded == [(i, "order-1001") for i in ids]
 
-@pytest.mark.parametrize("forged", ["0" * 36, RID[:-1] + ("A" if RID[-1] != "A" else "B"), issue_request_id(b"another key of 32 bytes........"), RID + "A"])
+@pytest.mark.parametrize("forged", ["0" * 36, RID[:-1] + ("A" if RID[-1] != "A" else "B"),  # a signature changed
+                                    issue_request_id(b"another key" * 3), RID + "A"])
 def test_forged_request_ids_are_400(client, tmp_path, forged):
-    assert "must be an id this service issued" in error(client.post("/api/feedback", json={"request_id": forged, "species": "setosa"}, headers=BEARER), 400)
+    r = client.post("/api/feedback", json={"request_id": forged, "species": "setosa"}, headers=BEARER)
+    assert "must be an id this service issued" in error(r, 400)
     assert records(tmp_path/"records", "feedback") == []
 
 def test_id_key_signs_ids_whatever_the_token(published, tmp_path):
     "With IRIS_ID_KEY, pods check each other's ids even while their tokens differ (a token rotation in progress)"
-    made = lambda token, key: create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path, "FEEDBACK_TOKEN": token, "ID_KEY": key}).test_client()
+    def made(token, key):
+        settings = {"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path}
+        settings.update(FEEDBACK_TOKEN=token, ID_KEY=key)
+        return create_app(settings).test_client()
     old, new, elsewhere = made(TOKEN, "k" * 32), made(TOKEN[::-1], "k" * 32), made(TOKEN, "x" * 32)
     rid = old.post("/api/predict", json=dict(zip(FEATURES, ROW))).json["request_id"]
     one = {"request_id": rid, "species": "setosa"}
@@ -82,7 +92,8 @@ def test_a_weak_token_leaves_the_route_off_and_says_why(published, tmp_path, cap
 def test_the_token_comes_from_the_environment(published, tmp_path, monkeypatch):
     monkeypatch.setenv("IRIS_FEEDBACK_TOKEN", TOKEN)
     client = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path}).test_client()
-    assert client.post("/api/feedback", json={"request_id": RID, "species": "setosa"}, headers=BEARER).status_code == 200
+    r = client.post("/api/feedback", json={"request_id": RID, "species": "setosa"}, headers=BEARER)
+    assert r.status_code == 200
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {TOKEN[:-1]}"},
                                      {"Authorization": f"Bearer {TOKEN}x"}, {"Authorization": f"Basic {TOKEN}"}, {"Authorization": TOKEN},
@@ -134,9 +145,11 @@ def test_oversized_batches_are_413(client, published, tmp_path):
 def test_feedback_that_cannot_be_stored_is_503_and_counted(published, tmp_path):
     (tmp_path/"occupied").write_text("")
     client = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path/"occupied"/"x", "FEEDBACK_TOKEN": TOKEN}).test_client()
-    assert "nothing was kept" in error(client.post("/api/feedback", json={"request_id": RID, "species": "setosa"}, headers=BEARER), 503)
+    r = client.post("/api/feedback", json={"request_id": RID, "species": "setosa"}, headers=BEARER)
+    assert "nothing was kept" in error(r, 503)
     assert metric(client, 'iris_records_failed_total{kind="feedback"}') == 1
 
 def test_feedback_works_without_a_model(tmp_path):
     client = create_app({"TESTING": True, "MODEL_DIR": tmp_path/"none", "RECORDS_DIR": tmp_path/"records", "FEEDBACK_TOKEN": TOKEN}).test_client()
-    assert client.post("/api/feedback", json={"request_id": RID, "species": "virginica"}, headers=BEARER).status_code == 200
+    r = client.post("/api/feedback", json={"request_id": RID, "species": "virginica"}, headers=BEARER)
+    assert r.status_code == 200
