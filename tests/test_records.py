@@ -89,6 +89,13 @@ def test_the_page_shows_nothing_new_and_error_pages_show_both_ids(recording):
     assert missing.status_code == 404 and missing.headers["X-Request-ID"] in missing.text
     assert "marker-4711" in missing.text
 
+def test_an_unexpected_error_logs_both_ids(published, tmp_path, caplog):
+    app = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path/"records"})
+    app.add_url_rule("/api/boom", "boom", lambda: 1 / 0)
+    r = app.test_client().get("/api/boom", headers={"X-Request-ID": "trace-5"})
+    assert r.status_code == 500 and "ZeroDivisionError" in caplog.text
+    assert f"(request id {r.headers['X-Request-ID']}, the client's trace-5)" in caplog.text
+
 def test_sampling_records_a_share_of_requests_and_counts_them_all(published, tmp_path):
     none = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path/"none", "RECORDS_SAMPLE": 0}).test_client()
     for _ in range(10): none.post("/api/predict", json={"instances": [ROW, ROW]})
