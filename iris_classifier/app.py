@@ -487,6 +487,7 @@ def _http_error(e:HTTPException)->Response:
     return _error(e.code or 500, e.description or e.name, {k: v for k, v in e.get_headers() if k in ("Allow", "WWW-Authenticate")})
 
 def _unexpected_error(e:Exception)->Response:
-    current_app.logger.exception("Unexpected error answering %s %s (request id %s, the client's %s)", request.method, request.path,
-                                 request.environ.get(REQUEST_ID), client_request_id(request.environ) or "-")
+    ids = request.environ.get(REQUEST_ID), client_request_id(request.environ) or "-"
+    current_app.logger.exception("Unexpected error answering %s %s (request id %s, the client's %s)",
+                                 request.method, request.path, *ids)
     return _error(500, "Internal server error. It has been logged.")
