@@ -54,6 +54,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'iris_classifier.app.readyz': ('app.html#readyz', 'iris_classifier/app.py'),
                                      'iris_classifier.app.request_body': ('app.html#request_body', 'iris_classifier/app.py'),
                                      'iris_classifier.app.request_id': ('app.html#request_id', 'iris_classifier/app.py'),
+                                     'iris_classifier.app.sane_client_id': ('app.html#sane_client_id', 'iris_classifier/app.py'),
                                      'iris_classifier.app.secured': ('app.html#secured', 'iris_classifier/app.py'),
                                      'iris_classifier.app.served_reference': ('app.html#served_reference', 'iris_classifier/app.py'),
                                      'iris_classifier.app.signing_key': ('app.html#signing_key', 'iris_classifier/app.py'),

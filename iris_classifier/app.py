@@ -8,9 +8,9 @@ __all__ = ['LATENCY_BUCKETS', 'METHODS', 'DISCARD_FACTOR', 'ENCODINGS', 'SANE_RE
            'DriftMetrics', 'create_drift_metrics', 'Metrics', 'create_metrics', 'metrics_text', 'Serving',
            'load_serving', 'current_serving', 'current_predictor', 'json_body', 'json_value', 'parse_json_value',
            'parse_json', 'request_body', 'decoded_body', 'check_batch_size', 'count_predictions', 'issue_request_id',
-           'issued_request_id', 'signing_key', 'environ_request_id', 'client_request_id', 'request_id',
-           'track_predictions', 'JSONProvider', 'create_app', 'create_serving', 'served_reference', 'create_recorder',
-           'secured']
+           'issued_request_id', 'signing_key', 'environ_request_id', 'sane_client_id', 'client_request_id',
+           'request_id', 'track_predictions', 'JSONProvider', 'create_app', 'create_serving', 'served_reference',
+           'create_recorder', 'secured']
 
 # %% ../nbs/06_app.ipynb #407ae615
 import base64, hmac, json, logging, os, re, sys, time, zlib
@@ -314,11 +314,15 @@ def environ_request_id(environ:dict, # a request's WSGI environ
     if rid is None: rid = environ[REQUEST_ID] = issue_request_id(key)
     return rid
 
+def sane_client_id(given:str|None, # an id a client sent: its `X-Request-ID`, or V2's `id`
+                  )->str|None:
+    "`given` when it is sane, else None"
+    return given if given and SANE_REQUEST_ID.fullmatch(given) else None
+
 def client_request_id(environ:dict, # a request's WSGI environ
                      )->str|None:
     "The client's `X-Request-ID` when it is sane, else None"
-    given = environ.get("HTTP_X_REQUEST_ID")
-    return given if given and SANE_REQUEST_ID.fullmatch(given) else None
+    return sane_client_id(environ.get("HTTP_X_REQUEST_ID"))
 
 def request_id()->str:
     "This request's server id"
@@ -327,6 +331,7 @@ def request_id()->str:
 # %% ../nbs/06_app.ipynb #33e4b86e
 def track_predictions(rows:list[list[float]], # the checked measurements, in `FEATURES` order
                       answers:list[dict], # from `predict_rows`
+                      client_id:str|None=None, # the body's id (V2's `id`), used without an `X-Request-ID`
                      )->str: # the request's server id
     "Count the answers by species and the measurements by decile bin, and record the rows if sampled"
     s, req = current_serving(), request._get_current_object()  # the request itself: one look-up through the proxy, not three
@@ -334,7 +339,7 @@ def track_predictions(rows:list[list[float]], # the checked measurements, in `FE
     count_predictions(answers, s.metrics.by_species)
     s.metrics.drift.observe(rows)
     if s.recorder.wants():
-        client = client_request_id(req.environ)
+        client = client_request_id(req.environ) or sane_client_id(client_id)
         s.recorder.write_predictions(rid, s.predictor.version, req.blueprint, rows, answers, client_request_id=client)
     return rid
 

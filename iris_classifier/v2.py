@@ -254,7 +254,7 @@ def infer(name:str, # model name from the URL
     r = v2_request(*v2_body())
     check_batch_size(len(r.rows))
     answers = predict_rows(p, r.rows)
-    rid = track_predictions(r.rows, answers)
+    rid = track_predictions(r.rows, answers, r.id)
     out = dict(v2_response(p, answers, r.outputs, name, r.id), parameters={"request_id": rid})
     if not r.binary: return out
     data, n = v2_binary(out, r.binary)

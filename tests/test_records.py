@@ -36,14 +36,15 @@ def recording(published, tmp_path):
 def test_every_route_records_what_it_answered(recording, published):
     client, directory = recording
     api = client.post("/api/predict", json={"instances": [ROW, dict(zip(FEATURES, OTHER))]}, headers={"X-Request-ID": "batch-1"})
-    v2 = client.post("/v2/models/iris-classifier/infer", json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": OTHER}]})
+    tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": OTHER}
+    v2 = client.post("/v2/models/iris-classifier/infer", json={"id": "triton-7", "inputs": [tensor]})
     page = client.post("/", data=dict(zip(FEATURES, ["5.1", "3.5", "1.4", "0.2"])))
     assert (api.status_code, v2.status_code, page.status_code) == (200, 200, 200)
     got = records(directory)
     version = read_metadata(published)["model_version"]
     assert [(r["route"], r["request_id"], r.get("client_request_id"), r["row"]) for r in got] == [
         ("api", api.json["request_id"], "batch-1", 0), ("api", api.json["request_id"], "batch-1", 1),
-        ("v2", v2.json["parameters"]["request_id"], None, 0), ("page", page.headers["X-Request-ID"], None, 0)]
+        ("v2", v2.json["parameters"]["request_id"], "triton-7", 0), ("page", page.headers["X-Request-ID"], None, 0)]
     assert api.headers["X-Request-ID"] == api.json["request_id"]
     assert v2.headers["X-Request-ID"] == v2.json["parameters"]["request_id"]
     assert [list(r["measurements"].values()) for r in got] == [ROW, OTHER, OTHER, ROW]
