@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['FEATURES', 'TARGET', 'SPECIES', 'MAX_CM', 'CHUNK_ROWS', 'PROJECT', 'STAMP_FORMAT', 'METADATA_FILE', 'HISTORY_FILE',
-           'HISTORY_FIELDS', 'LOG_FORMAT', 'IrisError', 'DataValidationError', 'ParameterError', 'QualityGateError',
-           'ChallengerRefusedError', 'ChampionUndecidedError', 'ModelNotFoundError', 'ModelIntegrityError',
-           'TrainParams', 'project_root', 'artifacts_dir', 'model_dir', 'runs_dir', 'reports_dir', 'utc_now',
-           'new_run_id', 'read_metadata', 'metadata_in_force', 'read_history', 'setup_logging', 'sha256_bytes',
-           'sha256_file', 'verified_file', 'atomic_path', 'write_atomic']
+           'HISTORY_FIELDS', 'LOG_FORMAT', 'json_int', 'IrisError', 'DataValidationError', 'ParameterError',
+           'QualityGateError', 'ChallengerRefusedError', 'ChampionUndecidedError', 'ModelNotFoundError',
+           'ModelIntegrityError', 'TrainParams', 'project_root', 'artifacts_dir', 'model_dir', 'runs_dir',
+           'reports_dir', 'utc_now', 'new_run_id', 'read_metadata', 'metadata_in_force', 'read_history',
+           'setup_logging', 'sha256_bytes', 'sha256_file', 'verified_file', 'atomic_path', 'write_atomic']
 
 # %% ../nbs/00_core.ipynb #3a139e73
 import hashlib, json, logging, os, re, secrets, shutil, sys, tomllib, uuid
@@ -23,6 +23,12 @@ TARGET = "species"
 SPECIES = ["setosa", "versicolor", "virginica"]
 MAX_CM = 30.0  # no iris sepal or petal comes close; larger values are unit or typing mistakes
 CHUNK_ROWS = 65_536  # rows batch scoring reads, scores and writes at a time: flat memory, small per-chunk overhead
+
+# %% ../nbs/00_core.ipynb #2d22f558
+def json_int(v, # a value decoded from JSON
+            ):
+    "`v` as an int when it is a whole-number float, else `v` unchanged: JSON's 3.0 is the integer 3"
+    return int(v) if type(v) is float and v.is_integer() else v
 
 # %% ../nbs/00_core.ipynb #3709f831
 class IrisError(Exception):

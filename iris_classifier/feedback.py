@@ -6,13 +6,14 @@
 __all__ = ['MIN_TOKEN_LENGTH', 'bp', 'configured_token', 'check_token', 'read_feedback']
 
 # %% ../nbs/13_feedback.ipynb #9a4c3fab
-import hmac, json, logging
+import hmac, logging
 
 from flask import Blueprint, abort, current_app, request
 from werkzeug.datastructures import WWWAuthenticate
 
 from .core import *
-from .app import SANE_REQUEST_ID, check_batch_size, current_serving, json_value, request_id
+from .app import check_batch_size, current_serving, issued_request_id, json_value, request_id
+from .prediction import shown
 from .records import feedback_record
 
 # %% ../nbs/13_feedback.ipynb #97618325
@@ -43,19 +44,27 @@ def check_token():
 def read_feedback(items:list, # the body's items
                   classes:list[str], # the species an item may name
                   rows:int, # most rows in one prediction request: rows are counted from 0 to `rows` - 1
+                  key:bytes, # the key that signed the request ids the server issued
                  )->list[tuple[str, int, str]]: # the request id, row and species of each item
     "Check feedback items, with an error naming the first bad one"
-    return [_item(item, f"feedback[{i}]", classes, rows) for i, item in enumerate(items)]
+    return [_item(item, f"feedback[{i}]", classes, rows, key) for i, item in enumerate(items)]
 
-def _item(item, where:str, classes:list[str], rows:int)->tuple[str, int, str]:
+_WHICH_ID = "Send the request_id the prediction's answer carried (in V2, parameters.request_id), not an id of your own."
+
+def _item(item, where:str, classes:list[str], rows:int, key:bytes)->tuple[str, int, str]:
     "The request id, row and species of one item called `where`, checked"
-    if not isinstance(item, dict): raise DataValidationError(f"{where} must be an object with request_id and species.", 'Send {"request_id": "...", "species": "..."} or a list of them.')
-    rid, species, row = item.get("request_id"), item.get("species"), item.get("row", 0)
-    if type(row) is float and row.is_integer(): row = int(row)  # JSON has one number type: 3.0 is the integer 3, as JSON Schema says
-    if not (isinstance(rid, str) and SANE_REQUEST_ID.fullmatch(rid)):
-        raise DataValidationError(f"{where}.request_id must be the request_id a prediction answered with (got {json.dumps(rid)[:40]}).")
-    if not (isinstance(species, str) and species in classes): raise DataValidationError(f"{where}.species must be one of {', '.join(classes)} (got {json.dumps(species)[:40]}).")
-    if type(row) is not int or not 0 <= row < rows: raise DataValidationError(f"{where}.row must be the row's index in its request, from 0 to {rows - 1} (got {json.dumps(row)[:40]}).")
+    if not isinstance(item, dict):
+        raise DataValidationError(f"{where} must be an object with request_id and species.",
+                                  'Send {"request_id": "...", "species": "..."} or a list of them.')
+    rid, species, row = item.get("request_id"), item.get("species"), json_int(item.get("row", 0))
+    if not issued_request_id(key, rid):
+        raise DataValidationError(f"{where}.request_id must be an id this service issued for a prediction "
+                                  f"(got {shown(rid)}).", _WHICH_ID)
+    if not (isinstance(species, str) and species in classes):
+        raise DataValidationError(f"{where}.species must be one of {', '.join(classes)} (got {shown(species)}).")
+    if type(row) is not int or not 0 <= row < rows:
+        raise DataValidationError(f"{where}.row must be the row's index in its request, from 0 to {rows - 1} "
+                                  f"(got {shown(row)}).")
     return rid, row, species
 
 # %% ../nbs/13_feedback.ipynb #da72f677
@@ -69,7 +78,8 @@ def feedback():
     s, body = current_serving(), json_value()
     items = body if isinstance(body, list) else [body]
     check_batch_size(len(items))
-    checked = read_feedback(items, s.predictor.classes if s.predictor else SPECIES, current_app.config["MAX_BATCH_ROWS"])
+    classes = s.predictor.classes if s.predictor else SPECIES
+    checked = read_feedback(items, classes, current_app.config["MAX_BATCH_ROWS"], s.id_key)
     records = [feedback_record(rid, row, species) for rid, row, species in checked]
     if not s.recorder.write("feedback", records):
         abort(503, description="The feedback could not be stored (records are off or cannot be written on this server); nothing was kept. Try again later.")

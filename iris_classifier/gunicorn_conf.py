@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['wsgi_app', 'bind', 'workers', 'preload_app', 'timeout', 'graceful_timeout', 'keepalive', 'control_socket_disable',
-           'worker_tmp_dir', 'accesslog', 'logconfig_dict', 'cpus', 'JsonFormatter', 'log_format', 'on_starting',
-           'post_worker_init', 'on_exit']
+           'worker_tmp_dir', 'accesslog', 'access_log_format', 'logconfig_dict', 'cpus', 'JsonFormatter', 'log_format',
+           'on_starting', 'post_worker_init', 'on_exit']
 
 # %% ../nbs/10_server.ipynb #d648b5b6
 import gc, glob, json, logging, math, os, shutil, tempfile
@@ -50,6 +50,9 @@ control_socket_disable = True  # gunicorn >= 25.1 would otherwise create $HOME/.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # None: the system temp dir (macOS has no /dev/shm)
 
 accesslog = "-"
+# gunicorn's default line, then the server's request id (the response's X-Request-ID) and the client's ("-" for none)
+access_log_format = ('%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+                     ' %({x-request-id}o)s %({x-request-id}i)s')
 logconfig_dict = {
     "version": 1, "disable_existing_loggers": False,
     "formatters": {"text": {"format": LOG_FORMAT}, "json": {"()": JsonFormatter}},

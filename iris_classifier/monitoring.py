@@ -65,7 +65,7 @@ def _text(v)->str:
 
 def _index(v)->int:
     "A row index; Cloud Logging stores every JSON number as a float, so 0.0 counts as 0"
-    if type(v) is float and v.is_integer(): v = int(v)
+    v = json_int(v)
     if type(v) is not int or v < 0: raise ValueError(v)
     return v
 

@@ -58,14 +58,9 @@ def v2_request(body:dict, # the decoded JSON of an inference request
 def _rows_in(shape)->int:
     "N, for a shape `[N, 4]` of whole numbers (JSON may write them 2 or 2.0)"
     if type(shape) is list and len(shape) == 2 and shape[1] == len(FEATURES):  # 4.0 == 4 too
-        n = shape[0] if type(shape[0]) is int else _whole(shape[0])
-        if n is not None and 1 <= n < INT64: return n
+        n = json_int(shape[0])
+        if type(n) is int and 1 <= n < INT64: return n
     raise DataValidationError(f"inputs[0].shape must be [N, 4] with N >= 1 (got {shown(shape)}).")
-
-def _whole(v)->int|None:
-    "`v` as an int if it is a whole number, else None"
-    if type(v) is int: return v
-    if type(v) is float and v.is_integer(): return int(v)
 
 def _v2_rows(data, n:int)->list:
     "The `n` rows of an `[n, 4]` tensor's data, sent nested (a list per row) or flat (row after row)"
@@ -259,7 +254,7 @@ def infer(name:str, # model name from the URL
     r = v2_request(*v2_body())
     check_batch_size(len(r.rows))
     answers = predict_rows(p, r.rows)
-    rid = track_predictions(r.rows, answers)
+    rid = track_predictions(r.rows, answers, r.id)
     out = dict(v2_response(p, answers, r.outputs, name, r.id), parameters={"request_id": rid})
     if not r.binary: return out
     data, n = v2_binary(out, r.binary)

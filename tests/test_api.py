@@ -226,7 +226,8 @@ def test_responses_match_the_openapi_document(client, missing, published):
     token = "a-feedback-token-for-the-tests"
     fb = create_app({"TESTING": True, "MODEL_DIR": published, "FEEDBACK_TOKEN": token}).test_client()
     off = create_app({"TESTING": True, "MODEL_DIR": published, "FEEDBACK_TOKEN": token, "RECORDS": "off"}).test_client()
-    bearer, one = {"Authorization": f"Bearer {token}"}, {"request_id": "r1", "species": "setosa"}
+    rid = fb.post("/api/predict", json=ONE).json["request_id"]
+    bearer, one = {"Authorization": f"Bearer {token}"}, {"request_id": rid, "species": "setosa"}
     calls += [("/api/feedback", "post", fb.post("/api/feedback", json=one, headers=bearer)),
               ("/api/feedback", "post", fb.post("/api/feedback", json=[one, dict(one, row=1)], headers=bearer)),
               ("/api/feedback", "post", fb.post("/api/feedback", json=dict(one, species="rose"), headers=bearer)),

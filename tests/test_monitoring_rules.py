@@ -91,8 +91,9 @@ def exported(trained, tmp_path_factory):
     publish(trained, dest)
     token = "a-token-of-sixteen-characters"
     client = create_app({"TESTING": True, "MODEL_DIR": dest, "RECORDS": "off", "FEEDBACK_TOKEN": token}).test_client()
-    client.post("/api/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
-    client.post("/api/feedback", json={"request_id": "x", "species": "setosa"}, headers={"Authorization": f"Bearer {token}"})
+    rid = client.post("/api/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}).json["request_id"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    client.post("/api/feedback", json={"request_id": rid, "species": "setosa"}, headers=bearer)
     return {l.split("{")[0].split(" ")[0] for l in client.get("/metrics").text.splitlines() if l and not l.startswith("#")}
 
 def metric_names(expr:str)->set[str]:
