@@ -100,9 +100,9 @@ lock: $(UV) ## re-export requirements.lock (hash-pinned, no index URLs) after ch
 system-deps: system-deps-tests ## Debian, as root: what system-deps-tests installs, and podman with a local base image (container test)
 	bash ops/install-container-tools.sh
 
-system-deps-tests: ## Debian, as root: Chromium (browser tests), wrk (benchmark), Prometheus and promtool (monitoring tests), faketime, shellcheck
+system-deps-tests: ## Debian, as root: Chromium (browser tests), wrk (benchmark), Prometheus and promtool (monitoring tests), faketime, shellcheck, jq (ops scripts)
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core wrk faketime shellcheck
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core wrk faketime shellcheck jq
 	# The tests start their own Prometheus on loopback: no node exporter, and Debian's service (which would
 	# listen on every interface) stopped where systemd runs it.
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus

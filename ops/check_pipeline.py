@@ -45,6 +45,8 @@ SCHEDULED = ["scheduled_pipeline", "<< pipeline.trigger_source >>"]
 # Selects a workflow on the pipelines hand_over starts (`not:` it), or keeps it off them.
 HANDED_OVER = ["", "<< pipeline.parameters.deploy_model >>"]
 # Job steps that read or write the records or model buckets: they need the context's credentials.
+# Job steps that run ops/champion.sh, which reads JSON with jq.
+JQ_USE = re.compile(r"ops/champion\.sh|ops/retrain\.sh (fetch|hand-over)")
 BUCKET_USE = re.compile(r"ops/champion\.sh|ops/retrain\.sh (fetch|hand-over)|gcloud storage")
 
 
@@ -129,6 +131,7 @@ def pipeline_problems(config: dict) -> list[str]:
         ("test", "make test"), ("train", "ops/retrain.sh train"), ("docs", "make docs"),
         ("champion", "ops/champion.sh fetch"), ("fetch_production", "ops/retrain.sh fetch"), ("retrain", "ops/retrain.sh run"),
         ("build_and_push", "ops/build-image.sh"), ("deploy", "ops/deploy.sh"), ("deploy", "ops/champion.sh upload"),
+        ("deploy", "ops/champion.sh check"),
         ("hand_over", "ops/retrain.sh hand-over"), ("deploy", "ops/champion.sh candidate"),
     ]
     for job, command in expected_commands:
@@ -143,6 +146,11 @@ def retraining_job_problems(jobs: dict, commands: dict) -> list[str]:
     deploy = _run_commands((jobs.get("deploy") or {}).get("steps"))
     if "ops/champion.sh upload" in deploy and deploy.index("ops/champion.sh upload") < deploy.find("ops/deploy.sh"):
         problems.append("job deploy: uploads the champion before the rollout has succeeded")
+    if "ops/champion.sh check" in deploy and deploy.index("ops/champion.sh check") > deploy.find("ops/deploy.sh"):
+        problems.append("job deploy: checks the champion after the rollout: a stale model would be in production already")
+    for name, job in jobs.items():
+        if JQ_USE.search(_run_commands(job.get("steps"))) and "jq" not in _step_names(job.get("steps")):
+            problems.append(f"job {name}: runs ops/champion.sh without the jq step")
     for job in ("build_and_push", "hand_over"):
         steps = list(_step_names((jobs.get(job) or {}).get("steps")))
         if "halt-unless-retrained" not in steps or "gcp-auth" in steps[:steps.index("halt-unless-retrained")]:
@@ -214,7 +222,7 @@ def workflow_problems(workflow: dict, jobs: dict) -> list[str]:
         return problems + handed_over_problems(entries)
     ships = "deploy" in entries or "build_and_push" in entries
     if role == "scheduled":
-        chain = [("retrain", "fetch_production"), ("build_and_push", "retrain"), ("hand_over", "build_and_push")]
+        chain = [("fetch_production", "test"), ("retrain", "fetch_production"), ("build_and_push", "retrain"), ("hand_over", "build_and_push")]
     else:
         chain = [("train", "test"), ("docs", "train")] + ([("train", "champion"), ("build_and_push", "train"), ("deploy", "build_and_push")] if ships else [])
     for needed in dict.fromkeys(j for pair in chain for j in pair if j != "docs"):

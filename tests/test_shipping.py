@@ -135,6 +135,13 @@ def _workflow_job(config, workflow, job):
     (lambda c: c["jobs"]["deploy"]["steps"].insert(3, {"run": "bash ops/champion.sh upload artifacts/model"}),
      "uploads the champion before the rollout"),
     (lambda c: c["jobs"]["build_and_push"]["steps"].pop(2), "job build_and_push: does not stop before authenticating"),
+    (lambda c: _replace_run(c["jobs"]["deploy"], "ops/champion.sh check", "echo no check"),
+     "job deploy: does not run 'ops/champion.sh check'"),
+    (lambda c: c["jobs"]["deploy"]["steps"].append({"run": "bash ops/champion.sh check artifacts/model"})
+     or _replace_run(c["jobs"]["deploy"], "May this model", "echo later"), "checks the champion after the rollout"),
+    (lambda c: c["jobs"]["champion"]["steps"].remove("jq"), "job champion: runs ops/champion.sh without the jq step"),
+    (lambda c: _workflow_job(c, "retrain", "fetch_production").pop("requires"),
+     "workflow retrain: fetch_production does not require test"),
     (lambda c: c["commands"]["halt-unless-retrained"]["steps"][0]["run"].update(command="bash ops/retrain.sh decision || true"),
      "command halt-unless-retrained"),
 ])
@@ -331,9 +338,21 @@ def test_shell_scripts_pass_shellcheck():
 # ---- ops/retrain.sh and ops/champion.sh against a stand-in gcloud (buckets are directories) and iris-classifier ----
 
 FAKE_STORAGE = r"""#!/usr/bin/env bash
-# `gcloud storage ls|rsync` on directories: gs://BUCKET/PATH is $FAKE_GCS/BUCKET/PATH.
+# `gcloud storage ls|rsync|cp|cat|objects describe` on directories: gs://BUCKET/PATH is $FAKE_GCS/BUCKET/PATH. An
+# object's generation is kept in $FAKE_GCS.gen/BUCKET/PATH (1 for one the test wrote itself); each write makes a
+# new one, and `cp --if-generation-match=G` fails as Cloud Storage does when the object's is not G (0: absent).
+# FAKE_RACE=NAME: another writer replaces the object NAME just before a `cp` to it.
 echo "$*" >> "$FAKE_LOG"
 local_path() { if [[ $1 == gs://* ]]; then echo "$FAKE_GCS/${1#gs://}"; else echo "$1"; fi; }
+gen_file() { echo "$FAKE_GCS.gen/${1#"$FAKE_GCS"/}"; }
+generation() { if [[ ! -f $1 ]]; then echo 0; elif [[ -f $(gen_file "$1") ]]; then cat "$(gen_file "$1")"; else echo 1; fi; }
+write() { # SRC DST
+  mkdir -p "$(dirname "$2")" && cp "$1" "$2"
+  [[ $2 == "$FAKE_GCS"/* ]] || return 0
+  local n=$(( $(cat "$FAKE_GCS.counter" 2>/dev/null || echo 100) + 1 ))
+  echo "$n" > "$FAKE_GCS.counter"
+  mkdir -p "$(dirname "$(gen_file "$2")")" && echo "$n" > "$(gen_file "$2")"
+}
 [[ $1 == storage ]] || exit 1
 case $2 in
   ls)
@@ -343,8 +362,26 @@ case $2 in
   rsync)
     src=$(local_path "${@: -2:1}"); dst=$(local_path "${@: -1}")
     [[ -d $src ]] || { echo "ERROR: $src not found" >&2; exit 1; }
+    exclude=""; for a in "$@"; do [[ $a == --exclude=* ]] && exclude=${a#--exclude=}; done
     [[ " $* " == *" --delete-unmatched-destination-objects "* ]] && rm -rf "$dst"
-    mkdir -p "$dst" && cp -R "$src/." "$dst/" ;;
+    mkdir -p "$dst"
+    (cd "$src" && find . -type f | sed 's|^\./||') | while read -r rel; do
+      [[ -n $exclude ]] && grep -qE "$exclude" <<<"$rel" && continue
+      write "$src/$rel" "$dst/$rel"
+    done ;;
+  cp)
+    src=$(local_path "${@: -2:1}"); dst=$(local_path "${@: -1}")
+    [[ -n ${FAKE_RACE:-} && $dst == */"$FAKE_RACE" ]] && write "$dst" "$dst"
+    for a in "$@"; do
+      [[ $a == --if-generation-match=* && ${a#*=} != "$(generation "$dst")" ]] &&
+        { echo "ERROR: HTTPError 412: At least one of the pre-conditions you specified did not hold." >&2; exit 1; }
+    done
+    write "$src" "$dst" ;;
+  cat) cat "$(local_path "$3")" ;;
+  objects)
+    [[ $3 == describe && $5 == --format=value\(generation\) ]] || exit 1
+    [[ -f $(local_path "$4") ]] || { echo "ERROR: $4 not found" >&2; exit 1; }
+    generation "$(local_path "$4")" ;;
   *) exit 1 ;;
 esac
 """
@@ -509,18 +546,83 @@ def test_champion_without_a_bucket_is_a_no_op(ct):
     assert result.returncode == 2 and "set MODEL_BUCKET" in result.stderr
 
 
-def test_champion_upload_mirrors_the_deployed_model(ct, fetched):
-    deployed = ct.tmp/"artifacts"/"model"
-    shutil.copytree(fetched/"champion", deployed)
-    (deployed/"metadata.json").write_text(json.dumps({"model_version": NEW_VERSION}, indent=2))
-    (ct.tmp/"gcs"/"model-bucket"/"model"/"model-old.skops").write_text("stale")
+def _trained_from(champion, dest, version=NEW_VERSION):
+    "A model published over a copy of `champion` into `dest`, as `iris-classifier train` leaves it"
+    shutil.copytree(champion, dest)
+    (dest/"metadata.json").write_text(json.dumps({"model_version": version}, indent=2))
+    (dest/f"model-{version}.skops").write_text("model")
+    (dest/"versions"/version).mkdir(parents=True)
+    (dest/"versions"/version/"metadata.json").write_text(json.dumps({"model_version": version}))
+    previous = _version(champion)
+    with (dest/"history.jsonl").open("a") as f: f.write(json.dumps({"model_version": version, "previous": previous}) + "\n")
+    return dest
+
+
+def _bucket(ct):
+    "Every file of the model bucket and its content"
+    root = ct.tmp/"gcs"/"model-bucket"
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_champion_upload_adds_the_model_and_replaces_the_champion_only_where_it_was(ct, fetched):
+    deployed = _trained_from(fetched/"champion", ct.tmp/"artifacts"/"model")
+    (ct.tmp/"gcs"/"model-bucket"/"model"/"model-old.skops").write_text("an older model's file")
     result, log = ct("champion", "upload", str(deployed))
     assert result.returncode == 0, result.stderr
     assert f"model {NEW_VERSION} is the champion in gs://model-bucket/model/" in result.stdout
     remote = ct.tmp/"gcs"/"model-bucket"/"model"
-    assert _version(remote) == NEW_VERSION and (remote/"history.jsonl").exists() and not (remote/"model-old.skops").exists()
+    assert _version(remote) == NEW_VERSION and _version(remote/"versions"/NEW_VERSION) == NEW_VERSION
+    assert (remote/"history.jsonl").read_text() == (deployed/"history.jsonl").read_text()
+    assert (remote/"model-old.skops").exists()  # nothing is deleted
+    assert "--delete-unmatched-destination-objects" not in log
+    assert f"cp --if-generation-match=1 {deployed}/history.jsonl gs://model-bucket/model/history.jsonl" in log
+    assert f"cp --if-generation-match=1 {deployed}/metadata.json gs://model-bucket/model/metadata.json" in log
     result, _ = ct("champion", "upload", str(ct.tmp/"empty"))
     assert result.returncode == 1 and "not a published model" in result.stderr
+
+
+def test_a_stale_deploy_fails_and_leaves_the_newer_champion(ct, fetched):
+    newer = _trained_from(fetched/"champion", ct.tmp/"other-pipeline", "20261201T050000Z-0e0e0e0e")
+    assert ct("champion", "upload", str(newer))[0].returncode == 0  # another pipeline deployed first
+    before = _bucket(ct)
+    stale = _trained_from(fetched/"champion", ct.tmp/"artifacts"/"model")  # trained against the older champion
+    for command in ("check", "upload"):
+        result, log = ct("champion", command, str(stale))
+        assert result.returncode == 3, result.stderr
+        assert f"stale: model {NEW_VERSION} was not made from the champion 20261201T050000Z-0e0e0e0e" in result.stderr
+        assert " cp " not in f" {log}" and "rsync" not in log
+    assert _bucket(ct) == before
+
+
+def test_a_deploy_of_a_model_made_from_the_newer_champion_passes_the_check(ct, fetched):
+    newer = _trained_from(fetched/"champion", ct.tmp/"other-pipeline", "20261201T050000Z-0e0e0e0e")
+    assert ct("champion", "upload", str(newer))[0].returncode == 0
+    later = _trained_from(newer, ct.tmp/"artifacts"/"model")
+    result, log = ct("champion", "check", str(later))
+    assert result.returncode == 0 and "may replace the champion 20261201T050000Z-0e0e0e0e" in result.stdout
+    assert "rsync" not in log and " cp " not in f" {log}"  # check writes nothing
+    assert ct("champion", "upload", str(later))[0].returncode == 0 and _version(ct.tmp/"gcs"/"model-bucket"/"model") == NEW_VERSION
+
+
+@pytest.mark.parametrize("race", ["history.jsonl", "metadata.json"])
+def test_a_champion_replaced_during_the_upload_is_not_overwritten(ct, fetched, race):
+    deployed = _trained_from(fetched/"champion", ct.tmp/"artifacts"/"model")
+    result, _ = ct("champion", "upload", str(deployed), FAKE_RACE=race)
+    assert result.returncode == 3 and f"gs://model-bucket/model/{race} changed while uploading" in result.stderr
+    assert _version(ct.tmp/"gcs"/"model-bucket"/"model") == CHAMPION
+
+
+def test_the_first_champion_needs_an_empty_place_and_a_redeploy_writes_nothing(ct, fetched):
+    shutil.rmtree(ct.tmp/"gcs"/"model-bucket"/"model")
+    first = ct.tmp/"first"
+    first.mkdir()
+    (first/"metadata.json").write_text(json.dumps({"model_version": CHAMPION}))
+    (first/"history.jsonl").write_text(json.dumps({"model_version": CHAMPION, "previous": None}) + "\n")
+    result, log = ct("champion", "upload", str(first))
+    assert result.returncode == 0, result.stderr
+    assert "cp --if-generation-match=0" in log and _version(ct.tmp/"gcs"/"model-bucket"/"model") == CHAMPION
+    result, log = ct("champion", "upload", str(first))
+    assert result.returncode == 0 and "already the champion" in result.stdout and "rsync" not in log and " cp " not in log
 
 
 def test_champion_fetch_tells_an_empty_bucket_from_an_unreadable_one(ct):
