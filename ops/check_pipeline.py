@@ -124,6 +124,9 @@ def pipeline_problems(config: dict) -> list[str]:
         steps = list(_step_names((jobs.get(job) or {}).get("steps")))
         if "image-ref" not in steps:
             problems.append(f"job {job}: does not use the image-ref command")
+    for job in ("deploy", "fetch_production"):
+        if "cluster-credentials" not in _step_names((jobs.get(job) or {}).get("steps")):
+            problems.append(f"job {job}: does not use the cluster-credentials command (it reads the cluster)")
     if re.search(r":latest\b", yaml.safe_dump(jobs)):
         problems.append("a job uses a :latest tag")
 

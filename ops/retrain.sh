@@ -2,9 +2,10 @@
 # Continuous training: what the scheduled CircleCI pipeline does, and CI
 # training against the champion.
 #
-#   ops/retrain.sh fetch DIR                 production records (RECORDS_BUCKET) into DIR/records, and the
-#                                            champion (MODEL_BUCKET) into DIR/champion
-#   ops/retrain.sh run DIR [OPTION...]       with DIR/champion as the published model, judge DIR/records
+#   ops/retrain.sh fetch DIR                 the days of production records (RECORDS_BUCKET) the monitoring
+#                                            window needs into DIR/records, the champion (MODEL_BUCKET) into
+#                                            DIR/champion, and the version the cluster serves into DIR/in-force
+#   ops/retrain.sh run DIR [OPTION...]       with the model in force as the published model, judge DIR/records
 #                                            (iris-classifier monitor); on drift, or with FORCE_RETRAIN=true,
 #                                            train a challenger with their feedback (without, when none came)
 #   ops/retrain.sh train [--champion DIR] [OPTION...]
@@ -25,10 +26,24 @@
 # jobs build and deploy only then. Training calls iris-classifier rather than
 # `make train`, whose exit status (2 for any failure) would hide a refusal.
 #
-# Exit status of iris-classifier: monitor 0 no drift, 3 drift, 2 bad input,
-# 1 failed; train 0 published, 4 challenger refused (the champion stays),
-# 5 not comparable with the champion (the champion stays; a person decides),
-# 1 failed or below the gate, 2 bad input.
+# The model in force is the one the cluster serves: ops/deploy.sh annotates
+# the Deployment's pod template with its model version, and a `kubectl rollout
+# undo` brings the older template back with its annotation. When that is not
+# the bucket's champion, `run` rolls the champion back to it (an entry "rolled
+# back" in its history, from the archive in versions/) before monitoring and
+# training, so monitor judges the predictions of the model really serving; a
+# challenger then carries that entry to the bucket when it is deployed.
+#
+# Exit status of this script: 0 done (for `run`: no drift, not enough data,
+# a refused challenger, or a challenger published; retrain/outcome.txt says
+# which), 1 failed (monitor's notebook or training failed, below the gate,
+# the cluster unreadable), 2 bad input or usage, 5 not comparable with the
+# champion (a person decides); `decision` exits 1 when nothing was published.
+# Exit status of iris-classifier: monitor 0 no drift, 3 drift, 4 not enough
+# data in the window (no retrain; the job stays green), 2 bad input, 1 the
+# monitoring notebook failed; train 0 published, 4 challenger refused (the
+# champion stays), 5 not comparable with the champion (the champion stays; a
+# person decides), 1 failed or below the gate, 2 bad input.
 #
 # hand-over starts the deploy pipeline through CircleCI's API (v2, "trigger a
 # new pipeline") with the pipeline parameters deploy_model and deploy_image, on
@@ -39,7 +54,10 @@
 # Environment: RECORDS_BUCKET and MODEL_BUCKET (bucket names, CircleCI context),
 # CIRCLE_TOKEN (a CircleCI API token, context) and PROJECT_SLUG (the pipeline's
 # project slug) for hand-over, CIRCLECI_API (default https://circleci.com/api/v2),
-# FORCE_RETRAIN (true or false, default false), MONITOR_SINCE (default 7d),
+# FORCE_RETRAIN (true or false, default false), MONITOR_SINCE (default 7d: a
+# duration back, 7d or 12h, or a UTC date), RETRAIN_NOW (the end of the window,
+# fixed by fetch; default now), K8S_NAMESPACE (fetch's kubectl; default the
+# context's),
 # IRIS_ARTIFACTS_DIR (default: the checkout's artifacts/), IRIS_CLASSIFIER
 # (default: the checkout's .venv/bin/iris-classifier), PYTHON (default python3).
 set -euo pipefail
@@ -69,16 +87,72 @@ model_version() {
     "${PYTHON:-python3}" -c 'import json, sys; print(json.load(open(sys.argv[1]))["model_version"])' "$artifacts/model/metadata.json"
 }
 
+window_start() { # SINCE NOW (seconds since the epoch): the start of the monitoring window, likewise
+    case $1 in
+        *[0-9]d) [[ ${1%d} =~ ^[0-9]+$ ]] && echo $(($2 - ${1%d} * 86400)) ;;
+        *[0-9]h) [[ ${1%h} =~ ^[0-9]+$ ]] && echo $(($2 - ${1%h} * 3600)) ;;
+        [0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*) date -u -d "$1" +%s 2>/dev/null ;;
+        *) return 1 ;;
+    esac
+}
+
+window_days() { # SINCE NOW: the UTC days (YYYY/MM/DD, the log sink's folders) the window touches, newest first
+    local now start day
+    now=$(date -u -d "$2" +%s 2>/dev/null) || fail 2 "RETRAIN_NOW '$2' is not a time"
+    start=$(window_start "$1" "$now") || fail 2 "MONITOR_SINCE '$1' is not a duration (7d, 12h) or a date"
+    for ((day = now - now % 86400; day + 86400 > start; day -= 86400)); do date -u -d "@$day" +%Y/%m/%d; done
+}
+
+fetch_records() { # DIR: only the days the window needs, from each log the sink writes
+    local bucket=${RECORDS_BUCKET#gs://} days listing logs log day
+    bucket=gs://${bucket%/}
+    days=$(window_days "${MONITOR_SINCE:-7d}" "$now")
+    listing=$(gcloud storage ls "$bucket/")  # fails on a missing bucket or missing rights: not "no records"
+    logs=$(grep '/$' <<<"$listing" || true)
+    mkdir -p "$1/records"
+    for log in $logs; do
+        for day in $days; do
+            gcloud storage ls "$log$day/" >/dev/null 2>&1 || continue
+            gcloud storage rsync --recursive "$log$day" "$1/records/${log#"$bucket/"}$day"
+        done
+    done
+    say "$(find "$1/records" -type f | wc -l) file(s) of records from $bucket, the $(wc -w <<<"$days") day(s) to $now"
+}
+
+in_force() { # the model version the cluster serves, from the Deployment's pod template ("" if it has none)
+    local ns=()
+    [[ -z ${K8S_NAMESPACE:-} ]] || ns=(--namespace "$K8S_NAMESPACE")
+    kubectl "${ns[@]}" get deployment/iris-classifier -o json |
+        jq -r '.spec.template.metadata.annotations["iris-classifier/model-version"] // ""'
+}
+
 fetch() { # DIR
     [[ -n ${RECORDS_BUCKET:-} ]] ||
         fail 2 "set RECORDS_BUCKET (CircleCI context gcp-deploy), the bucket the log sink exports prediction records to"
     [[ -n ${MODEL_BUCKET:-} ]] ||
         fail 2 "set MODEL_BUCKET (CircleCI context gcp-deploy), the bucket the deploy job keeps the champion in"
-    local bucket=${RECORDS_BUCKET#gs://}
-    mkdir -p "$1/records"
-    gcloud storage rsync --recursive "gs://${bucket%/}" "$1/records"
-    say "$(find "$1/records" -type f | wc -l) file(s) of records from gs://${bucket%/} in $1/records"
+    local version
+    now=${RETRAIN_NOW:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
+    version=$(in_force) || fail 1 "could not read deployment/iris-classifier: the model in force is unknown"
+    fetch_records "$1"
+    echo "$now" >"$1/until"
     bash "$here/champion.sh" fetch --required "$1/champion"
+    echo "$version" >"$1/in-force"
+    if [[ -z $version ]]; then
+        say "the Deployment names no model version (deployed before ops/deploy.sh set it): following the champion"
+    else
+        say "the cluster serves model $version"
+    fi
+}
+
+follow_cluster() { # DIR: the published model becomes the one the cluster serves, if that is not the champion
+    local serving champion
+    serving=$(cat "$1/in-force" 2>/dev/null || true)
+    champion=$(model_version)
+    [[ -n $serving && $serving != "$champion" ]] || return 0
+    say "the cluster serves model $serving, not the champion $champion (a rollout undo?): following the cluster"
+    "$iris" rollback "$serving" --model-dir "$artifacts/model" ||
+        fail 1 "could not roll the champion back to $serving, the model in force (is it in the champion's versions/?)"
 }
 
 use_champion() { # DIR: its model becomes the published one, if it holds one
@@ -108,6 +182,17 @@ train() { # [--champion DIR] OPTION...; sets `trained` to 0 (published) or 4 (re
     esac
 }
 
+judge_failed() { # monitor's exit status, FORCE_RETRAIN: not enough data passes, other failures fail unless forced
+    if [[ $2 == true ]]; then
+        say "monitoring could not judge the records (exit $1)"
+    elif [[ $1 == 4 ]]; then
+        say "not enough records in the window to judge drift (monitor exit 4): no retrain; the pipeline stays green"
+    else
+        fail "$1" "monitoring could not judge the records (iris-classifier monitor exited $1: $([[ $1 == 1 ]] &&
+            echo "its notebook failed, see artifacts/reports" || echo "bad input")): see its message above"
+    fi
+}
+
 run() { # DIR OPTION...
     local records=$1/records champion=$1/champion force=${FORCE_RETRAIN:-false} verdict=0
     shift
@@ -118,15 +203,15 @@ run() { # DIR OPTION...
     rm -rf "$decided"
     mkdir -p "$decided"
     use_champion "$champion"
-    "$iris" monitor --records "$records" --since "${MONITOR_SINCE:-7d}" || verdict=$?
+    follow_cluster "${records%/records}"
+    local window=(--since "${MONITOR_SINCE:-7d}")
+    [[ ! -s ${records%/records}/until ]] || window+=(--until "$(<"${records%/records}/until")")
+    "$iris" monitor --records "$records" "${window[@]}" || verdict=$?
     case $verdict in
         0) say "no drift in the records since ${MONITOR_SINCE:-7d}" ;;
         3) say "drift in the records since ${MONITOR_SINCE:-7d} (reports/drift.json says what)" ;;
-        *)
-            [[ $force == true ]] ||
-                fail "$verdict" "monitoring could not judge the records (iris-classifier monitor exited $verdict): see its message above"
-            say "monitoring could not judge the records (exit $verdict)"
-            ;;
+        4 | 1 | 2) judge_failed "$verdict" "$force" ;;
+        *) fail 1 "iris-classifier monitor exited $verdict, which it never should: see its message above" ;;
     esac
     if [[ $verdict != 3 && $force == false ]]; then
         say "nothing trained, nothing to deploy"

@@ -140,6 +140,8 @@ def _workflow_job(config, workflow, job):
     (lambda c: c["jobs"]["deploy"]["steps"].append({"run": "bash ops/champion.sh check artifacts/model"})
      or _replace_run(c["jobs"]["deploy"], "May this model", "echo later"), "checks the champion after the rollout"),
     (lambda c: c["jobs"]["champion"]["steps"].remove("jq"), "job champion: runs ops/champion.sh without the jq step"),
+    (lambda c: c["jobs"]["fetch_production"]["steps"].remove("cluster-credentials"),
+     "job fetch_production: does not use the cluster-credentials command"),
     (lambda c: _workflow_job(c, "retrain", "fetch_production").pop("requires"),
      "workflow retrain: fetch_production does not require test"),
     (lambda c: c["commands"]["halt-unless-retrained"]["steps"][0]["run"].update(command="bash ops/retrain.sh decision || true"),
@@ -227,9 +229,12 @@ def fake_kubectl(tmp_path):
     env = dict(os.environ, PATH=_fake_command(tmp_path, "kubectl", FAKE_KUBECTL), FAKE_LOG=str(tmp_path / "log"),
                FAKE_APPLIED=str(tmp_path / "applied.yaml"), FAKE_REVISION="3", FAKE_ROLLOUT="ok", FAKE_REPLICAS="",
                K8S_NAMESPACE="prod")
+    model = tmp_path/"model"
+    model.mkdir()
+    (model/"metadata.json").write_text(json.dumps({"model_version": DEPLOYED}))
 
-    def deploy(image, **overrides):
-        result = run("bash", "ops/deploy.sh", image, env={**env, **overrides})
+    def deploy(image, *model_dir, **overrides):
+        result = run("bash", "ops/deploy.sh", image, *(model_dir or [str(model)]), env={**env, **overrides})
         log = (tmp_path / "log").read_text() if (tmp_path / "log").exists() else ""
         applied = (tmp_path / "applied.yaml").read_text() if (tmp_path / "applied.yaml").exists() else ""
         return result, log, applied
@@ -237,6 +242,16 @@ def fake_kubectl(tmp_path):
 
 
 IMAGE = "europe-west1-docker.pkg.dev/proj/repo/iris-classifier:" + "a" * 40
+DEPLOYED = "20261202T080000Z-00c0ffee"
+
+
+def test_deploy_names_the_model_on_the_pod_template(fake_kubectl, tmp_path):
+    result, _, applied = fake_kubectl(IMAGE)
+    assert result.returncode == 0, result.stderr
+    template = _deployment(list(yaml.safe_load_all(applied)))["spec"]["template"]
+    assert template["metadata"]["annotations"] == {"iris-classifier/model-version": DEPLOYED}
+    result, log, _ = fake_kubectl(IMAGE, str(tmp_path/"no-model"))
+    assert result.returncode == 2 and "no published model" in result.stderr and log.count("apply") == 1
 
 
 def test_deploy_applies_the_commit_image_and_waits(fake_kubectl):
@@ -387,21 +402,42 @@ esac
 """
 
 FAKE_IRIS = r"""#!/usr/bin/env bash
-# iris-classifier: `monitor` exits $FAKE_MONITOR; `train` exits $FAKE_TRAIN and, on 0, publishes a new model.
+# iris-classifier: `monitor` notes the model it judges and exits $FAKE_MONITOR; `train` exits $FAKE_TRAIN and, on
+# 0, publishes a new model over the one in force (a history entry naming it); `rollback V --model-dir D` puts the
+# archived V back in force in D, with its history entry.
 echo "iris-classifier $*" >> "$FAKE_LOG"
+model=$IRIS_ARTIFACTS_DIR/model
+in_force() { [[ -f $model/metadata.json ]] && jq -r .model_version "$model/metadata.json"; }
 case $1 in
-  monitor) exit "${FAKE_MONITOR:-0}" ;;
+  monitor) echo "monitored model $(in_force)" >> "$FAKE_LOG"; exit "${FAKE_MONITOR:-0}" ;;
   train)
     if [[ ${FAKE_TRAIN:-0} == 0 ]]; then
-      mkdir -p "$IRIS_ARTIFACTS_DIR/model"
-      printf '{\n  "model_version": "%s"\n}\n' "$NEW_VERSION" > "$IRIS_ARTIFACTS_DIR/model/metadata.json"
+      mkdir -p "$model"
+      printf '{"model_version": "%s", "previous": "%s"}\n' "$NEW_VERSION" "$(in_force)" >> "$model/history.jsonl"
+      printf '{\n  "model_version": "%s"\n}\n' "$NEW_VERSION" > "$model/metadata.json"
     fi
     exit "${FAKE_TRAIN:-0}" ;;
+  rollback)
+    [[ $3 == --model-dir && -f $4/versions/$2/metadata.json ]] || exit 1
+    printf '{"model_version": "%s", "previous": "%s", "why": "rolled back"}\n' "$2" "$(in_force)" >> "$4/history.jsonl"
+    cp "$4/versions/$2/metadata.json" "$4/metadata.json"
+    exit 0 ;;
 esac
 exit 2
 """
 
+FAKE_CLUSTER = r"""#!/usr/bin/env bash
+# kubectl get deployment/iris-classifier -o json: a Deployment whose pod template names model $FAKE_IN_FORCE
+# (no annotation if empty); FAKE_CLUSTER=down: the cluster cannot be reached.
+echo "kubectl $*" >> "$FAKE_LOG"
+[[ ${FAKE_CLUSTER:-up} == up ]] || { echo "Unable to connect to the server" >&2; exit 1; }
+[[ $* == *"get deployment/iris-classifier -o json" ]] || exit 1
+jq -n --arg v "$FAKE_IN_FORCE" '{spec: {template: {metadata: {annotations: (if $v == "" then {} else
+  {"iris-classifier/model-version": $v} end)}}}}'
+"""
+
 CHAMPION, NEW_VERSION = "20261101T000000Z-c4a5e1d0", "20261201T063000Z-0badcafe"
+OLDER = "20261015T000000Z-01d01d01"  # the champion before CHAMPION, still in its archive
 
 
 @pytest.fixture
@@ -410,16 +446,22 @@ def ct(tmp_path):
     path = _fake_command(tmp_path, "gcloud", FAKE_STORAGE)
     (tmp_path/"bin"/"iris-classifier").write_text(FAKE_IRIS)
     (tmp_path/"bin"/"iris-classifier").chmod(0o755)
-    records = tmp_path/"gcs"/"records-bucket"/"iris-records"/"2026"/"11"/"30"
-    records.mkdir(parents=True)
-    (records/"06:00:00_06:59:59_S0.json").write_text('{"jsonPayload": {"kind": "prediction"}}\n{"jsonPayload": {"kind": "feedback"}}\n')
+    (tmp_path/"bin"/"kubectl").write_text(FAKE_CLUSTER)
+    (tmp_path/"bin"/"kubectl").chmod(0o755)
+    for day in ("2026/11/30", "2026/11/20"):
+        records = tmp_path/"gcs"/"records-bucket"/"iris-records"/day
+        records.mkdir(parents=True)
+        (records/"06:00:00_06:59:59_S0.json").write_text('{"jsonPayload": {"kind": "prediction"}}\n{"jsonPayload": {"kind": "feedback"}}\n')
     model = tmp_path/"gcs"/"model-bucket"/"model"
-    model.mkdir(parents=True)
+    (model/"versions"/OLDER).mkdir(parents=True)
+    (model/"versions"/OLDER/"metadata.json").write_text(json.dumps({"model_version": OLDER}))
     (model/"metadata.json").write_text(json.dumps({"model_version": CHAMPION}, indent=2))
-    (model/"history.jsonl").write_text('{"model_version": "' + CHAMPION + '"}\n')
+    (model/"history.jsonl").write_text(json.dumps({"model_version": OLDER, "previous": None}) + "\n"
+                                       + json.dumps({"model_version": CHAMPION, "previous": OLDER}) + "\n")
     base = {"PATH": path, "HOME": str(tmp_path), "FAKE_LOG": str(tmp_path/"log"), "FAKE_GCS": str(tmp_path/"gcs"),
             "IRIS_CLASSIFIER": str(tmp_path/"bin"/"iris-classifier"), "IRIS_ARTIFACTS_DIR": str(tmp_path/"artifacts"),
-            "RECORDS_BUCKET": "records-bucket", "MODEL_BUCKET": "model-bucket", "NEW_VERSION": NEW_VERSION}
+            "RECORDS_BUCKET": "records-bucket", "MODEL_BUCKET": "model-bucket", "NEW_VERSION": NEW_VERSION,
+            "FAKE_IN_FORCE": CHAMPION, "RETRAIN_NOW": "2026-12-01T06:00:00Z"}
 
     def script(name, *args, **env):
         env = {k: v for k, v in {**base, **env}.items() if v is not None}
@@ -451,6 +493,80 @@ def test_retrain_fetch_brings_records_and_the_champion(ct):
     assert (ct.tmp/"production"/"champion"/"history.jsonl").exists()
     assert "storage rsync --recursive gs://records-bucket" in log and "gs://model-bucket/model" in log
     assert "1 file(s) of records" in result.stdout
+
+
+def _fetched_days(production):
+    return sorted(str(p.relative_to(production/"records")) for p in (production/"records").glob("*/*/*/*"))
+
+
+@pytest.mark.parametrize("since, now, days", [
+    ("7d", "2026-12-01T06:00:00Z", ["iris-records/2026/11/30"]),
+    ("12h", "2026-12-01T06:00:00Z", ["iris-records/2026/11/30"]),
+    ("6h", "2026-12-01T06:00:00Z", []),
+    ("2026-11-20", "2026-12-01T06:00:00Z", ["iris-records/2026/11/20", "iris-records/2026/11/30"]),
+    ("14d", "2026-11-30T23:59:59Z", ["iris-records/2026/11/20", "iris-records/2026/11/30"]),
+    ("1d", "2026-11-21T00:00:00Z", ["iris-records/2026/11/20"]),
+])
+def test_retrain_fetch_copies_only_the_days_the_window_needs(ct, since, now, days):
+    result, log = ct("retrain", "fetch", str(ct.tmp/"production"), MONITOR_SINCE=since, RETRAIN_NOW=now)
+    assert result.returncode == 0, result.stderr
+    assert _fetched_days(ct.tmp/"production") == days
+    assert "rsync --recursive gs://records-bucket " not in log  # never the whole bucket
+    assert (ct.tmp/"production"/"until").read_text().strip() == now
+
+
+def test_retrain_fetch_refuses_a_window_it_cannot_read(ct):
+    result, _ = ct("retrain", "fetch", str(ct.tmp/"production"), MONITOR_SINCE="a week")
+    assert result.returncode == 2 and "MONITOR_SINCE 'a week' is not a duration" in result.stderr
+
+
+def test_monitor_judges_the_window_fetch_copied(ct, fetched):
+    result, log = ct("retrain", "run", str(fetched), RETRAIN_NOW="2030-01-01T00:00:00Z")
+    assert result.returncode == 0, result.stderr
+    assert "--since 7d --until 2026-12-01T06:00:00Z" in log
+
+
+def test_retrain_fetch_notes_the_model_the_cluster_serves(ct):
+    result, log = ct("retrain", "fetch", str(ct.tmp/"production"), FAKE_IN_FORCE=OLDER, K8S_NAMESPACE="prod")
+    assert result.returncode == 0, result.stderr
+    assert (ct.tmp/"production"/"in-force").read_text().strip() == OLDER and f"the cluster serves model {OLDER}" in result.stdout
+    assert "kubectl --namespace prod get deployment/iris-classifier -o json" in log
+    result, log = ct("retrain", "fetch", str(ct.tmp/"elsewhere"), FAKE_CLUSTER="down")
+    assert result.returncode == 1 and "the model in force is unknown" in result.stderr and "gcloud" not in log
+    assert not (ct.tmp/"elsewhere").exists()
+
+
+def test_after_a_rollout_undo_retrain_judges_and_builds_on_the_model_in_force(ct):
+    assert ct("retrain", "fetch", str(ct.tmp/"production"), FAKE_IN_FORCE=OLDER)[0].returncode == 0
+    result, log = ct("retrain", "run", str(ct.tmp/"production"), FAKE_MONITOR="3")
+    assert result.returncode == 0, result.stderr
+    assert f"the cluster serves model {OLDER}, not the champion {CHAMPION}" in result.stdout
+    assert log.index(f"rollback {OLDER} --model-dir") < log.index("iris-classifier monitor") < log.index("iris-classifier train")
+    assert f"monitored model {OLDER}" in log
+    history = [json.loads(line) for line in (ct.tmp/"artifacts"/"model"/"history.jsonl").read_text().splitlines()]
+    assert [(e["model_version"], e["previous"]) for e in history[-2:]] == [(OLDER, CHAMPION), (NEW_VERSION, OLDER)]
+    check, _ = ct("champion", "check", str(ct.tmp/"artifacts"/"model"))  # its deploy brings the bucket in line
+    assert check.returncode == 0, check.stderr
+
+
+def test_a_cluster_serving_the_champion_or_naming_none_changes_nothing(ct):
+    for in_force, said in ((CHAMPION, f"the cluster serves model {CHAMPION}"), ("", "names no model version")):
+        fetch, _ = ct("retrain", "fetch", str(ct.tmp/"p"), FAKE_IN_FORCE=in_force)
+        assert fetch.returncode == 0 and said in fetch.stdout
+        result, log = ct("retrain", "run", str(ct.tmp/"p"), FAKE_MONITOR="0")
+        assert result.returncode == 0 and "rollback" not in log and f"monitored model {CHAMPION}" in log
+
+
+def test_not_enough_data_trains_nothing_and_stays_green(ct, fetched):
+    result, log = ct("retrain", "run", str(fetched), FAKE_MONITOR="4")
+    assert result.returncode == 0, result.stderr
+    assert "not enough records in the window" in result.stdout and "iris-classifier train" not in log
+    assert ct("retrain", "decision")[0].returncode == 1
+
+
+def test_a_failed_monitoring_notebook_fails_the_job(ct, fetched):
+    result, log = ct("retrain", "run", str(fetched), FAKE_MONITOR="1")
+    assert result.returncode == 1 and "its notebook failed" in result.stderr and "iris-classifier train" not in log
 
 
 @pytest.mark.parametrize("missing", ["RECORDS_BUCKET", "MODEL_BUCKET"])
