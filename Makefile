@@ -100,7 +100,8 @@ lock: $(UV) ## re-export requirements.lock (hash-pinned, no index URLs) after ch
 system-deps: system-deps-tests ## Debian, as root: what system-deps-tests installs, and podman with a local base image (container test)
 	bash ops/install-container-tools.sh
 
-system-deps-tests: ## Debian, as root: Chromium (browser tests), wrk (benchmark), Prometheus and promtool (monitoring tests), faketime, shellcheck, jq (ops scripts)
+# jq: ops/champion.sh, ops/deploy.sh and ops/retrain.sh read JSON with it (and the tests run them).
+system-deps-tests: ## Debian, as root: Chromium (browser tests), wrk (benchmark), Prometheus and promtool (monitoring tests), faketime, shellcheck
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core wrk faketime shellcheck jq
 	# The tests start their own Prometheus on loopback: no node exporter, and Debian's service (which would

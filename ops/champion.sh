@@ -87,7 +87,8 @@ fetch() { # DIR REQUIRED
     names=$(listing)
     if [[ -z $names ]]; then
         [[ $2 == false ]] || fail 1 "no champion in $remote/: deploy once from main (the deploy job puts it there)"
-        echo "champion: no champion in $remote/ yet: the accuracy gate alone decides; the deploy job will put the model there"
+        echo "champion: no champion in $remote/ yet: the accuracy gate alone decides;" \
+            "the deploy job will put the model there"
         return
     fi
     mkdir -p "$1"
@@ -115,8 +116,9 @@ decide() { # DIR: sets `meta_gen` and `history_gen` (the generations to replace)
     if ! cmp -s "$theirs" <(head -n "$lines" "$dir/history.jsonl") ||
         [[ $(in_force_after "$theirs" "$lines") != "$champion" ]]; then
         rm -f "$theirs"
-        fail 3 "stale: model $mine was not made from the champion ${champion:-(none)} in $remote/ (its history does not \
-continue the bucket's: another deploy came first). Re-run the pipeline to train against the champion."
+        fail 3 "stale: model $mine was not made from the champion ${champion:-(none)} in $remote/ \
+(its history does not continue the bucket's: another deploy came first). \
+Re-run the pipeline to train against the champion."
     fi
     rm -f "$theirs"
     echo "champion: model $mine may replace the champion ${champion:-(none yet)} in $remote/"

@@ -150,7 +150,7 @@ def retraining_job_problems(jobs: dict, commands: dict) -> list[str]:
     if "ops/champion.sh upload" in deploy and deploy.index("ops/champion.sh upload") < deploy.find("ops/deploy.sh"):
         problems.append("job deploy: uploads the champion before the rollout has succeeded")
     if "ops/champion.sh check" in deploy and deploy.index("ops/champion.sh check") > deploy.find("ops/deploy.sh"):
-        problems.append("job deploy: checks the champion after the rollout: a stale model would be in production already")
+        problems.append("job deploy: checks the champion after the rollout: a stale model would serve already")
     for name, job in jobs.items():
         if JQ_USE.search(_run_commands(job.get("steps"))) and "jq" not in _step_names(job.get("steps")):
             problems.append(f"job {name}: runs ops/champion.sh without the jq step")
@@ -225,7 +225,8 @@ def workflow_problems(workflow: dict, jobs: dict) -> list[str]:
         return problems + handed_over_problems(entries)
     ships = "deploy" in entries or "build_and_push" in entries
     if role == "scheduled":
-        chain = [("fetch_production", "test"), ("retrain", "fetch_production"), ("build_and_push", "retrain"), ("hand_over", "build_and_push")]
+        chain = [("fetch_production", "test"), ("retrain", "fetch_production"), ("build_and_push", "retrain"),
+                 ("hand_over", "build_and_push")]
     else:
         chain = [("train", "test"), ("docs", "train")] + ([("train", "champion"), ("build_and_push", "train"), ("deploy", "build_and_push")] if ships else [])
     for needed in dict.fromkeys(j for pair in chain for j in pair if j != "docs"):

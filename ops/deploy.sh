@@ -42,8 +42,9 @@ deployment=deployment/iris-classifier
 
 rendered=$(mktemp)
 trap 'rm -f "$rendered"' EXIT
+annotation=iris-classifier/model-version
 sed -e "s|image: IMAGE_REF$|image: $image|" \
-    -e "s|iris-classifier/model-version: MODEL_VERSION$|iris-classifier/model-version: \"$version\"|" "$manifest" >"$rendered"
+    -e "s|$annotation: MODEL_VERSION$|$annotation: \"$version\"|" "$manifest" >"$rendered"
 if grep -qE 'image: IMAGE_REF|model-version: MODEL_VERSION' "$rendered" || ! grep -qF "image: $image" "$rendered"; then
     echo "deploy: could not set the image in $manifest" >&2
     exit 1

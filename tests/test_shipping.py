@@ -360,7 +360,9 @@ FAKE_STORAGE = r"""#!/usr/bin/env bash
 echo "$*" >> "$FAKE_LOG"
 local_path() { if [[ $1 == gs://* ]]; then echo "$FAKE_GCS/${1#gs://}"; else echo "$1"; fi; }
 gen_file() { echo "$FAKE_GCS.gen/${1#"$FAKE_GCS"/}"; }
-generation() { if [[ ! -f $1 ]]; then echo 0; elif [[ -f $(gen_file "$1") ]]; then cat "$(gen_file "$1")"; else echo 1; fi; }
+generation() {
+  if [[ ! -f $1 ]]; then echo 0; elif [[ -f $(gen_file "$1") ]]; then cat "$(gen_file "$1")"; else echo 1; fi
+}
 write() { # SRC DST
   mkdir -p "$(dirname "$2")" && cp "$1" "$2"
   [[ $2 == "$FAKE_GCS"/* ]] || return 0
@@ -451,7 +453,8 @@ def ct(tmp_path):
     for day in ("2026/11/30", "2026/11/20"):
         records = tmp_path/"gcs"/"records-bucket"/"iris-records"/day
         records.mkdir(parents=True)
-        (records/"06:00:00_06:59:59_S0.json").write_text('{"jsonPayload": {"kind": "prediction"}}\n{"jsonPayload": {"kind": "feedback"}}\n')
+        (records/"06:00:00_06:59:59_S0.json").write_text(
+            '{"jsonPayload": {"kind": "prediction"}}\n{"jsonPayload": {"kind": "feedback"}}\n')
     model = tmp_path/"gcs"/"model-bucket"/"model"
     (model/"versions"/OLDER).mkdir(parents=True)
     (model/"versions"/OLDER/"metadata.json").write_text(json.dumps({"model_version": OLDER}))
@@ -529,7 +532,8 @@ def test_monitor_judges_the_window_fetch_copied(ct, fetched):
 def test_retrain_fetch_notes_the_model_the_cluster_serves(ct):
     result, log = ct("retrain", "fetch", str(ct.tmp/"production"), FAKE_IN_FORCE=OLDER, K8S_NAMESPACE="prod")
     assert result.returncode == 0, result.stderr
-    assert (ct.tmp/"production"/"in-force").read_text().strip() == OLDER and f"the cluster serves model {OLDER}" in result.stdout
+    assert (ct.tmp/"production"/"in-force").read_text().strip() == OLDER
+    assert f"the cluster serves model {OLDER}" in result.stdout
     assert "kubectl --namespace prod get deployment/iris-classifier -o json" in log
     result, log = ct("retrain", "fetch", str(ct.tmp/"elsewhere"), FAKE_CLUSTER="down")
     assert result.returncode == 1 and "the model in force is unknown" in result.stderr and "gcloud" not in log
@@ -541,7 +545,8 @@ def test_after_a_rollout_undo_retrain_judges_and_builds_on_the_model_in_force(ct
     result, log = ct("retrain", "run", str(ct.tmp/"production"), FAKE_MONITOR="3")
     assert result.returncode == 0, result.stderr
     assert f"the cluster serves model {OLDER}, not the champion {CHAMPION}" in result.stdout
-    assert log.index(f"rollback {OLDER} --model-dir") < log.index("iris-classifier monitor") < log.index("iris-classifier train")
+    steps = [log.index(step) for step in (f"rollback {OLDER} --model-dir", "iris-classifier monitor", "iris-classifier train")]
+    assert steps == sorted(steps)
     assert f"monitored model {OLDER}" in log
     history = [json.loads(line) for line in (ct.tmp/"artifacts"/"model"/"history.jsonl").read_text().splitlines()]
     assert [(e["model_version"], e["previous"]) for e in history[-2:]] == [(OLDER, CHAMPION), (NEW_VERSION, OLDER)]
@@ -670,7 +675,8 @@ def _trained_from(champion, dest, version=NEW_VERSION):
     (dest/"versions"/version).mkdir(parents=True)
     (dest/"versions"/version/"metadata.json").write_text(json.dumps({"model_version": version}))
     previous = _version(champion)
-    with (dest/"history.jsonl").open("a") as f: f.write(json.dumps({"model_version": version, "previous": previous}) + "\n")
+    with (dest/"history.jsonl").open("a") as f:
+        f.write(json.dumps({"model_version": version, "previous": previous}) + "\n")
     return dest
 
 
@@ -717,7 +723,8 @@ def test_a_deploy_of_a_model_made_from_the_newer_champion_passes_the_check(ct, f
     result, log = ct("champion", "check", str(later))
     assert result.returncode == 0 and "may replace the champion 20261201T050000Z-0e0e0e0e" in result.stdout
     assert "rsync" not in log and " cp " not in f" {log}"  # check writes nothing
-    assert ct("champion", "upload", str(later))[0].returncode == 0 and _version(ct.tmp/"gcs"/"model-bucket"/"model") == NEW_VERSION
+    assert ct("champion", "upload", str(later))[0].returncode == 0
+    assert _version(ct.tmp/"gcs"/"model-bucket"/"model") == NEW_VERSION
 
 
 @pytest.mark.parametrize("race", ["history.jsonl", "metadata.json"])
@@ -738,7 +745,8 @@ def test_the_first_champion_needs_an_empty_place_and_a_redeploy_writes_nothing(c
     assert result.returncode == 0, result.stderr
     assert "cp --if-generation-match=0" in log and _version(ct.tmp/"gcs"/"model-bucket"/"model") == CHAMPION
     result, log = ct("champion", "upload", str(first))
-    assert result.returncode == 0 and "already the champion" in result.stdout and "rsync" not in log and " cp " not in log
+    assert result.returncode == 0 and "already the champion" in result.stdout
+    assert "rsync" not in log and " cp " not in log
 
 
 def test_champion_fetch_tells_an_empty_bucket_from_an_unreadable_one(ct):
