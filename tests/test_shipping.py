@@ -190,6 +190,7 @@ def _deployment(docs):
      "does not select"),
     (lambda d: _deployment(d)["spec"]["template"]["spec"]["containers"][0]["volumeMounts"].clear(), "/tmp"),
     (lambda d: _deployment(d)["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=20), "terminationGracePeriodSeconds"),
+    (lambda d: _deployment(d)["spec"]["template"]["metadata"].pop("annotations"), "iris-classifier/model-version"),
 ])
 def test_manifest_check_catches(mutate, expected):
     docs = copy.deepcopy(MANIFEST)
