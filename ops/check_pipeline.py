@@ -47,8 +47,8 @@ SCHEDULED = ["scheduled_pipeline", "<< pipeline.trigger_source >>"]
 # Selects a workflow on the pipelines hand_over starts (`not:` it), or keeps it off them.
 HANDED_OVER = ["", "<< pipeline.parameters.deploy_model >>"]
 # Job steps that read or write the records or model buckets: they need the context's credentials.
-# Job steps that run ops/champion.sh, which reads JSON with jq.
-JQ_USE = re.compile(r"ops/champion\.sh|ops/retrain\.sh (fetch|hand-over)")
+# Job steps that run an ops script that reads JSON with jq.
+JQ_USE = re.compile(r"ops/champion\.sh|ops/deploy\.sh|ops/retrain\.sh (fetch|hand-over|in-force)")
 BUCKET_USE = re.compile(r"ops/champion\.sh|ops/retrain\.sh (fetch|hand-over)|gcloud storage")
 
 
@@ -157,7 +157,8 @@ def image_problems(jobs: dict,  # the config's jobs
     problems += [f"job {job}: does not use the image-ref command" for job in ("build_and_push", "deploy")
                  if "image-ref" not in _job_steps(jobs, job)]
     problems += [f"job {job}: does not use the cluster-credentials command (it reads the cluster)"
-                 for job in ("deploy", "fetch_production") if "cluster-credentials" not in _job_steps(jobs, job)]
+                 for job in ("deploy", "fetch_production", "champion")
+                 if "cluster-credentials" not in _job_steps(jobs, job)]
     if re.search(r":latest\b", yaml.safe_dump(jobs)):
         problems.append("a job uses a :latest tag")
     return problems
@@ -166,7 +167,8 @@ def image_problems(jobs: dict,  # the config's jobs
 # The project's entry point each job runs: the jobs only wire them together.
 EXPECTED_COMMANDS = [
     ("test", "make test"), ("train", "ops/retrain.sh train"), ("docs", "make docs"),
-    ("champion", "ops/champion.sh fetch"), ("fetch_production", "ops/retrain.sh fetch"),
+    ("champion", "ops/champion.sh fetch"), ("champion", "ops/retrain.sh in-force"),
+    ("fetch_production", "ops/retrain.sh fetch"),
     ("retrain", "ops/retrain.sh run"), ("build_and_push", "ops/build-image.sh"), ("deploy", "ops/deploy.sh"),
     ("deploy", "ops/champion.sh upload"), ("deploy", "ops/champion.sh check"),
     ("hand_over", "ops/retrain.sh hand-over"), ("deploy", "ops/champion.sh candidate"),
@@ -208,8 +210,8 @@ def deploy_order_problems(jobs: dict,  # the config's jobs
 
 def jq_problems(jobs: dict,  # the config's jobs
                 ) -> list[str]:
-    """Jobs that run ops/champion.sh install jq first (the jq command)."""
-    return [f"job {name}: runs ops/champion.sh without the jq step" for name, job in jobs.items()
+    """Jobs that run the ops scripts that read JSON install jq first (the jq command)."""
+    return [f"job {name}: runs an ops script that reads JSON with jq, without the jq step" for name, job in jobs.items()
             if JQ_USE.search(_run_commands(job.get("steps"))) and "jq" not in _step_names(job.get("steps"))]
 
 

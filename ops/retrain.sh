@@ -9,8 +9,10 @@
 #                                            (iris-classifier monitor); on drift, or with FORCE_RETRAIN=true,
 #                                            train a challenger with their feedback (without, when none came)
 #   ops/retrain.sh train [--champion DIR] [OPTION...]
-#                                            train a challenger (against the champion in DIR, if any); a
-#                                            refused one is not an error
+#                                            train a challenger (against the champion in DIR, if any, or the
+#                                            model in force that DIR/../in-force names); a refused one is not
+#                                            an error
+#   ops/retrain.sh in-force FILE             write the model version the cluster serves into FILE
 #   ops/retrain.sh decision                  print the version of the model `run` published; exit 1 if none
 #   ops/retrain.sh hand-over IMAGE           stage that model in MODEL_BUCKET (ops/champion.sh stage) and
 #                                            start the pipeline that deploys it and IMAGE after approval
@@ -29,10 +31,11 @@
 # The model in force is the one the cluster serves: ops/deploy.sh annotates
 # the Deployment's pod template with its model version, and a `kubectl rollout
 # undo` brings the older template back with its annotation. When that is not
-# the bucket's champion, `run` rolls the champion back to it (an entry "rolled
-# back" in its history, from the archive in versions/) before monitoring and
-# training, so monitor judges the predictions of the model really serving; a
-# challenger then carries that entry to the bucket when it is deployed.
+# the bucket's champion, `run` and `train --champion` roll the champion back
+# to it (an entry "rolled back" in its history, from the archive in versions/)
+# before monitoring and training, so monitor judges the predictions of the
+# model really serving and a challenger is compared with it; the next deploy
+# (a challenger, or the model in force again) carries that entry to the bucket.
 #
 # Exit status of this script: 0 done (for `run`: no drift, not enough data,
 # a refused challenger, or a challenger published; retrain/outcome.txt says
@@ -69,7 +72,8 @@ iris=${IRIS_CLASSIFIER:-$root/.venv/bin/iris-classifier}
 decided=$artifacts/retrain
 
 usage() {
-    echo "usage: $0 fetch DIR | run DIR [OPTION...] | train [--champion DIR] [OPTION...] | decision | hand-over IMAGE" >&2
+    echo "usage: $0 fetch DIR | run DIR [OPTION...] | train [--champion DIR] [OPTION...] | decision |" \
+        "hand-over IMAGE | in-force FILE" >&2
     exit 2
 }
 
@@ -131,13 +135,18 @@ fetch() { # DIR
         fail 2 "set RECORDS_BUCKET (CircleCI context gcp-deploy), the bucket the log sink exports prediction records to"
     [[ -n ${MODEL_BUCKET:-} ]] ||
         fail 2 "set MODEL_BUCKET (CircleCI context gcp-deploy), the bucket the deploy job keeps the champion in"
-    local version
     now=${RETRAIN_NOW:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
-    version=$(in_force) || fail 1 "could not read deployment/iris-classifier: the model in force is unknown"
+    note_in_force "$1/in-force"
     fetch_records "$1"
     echo "$now" >"$1/until"
     bash "$here/champion.sh" fetch --required "$1/champion"
-    echo "$version" >"$1/in-force"
+}
+
+note_in_force() { # FILE: the model version the cluster serves, written into FILE ("" if the Deployment names none)
+    local version
+    version=$(in_force) || fail 1 "could not read deployment/iris-classifier: the model in force is unknown"
+    mkdir -p "$(dirname "$1")"
+    echo "$version" >"$1"
     if [[ -z $version ]]; then
         say "the Deployment names no model version (deployed before ops/deploy.sh set it): following the champion"
     else
@@ -145,9 +154,10 @@ fetch() { # DIR
     fi
 }
 
-follow_cluster() { # DIR: the published model becomes the one the cluster serves, if that is not the champion
+follow_cluster() { # CHAMPION DIR: the published model becomes the one its ../in-force names, if not the champion
     local serving champion
-    serving=$(cat "$1/in-force" 2>/dev/null || true)
+    [[ -f $artifacts/model/metadata.json ]] || return 0
+    serving=$(cat "$(dirname "$1")/in-force" 2>/dev/null || true)
     champion=$(model_version)
     [[ -n $serving && $serving != "$champion" ]] || return 0
     say "the cluster serves model $serving, not the champion $champion (a rollout undo?): following the cluster"
@@ -170,6 +180,7 @@ train() { # [--champion DIR] OPTION...; sets `trained` to 0 (published) or 4 (re
     if [[ ${1:-} == --champion ]]; then
         (($# >= 2)) || usage
         use_champion "$2"
+        follow_cluster "$2"
         shift 2
     fi
     trained=0
@@ -203,7 +214,7 @@ run() { # DIR OPTION...
     rm -rf "$decided"
     mkdir -p "$decided"
     use_champion "$champion"
-    follow_cluster "${records%/records}"
+    follow_cluster "$champion"
     local window=(--since "${MONITOR_SINCE:-7d}")
     [[ ! -s ${records%/records}/until ]] || window+=(--until "$(<"${records%/records}/until")")
     "$iris" monitor --records "$records" "${window[@]}" || verdict=$?
@@ -262,5 +273,6 @@ case $command in
     train) train "$@" ;;
     decision) (($# == 0)) || usage; decision ;;
     hand-over) (($# == 1)) || usage; hand_over "$1" ;;
+    in-force) (($# == 1)) || usage; note_in_force "$1" ;;
     *) usage ;;
 esac

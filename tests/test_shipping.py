@@ -139,7 +139,11 @@ def _workflow_job(config, workflow, job):
      "job deploy: does not run 'ops/champion.sh check'"),
     (lambda c: c["jobs"]["deploy"]["steps"].append({"run": "bash ops/champion.sh check artifacts/model"})
      or _replace_run(c["jobs"]["deploy"], "May this model", "echo later"), "checks the champion after the rollout"),
-    (lambda c: c["jobs"]["champion"]["steps"].remove("jq"), "job champion: runs ops/champion.sh without the jq step"),
+    (lambda c: c["jobs"]["champion"]["steps"].remove("jq"), "job champion: runs an ops script that reads JSON with jq, without the jq step"),
+    (lambda c: _replace_run(c["jobs"]["champion"], "ops/retrain.sh in-force", "bash ops/champion.sh fetch x"),
+     "job champion: does not run 'ops/retrain.sh in-force'"),
+    (lambda c: c["jobs"]["champion"]["steps"].remove("cluster-credentials"),
+     "job champion: does not use the cluster-credentials command"),
     (lambda c: c["jobs"]["fetch_production"]["steps"].remove("cluster-credentials"),
      "job fetch_production: does not use the cluster-credentials command"),
     (lambda c: _workflow_job(c, "retrain", "fetch_production").pop("requires"),
@@ -553,6 +557,19 @@ def test_after_a_rollout_undo_retrain_judges_and_builds_on_the_model_in_force(ct
     assert [(e["model_version"], e["previous"]) for e in history[-2:]] == [(OLDER, CHAMPION), (NEW_VERSION, OLDER)]
     check, _ = ct("champion", "check", str(ct.tmp/"artifacts"/"model"))  # its deploy brings the bucket in line
     assert check.returncode == 0, check.stderr
+
+
+def test_push_training_after_a_rollout_undo_builds_on_the_model_in_force(ct, fetched):
+    result, log = ct("retrain", "in-force", str(fetched/"in-force"), FAKE_IN_FORCE=OLDER)  # the champion job's note
+    assert result.returncode == 0 and (fetched/"in-force").read_text().strip() == OLDER
+    assert log.strip() == "kubectl get deployment/iris-classifier -o json"
+    result, log = ct("retrain", "train", "--champion", str(fetched/"champion"), "--min-accuracy", "0.9", FAKE_TRAIN="4")
+    assert result.returncode == 0, result.stderr
+    assert f"rollback {OLDER} --model-dir" in log and _version(ct.tmp/"artifacts"/"model") == OLDER  # refused: it stays
+    check, _ = ct("champion", "check", str(ct.tmp/"artifacts"/"model"))  # its redeploy brings the bucket in line
+    assert check.returncode == 0 and f"model {OLDER} may replace the champion {CHAMPION}" in check.stdout
+    result, log = ct("retrain", "in-force", str(fetched/"in-force"), FAKE_CLUSTER="down")
+    assert result.returncode == 1 and "the model in force is unknown" in result.stderr
 
 
 def test_a_cluster_serving_the_champion_or_naming_none_changes_nothing(ct):
