@@ -123,10 +123,10 @@ fetch_records() { # DIR: only the days the window needs, from each log the sink 
     say "$(find "$1/records" -type f | wc -l) file(s) of records from $bucket, the $(wc -w <<<"$days") day(s) to $now"
 }
 
-in_force() { # the model version the cluster serves, from the Deployment's pod template ("" if it has none)
+in_force() { # the model version the cluster serves, from the Deployment's pod template ("" if none or no Deployment)
     local ns=()
     [[ -z ${K8S_NAMESPACE:-} ]] || ns=(--namespace "$K8S_NAMESPACE")
-    kubectl "${ns[@]}" get deployment/iris-classifier -o json |
+    kubectl "${ns[@]}" get deployment/iris-classifier --ignore-not-found -o json |
         jq -r '.spec.template.metadata.annotations["iris-classifier/model-version"] // ""'
 }
 
@@ -148,7 +148,8 @@ note_in_force() { # FILE: the model version the cluster serves, written into FIL
     mkdir -p "$(dirname "$1")"
     echo "$version" >"$1"
     if [[ -z $version ]]; then
-        say "the Deployment names no model version (deployed before ops/deploy.sh set it): following the champion"
+        say "no Deployment, or one that names no model version (deployed before ops/deploy.sh set it):" \
+            "following the champion"
     else
         say "the cluster serves model $version"
     fi

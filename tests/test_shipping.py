@@ -434,11 +434,12 @@ exit 2
 """
 
 FAKE_CLUSTER = r"""#!/usr/bin/env bash
-# kubectl get deployment/iris-classifier -o json: a Deployment whose pod template names model $FAKE_IN_FORCE
-# (no annotation if empty); FAKE_CLUSTER=down: the cluster cannot be reached.
+# kubectl get deployment/iris-classifier --ignore-not-found -o json: a Deployment whose pod template names model
+# $FAKE_IN_FORCE (no annotation if empty); FAKE_CLUSTER=down: the cluster cannot be reached; =empty: no Deployment.
 echo "kubectl $*" >> "$FAKE_LOG"
-[[ ${FAKE_CLUSTER:-up} == up ]] || { echo "Unable to connect to the server" >&2; exit 1; }
-[[ $* == *"get deployment/iris-classifier -o json" ]] || exit 1
+[[ ${FAKE_CLUSTER:-up} != down ]] || { echo "Unable to connect to the server" >&2; exit 1; }
+[[ $* == *"get deployment/iris-classifier --ignore-not-found -o json" ]] || exit 1
+[[ ${FAKE_CLUSTER:-up} == up ]] || exit 0
 jq -n --arg v "$FAKE_IN_FORCE" '{spec: {template: {metadata: {annotations: (if $v == "" then {} else
   {"iris-classifier/model-version": $v} end)}}}}'
 """
@@ -539,7 +540,7 @@ def test_retrain_fetch_notes_the_model_the_cluster_serves(ct):
     assert result.returncode == 0, result.stderr
     assert (ct.tmp/"production"/"in-force").read_text().strip() == OLDER
     assert f"the cluster serves model {OLDER}" in result.stdout
-    assert "kubectl --namespace prod get deployment/iris-classifier -o json" in log
+    assert "kubectl --namespace prod get deployment/iris-classifier --ignore-not-found -o json" in log
     result, log = ct("retrain", "fetch", str(ct.tmp/"elsewhere"), FAKE_CLUSTER="down")
     assert result.returncode == 1 and "the model in force is unknown" in result.stderr and "gcloud" not in log
     assert not (ct.tmp/"elsewhere").exists()
@@ -562,7 +563,7 @@ def test_after_a_rollout_undo_retrain_judges_and_builds_on_the_model_in_force(ct
 def test_push_training_after_a_rollout_undo_builds_on_the_model_in_force(ct, fetched):
     result, log = ct("retrain", "in-force", str(fetched/"in-force"), FAKE_IN_FORCE=OLDER)  # the champion job's note
     assert result.returncode == 0 and (fetched/"in-force").read_text().strip() == OLDER
-    assert log.strip() == "kubectl get deployment/iris-classifier -o json"
+    assert log.strip() == "kubectl get deployment/iris-classifier --ignore-not-found -o json"
     result, log = ct("retrain", "train", "--champion", str(fetched/"champion"), "--min-accuracy", "0.9", FAKE_TRAIN="4")
     assert result.returncode == 0, result.stderr
     assert f"rollback {OLDER} --model-dir" in log and _version(ct.tmp/"artifacts"/"model") == OLDER  # refused: it stays
@@ -573,8 +574,9 @@ def test_push_training_after_a_rollout_undo_builds_on_the_model_in_force(ct, fet
 
 
 def test_a_cluster_serving_the_champion_or_naming_none_changes_nothing(ct):
-    for in_force, said in ((CHAMPION, f"the cluster serves model {CHAMPION}"), ("", "names no model version")):
-        fetch, _ = ct("retrain", "fetch", str(ct.tmp/"p"), FAKE_IN_FORCE=in_force)
+    for in_force, cluster, said in ((CHAMPION, "up", f"the cluster serves model {CHAMPION}"),
+                                    ("", "up", "names no model version"), (CHAMPION, "empty", "no Deployment")):
+        fetch, _ = ct("retrain", "fetch", str(ct.tmp/"p"), FAKE_IN_FORCE=in_force, FAKE_CLUSTER=cluster)
         assert fetch.returncode == 0 and said in fetch.stdout
         result, log = ct("retrain", "run", str(ct.tmp/"p"), FAKE_MONITOR="0")
         assert result.returncode == 0 and "rollback" not in log and f"monitored model {CHAMPION}" in log
