@@ -15,7 +15,8 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup hooks lab run train serve test check check-notebooks check-lock test-notebooks pytest test-clock export clean-nbs docs bench image lock system-deps system-deps-tests
+.PHONY: help setup hooks lab run train serve test check check-notebooks check-lock lint test-notebooks pytest \
+        test-clock export clean-nbs docs bench image lock system-deps system-deps-tests
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -60,6 +61,16 @@ check-lock: setup
 	@$(UV) export --no-emit-project --no-dev --format requirements-txt --no-header --quiet | diff -u requirements.lock - \
 	  || { echo "requirements.lock does not match pyproject.toml: run 'make lock' and commit it" >&2; exit 1; }
 
+# Lines of at most 120 characters ([tool.ruff] in pyproject.toml), notebooks' code cells included. For now only
+# the files of issue 21's first pass; it grows to the whole tree, and into `make check`, as the rest is wrapped.
+LINT_FILES := nbs/01_data_processing.ipynb nbs/02_pipeline.ipynb nbs/03_prediction.ipynb \
+  nbs/05_model_training.ipynb nbs/09_page.ipynb nbs/16_batch.ipynb nbs/17_explain.ipynb nbs/18_batch_dask.ipynb \
+  tools/*.py bench/batch.py tests/fuzz_hooks.py tests/test_training.py tests/test_batch.py tests/test_explain.py \
+  tests/test_page.py tests/test_browser.py tests/test_factory.py tests/test_hooks.py tests/test_fuzz.py \
+  tests/test_docs_browser.py tests/test_clock.py
+lint: setup ## lines of at most 120 characters (ruff), in the files tidied so far
+	$(BIN)/ruff check $(LINT_FILES)
+
 # In place of nbdev-test: the docs build runs every notebook as it does, and pytest checks the site it made
 # rather than running the notebooks a second time.
 test-notebooks: setup ## run every notebook (as nbdev-test does) and build the docs site the tests check
@@ -74,10 +85,11 @@ pytest: setup
 CLOCK_START ?= 2027-12-31 23:59:57 UTC
 CLOCK_TZ ?= Pacific/Kiritimati
 test-clock: setup ## the time-sensitive tests under a shifted clock that crosses midnight (needs faketime)
-	@command -v faketime >/dev/null || { echo "test-clock needs faketime: run 'make system-deps' (Debian, as root)" >&2; exit 1; }
+	@command -v faketime >/dev/null || \
+		{ echo "test-clock needs faketime: run 'make system-deps' (Debian, as root)" >&2; exit 1; }
 	TZ=$(CLOCK_TZ) faketime '$(CLOCK_START)' $(BIN)/pytest -p no:cacheprovider -m clock
 
-export: setup ## regenerate iris_classifier/ from the notebooks, with the training and monitoring notebooks the package ships
+export: setup ## regenerate iris_classifier/ from the notebooks, and the training and monitoring notebooks it ships
 	$(BIN)/nbdev-export
 	cp nbs/05_model_training.ipynb nbs/14_monitoring.ipynb iris_classifier/notebooks/
 
@@ -97,11 +109,11 @@ image: train ## build the container image with the freshly trained model (docker
 lock: $(UV) ## re-export requirements.lock (hash-pinned, no index URLs) after changing dependencies
 	$(UV) export --no-emit-project --no-dev --format requirements-txt --no-header --quiet -o requirements.lock
 
-system-deps: system-deps-tests ## Debian, as root: what system-deps-tests installs, and podman with a local base image (container test)
+system-deps: system-deps-tests ## Debian, as root: system-deps-tests, and podman with a local base image (container)
 	bash ops/install-container-tools.sh
 
 # jq: ops/champion.sh, ops/deploy.sh and ops/retrain.sh read JSON with it (and the tests run them).
-system-deps-tests: ## Debian, as root: Chromium (browser tests), wrk (benchmark), Prometheus and promtool (monitoring tests), faketime, shellcheck
+system-deps-tests: ## Debian, as root: the tests' tools (Chromium, wrk, Prometheus, promtool, faketime, shellcheck, jq)
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core wrk faketime shellcheck jq
 	# The tests start their own Prometheus on loopback: no node exporter, and Debian's service (which would

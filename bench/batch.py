@@ -85,7 +85,8 @@ def rate(stderr:str)->float:
 def first_bar(argv:list, cwd:Path)->float:
     "Seconds from start to the first progress bar `argv` draws on a pseudo-terminal"
     main, sub = pty.openpty()
-    fcntl.ioctl(sub, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal 100 columns wide: tqdm draws nothing in zero columns
+    # a terminal 100 columns wide: tqdm draws nothing in zero columns
+    fcntl.ioctl(sub, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     start = time.monotonic()
     p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=sub, stdin=subprocess.DEVNULL)
     os.close(sub)
@@ -113,10 +114,12 @@ def main():
     if args.write: return _write(_inputs(args.write, big), big)
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
-        subprocess.run([str(BIN/"iris-classifier"), "train", "--output-dir", str(d/"art")], check=True, capture_output=True)
+        subprocess.run([str(BIN/"iris-classifier"), "train", "--output-dir", str(d/"art")], check=True,
+                       capture_output=True)
         model = str(d/"art"/"model")
         paths = write_inputs(d, big)
-        predict = lambda src, dest, *more: [str(BIN/"iris-classifier"), "predict", str(src), "-o", str(dest), "--model-dir", model, *more]
+        predict = lambda src, dest, *more: [str(BIN/"iris-classifier"), "predict", str(src), "-o", str(dest),
+                                            "--model-dir", model, *more]
         r = {}
         r["reference 5M"] = run([sys.executable, "-c", REFERENCE, str(paths["csv5000000"]), str(d/"ref.csv"), model], d)
         r["local 5M"] = run(predict(paths["csv5000000"], d/"local5m.csv", "-q"), d)
@@ -124,10 +127,13 @@ def main():
         r[f"local {big / 1e6:g}M"] = run(predict(paths[f"csv{big}"], d/"localbig.csv", "-q"), d)
         bar = first_bar(predict(paths[f"csv{big}"], d/"bar.csv"), d)
         pq_local = run(predict(paths["parquet"], d/"local.parquet", "-q"), d)
-        dask = {w: run(predict(paths["parquet"], d/f"dask{w}.parquet", "-q", "--engine", "dask", "--workers", str(w)), d) for w in (1, 2)}
+        on_dask = lambda w: predict(paths["parquet"], d/f"dask{w}.parquet", "-q", "--engine", "dask",
+                                    "--workers", str(w))
+        dask = {w: run(on_dask(w), d) for w in (1, 2)}
         same = all(same_rows(d/"local.parquet", d/f"dask{w}.parquet") for w in (1, 2))
     for name, (wall, rss, _) in r.items(): print(f"{name:>14}: {wall:6.1f} s, peak RSS {rss:5.0f} MiB")
-    print(f"Parquet {big / 1e6:g}M rows, rows/s: local {rate(pq_local[2]):,.0f}; dask 1 worker {rate(dask[1][2]):,.0f}; dask 2 workers {rate(dask[2][2]):,.0f} "
+    print(f"Parquet {big / 1e6:g}M rows, rows/s: local {rate(pq_local[2]):,.0f}; "
+          f"dask 1 worker {rate(dask[1][2]):,.0f}; dask 2 workers {rate(dask[2][2]):,.0f} "
           f"(wall with cluster start: {pq_local[0]:.1f} s, {dask[1][0]:.1f} s, {dask[2][0]:.1f} s)")
     rss = [r["local 1M"][1], r[f"local {big / 1e6:g}M"][1]]
     targets = {
@@ -139,7 +145,8 @@ def main():
         "dask 2 workers / local throughput >= 0.7": (rate(dask[2][2]) / rate(pq_local[2]), lambda x: x >= 0.7),
         "dask output equals the local engine's": (same, bool),
     }
-    for name, (value, ok) in targets.items(): print(f"{'PASS' if ok(value) else 'MISS'}  {name}: {value if isinstance(value, bool) else round(value, 3)}")
+    for name, (value, ok) in targets.items():
+        print(f"{'PASS' if ok(value) else 'MISS'}  {name}: {value if isinstance(value, bool) else round(value, 3)}")
     sys.exit(0 if all(ok(v) for v, ok in targets.values()) else 1)
 
 if __name__ == "__main__": main()

@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .core import *
-from .prediction import fast_proba, load_predictor, measurement_problem, plausible, verified_file
+from .prediction import fast_proba, load_predictor, measurement_problem, plausible
 
 # %% ../nbs/16_batch.ipynb #a81d596d
 def tree_arrays(table:dict, # from `tree_table`
@@ -31,6 +31,7 @@ def tree_arrays(table:dict, # from `tree_table`
     a = {k: np.asarray(table[k]) for k in ("left", "right", "feature", "threshold", "fractions", "lower", "upper")}
     return a | dict(feature=np.maximum(a["feature"], 0))  # leaves hold -2 there; their feature is never used
 
+# %% ../nbs/16_batch.ipynb #ceda5ba7
 def walk_proba(t:dict, # from `tree_arrays`
                X:np.ndarray, # checked measurements, one row of four per flower in `FEATURES` order
               )->np.ndarray: # class probabilities, one row per flower
@@ -50,12 +51,14 @@ class Scorer:
     classes:list[str] # the class of each probability column
     proba:Callable[[np.ndarray], np.ndarray] # rows of four checked measurements -> class probabilities
 
+# %% ../nbs/16_batch.ipynb #ba833646
 def load_scorer(dest:Path|None=None, # model directory; default `model_dir()`
                )->Scorer:
     "Load and verify the published model, scored by `walk_proba` when it has a tree table"
     dest = Path(dest or model_dir())
     p = load_predictor(dest)
-    if p.path != "fast": return Scorer(p.version, p.classes, lambda X: np.asarray(p.proba(X.tolist()), float).reshape(len(X), -1))
+    if p.path != "fast":
+        return Scorer(p.version, p.classes, lambda X: np.asarray(p.proba(X.tolist()), float).reshape(len(X), -1))
     entry = p.meta["tree_table"]
     table = json.loads(verified_file(dest, entry["file"], entry["sha256"]).read_text())
     return Scorer(p.version, p.classes, partial(walk_proba, tree_arrays(table)))
@@ -69,8 +72,10 @@ def _as_floats(col:pa.ChunkedArray)->np.ndarray:
     try: return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
     except pa.ArrowInvalid: pass  # some value is not a number: only then the slower, exact path
     ok = pc.fill_null(pc.match_substring_regex(col, f"^{_NUMBER.pattern}$"), False)
-    return pc.cast(pc.utf8_trim_whitespace(pc.if_else(ok, col, pa.scalar("nan"))), pa.float64()).to_numpy(zero_copy_only=False)
+    text = pc.utf8_trim_whitespace(pc.if_else(ok, col, pa.scalar("nan")))
+    return pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
 
+# %% ../nbs/16_batch.ipynb #8f72ace7
 def _reason(name:str, text, x:float)->str:
     "Why the value `text` (read as `x`) of column `name` cannot be scored"
     if text is None or str(text).strip() == "": return f"{name} is missing"
@@ -79,14 +84,15 @@ def _reason(name:str, text, x:float)->str:
 
 # %% ../nbs/16_batch.ipynb #9d333cb4
 def check_chunk(batch:pa.Table, # a chunk with the `FEATURES` columns, as text or numbers
-               )->tuple[np.ndarray, dict[int, str]]: # the measurements as floats, and why each bad row is bad, by row index
+               )->tuple[np.ndarray, dict[int, str]]: # the measurements as floats; why each bad row is, by row index
     "A chunk's four measurements as a float array, and the reason for every row that cannot be scored"
     X, reasons = np.empty((batch.num_rows, len(FEATURES))), {}
     for j, name in enumerate(FEATURES):
         col = batch.column(name)
         X[:, j] = _as_floats(col)
         bad = np.flatnonzero(~plausible(X[:, j]))
-        for i, text in zip(bad.tolist(), col.take(pa.array(bad)).to_pylist()): reasons.setdefault(i, _reason(name, text, X[i, j]))
+        for i, text in zip(bad.tolist(), col.take(pa.array(bad)).to_pylist()):
+            reasons.setdefault(i, _reason(name, text, X[i, j]))
     return X, dict(sorted(reasons.items()))
 
 # %% ../nbs/16_batch.ipynb #84ca3ab0
@@ -95,15 +101,17 @@ class Chunk:
     "Rows of the input, read together"
     table:pa.Table # the rows that have the header's columns
     lines:np.ndarray # each row's line in the file (the header is line 1), or row number for Parquet
-    broken:list[tuple[int, str, str]] = field(default_factory=list) # (line, reason, text) of rows that have the wrong column count
+    broken:list[tuple[int, str, str]] = field(default_factory=list) # (line, reason, text) of rows of the wrong width
     read:float|None = None # the fraction of the input read so far, when known
 
+# %% ../nbs/16_batch.ipynb #e8c45b4a
 def _columns(header:list[str])->list[str]:
     "Column names as the project spells them, checked for the four measurements"
     from iris_classifier.data_processing import normalize_column
     names = [normalize_column(h) for h in header]
     if missing := [f for f in FEATURES if f not in names]:
-        raise DataValidationError(f"Missing column(s): {', '.join(missing)}.", f"The file needs the columns {', '.join(FEATURES)} (found: {', '.join(header)}).")
+        raise DataValidationError(f"Missing column(s): {', '.join(missing)}.",
+                                  f"The file needs the columns {', '.join(FEATURES)} (found: {', '.join(header)}).")
     return names
 
 # %% ../nbs/16_batch.ipynb #afbaa45e
@@ -116,11 +124,13 @@ def _parquet_chunks(src:Path, rows:int)->Iterator[Chunk]:
         done += t.num_rows
         yield Chunk(t, np.arange(done - t.num_rows + 1, done + 1), read=done / max(f.metadata.num_rows, 1))
 
+# %% ../nbs/16_batch.ipynb #67971339
 def _size(f)->int|None:
     "The size in bytes of the file behind the stream `f`, if it is a regular file"
     try: return os.fstat(f.fileno()).st_size or None
     except (OSError, AttributeError, io.UnsupportedOperation): return None
 
+# %% ../nbs/16_batch.ipynb #633abd51
 def _csv_lines(start:int, n:int, broken:set[int])->np.ndarray:
     "The lines of the next `n` good rows from line `start` on, skipping the `broken` ones"
     cand = np.arange(start, start + n + len(broken))
@@ -130,9 +140,13 @@ def _csv_lines(start:int, n:int, broken:set[int])->np.ndarray:
 def _csv_chunks(f, rows:int, block:int=1 << 20)->Iterator[Chunk]:
     "The rows of the open binary CSV stream `f`, `rows` at a time, all read as text"
     try: header = next(csv.reader([f.readline().decode("utf-8-sig")]))
-    except StopIteration: raise DataValidationError("The input is empty.", "Give a CSV with a header row and rows of measurements.") from None
+    except StopIteration:
+        raise DataValidationError("The input is empty.",
+                                  "Give a CSV with a header row and rows of measurements.") from None
     names, broken = _columns(header), []
-    def wrong(row): broken.append((row.number + 1, f"has {row.actual_columns} columns, not {row.expected_columns}", row.text)); return "skip"
+    def wrong(row):
+        broken.append((row.number + 1, f"has {row.actual_columns} columns, not {row.expected_columns}", row.text))
+        return "skip"
     reader = pacsv.open_csv(f, read_options=pacsv.ReadOptions(column_names=names, block_size=block, use_threads=False),
                             parse_options=pacsv.ParseOptions(invalid_row_handler=wrong, ignore_empty_lines=False),
                             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}))
@@ -170,8 +184,10 @@ def score_table(t:pa.Table, # good rows of a chunk
     proba = scorer.proba(X) if len(X) else np.empty((0, len(scorer.classes)))
     cols = {n: pa.array(X[:, FEATURES.index(n)]) if n in FEATURES else t.column(n) for n in t.column_names}
     species = pc.take(pa.array(scorer.classes), pa.array(proba.argmax(1)))  # the first class on a tie, as `top_class`
-    return pa.table(cols | {"predicted_species": species} | {f"proba_{c}": proba[:, k] for k, c in enumerate(scorer.classes)})
+    probas = {f"proba_{c}": proba[:, k] for k, c in enumerate(scorer.classes)}
+    return pa.table(cols | {"predicted_species": species} | probas)
 
+# %% ../nbs/16_batch.ipynb #fc3eb054
 def _text(t:pa.Table, i:int)->str:
     "Row `i` of `t` as comma-separated text, for the rejects file"
     return ",".join("" if v is None else str(v) for v in t.slice(i, 1).to_pylist()[0].values())
@@ -182,12 +198,14 @@ POLICIES = ("fail", "skip")
 def score_chunk(chunk:Chunk, # from `read_chunks`
                 scorer:Scorer, # from `load_scorer`
                 on_bad_rows:str="fail", # `fail`: stop at the first bad row; `skip`: reject it and score the rest
-               )->tuple[pa.Table, list[tuple[int, str, str]]]: # the scored good rows, and the rejects as (line, reason, row)
+               )->tuple[pa.Table, list[tuple[int, str, str]]]: # the scored good rows; rejects as (line, reason, row)
     "Score the good rows of `chunk`, and reject or stop at the bad ones"
     X, reasons = check_chunk(chunk.table)
     rejects = sorted(chunk.broken + [(int(chunk.lines[i]), why, _text(chunk.table, i)) for i, why in reasons.items()])
     if rejects and on_bad_rows == "fail":
-        raise DataValidationError(f"Line {rejects[0][0]}: {rejects[0][1]}.", "Fix that row, or pass --on-bad-rows skip to score the others and write the bad ones to a rejects file.")
+        raise DataValidationError(f"Line {rejects[0][0]}: {rejects[0][1]}.",
+                                  "Fix that row, or pass --on-bad-rows skip to score the others and write the bad ones "
+                                  "to a rejects file.")
     if not reasons: return score_table(chunk.table, X, scorer), rejects
     keep = np.setdiff1d(np.arange(len(X)), list(reasons))
     return score_table(chunk.table.take(keep), X[keep], scorer), rejects
@@ -200,14 +218,18 @@ def out_format(dest:str|Path, # the output path, or `-`
     "The output format named by the extension of `dest`"
     if str(dest) == "-": return "csv"
     if fmt := FORMATS.get(Path(dest).suffix.lower()): return fmt
-    raise DataValidationError(f"Cannot tell the output format of '{dest}' from its extension.", f"Name it with one of {', '.join(FORMATS)}, or - for CSV on standard output.")
+    raise DataValidationError(f"Cannot tell the output format of '{dest}' from its extension.",
+                              f"Name it with one of {', '.join(FORMATS)}, or - for CSV on standard output.")
 
+# %% ../nbs/16_batch.ipynb #23f717ad
 class _JsonLines:
     "Writes tables as JSON lines, with the `write_table` and `close` of pyarrow's writers"
     def __init__(self, sink): self.sink = sink
-    def write_table(self, t:pa.Table): self.sink.write("".join(json.dumps(r, default=str) + "\n" for r in t.to_pylist()).encode())
+    def write_table(self, t:pa.Table):
+        self.sink.write("".join(json.dumps(r, default=str) + "\n" for r in t.to_pylist()).encode())
     def close(self): pass
 
+# %% ../nbs/16_batch.ipynb #e5fc87dd
 def open_writer(sink, # a binary stream
                 fmt:str, # from `out_format`
                 schema:pa.Schema, # the scored rows' schema
@@ -227,17 +249,14 @@ class _TextSink(io.RawIOBase):
     def writable(self): return True
     def write(self, b): self.out.write(bytes(b).decode()); return len(b)
 
+# %% ../nbs/16_batch.ipynb #2861934f
 @contextmanager
 def _sink(dest:str|Path, stdout=None):
     "A binary stream to `dest` that appears under its name only if the block succeeds; `-` is standard output"
     if str(dest) == "-": yield stdout or getattr(sys.stdout, "buffer", None) or _TextSink(sys.stdout); return
-    dest = Path(dest)
-    tmp = dest.with_name(f".{dest.name}.partial")
-    try:
-        with open(tmp, "wb") as f: yield f
-        os.replace(tmp, dest)
-    finally: tmp.unlink(missing_ok=True)
+    with atomic_path(Path(dest)) as tmp, open(tmp, "wb") as f: yield f
 
+# %% ../nbs/16_batch.ipynb #74f859eb
 @contextmanager
 def _rejects(path:Path|None):
     "A function writing rejects to the CSV file `path` (line, reason, row); with no path, one that ignores them"
@@ -259,11 +278,14 @@ class Summary:
     def add(self, scored:pa.Table, rejects:list):
         "Count a scored chunk and its rejects"
         self.rows, self.rejected = self.rows + scored.num_rows, self.rejected + len(rejects)
-        for v in pc.value_counts(scored.column("predicted_species")).to_pylist(): self.species[v["values"]] = self.species.get(v["values"], 0) + v["counts"]
+        for v in pc.value_counts(scored.column("predicted_species")).to_pylist():
+            self.species[v["values"]] = self.species.get(v["values"], 0) + v["counts"]
 
     def __str__(self):
         shares = ", ".join(f"{s} {n / max(self.rows, 1):.1%}" for s, n in sorted(self.species.items()))
-        return f"Scored {self.rows:,} row(s) and rejected {self.rejected:,} in {self.seconds:.1f} s ({self.rows / max(self.seconds, 1e-9):,.0f} rows/s); species: {shares or 'none'}"
+        rate = self.rows / max(self.seconds, 1e-9)
+        return (f"Scored {self.rows:,} row(s) and rejected {self.rejected:,} in {self.seconds:.1f} s "
+                f"({rate:,.0f} rows/s); species: {shares or 'none'}")
 
 # %% ../nbs/16_batch.ipynb #59f2d561
 def progress_bar(quiet:bool=False, # never draw
@@ -271,8 +293,10 @@ def progress_bar(quiet:bool=False, # never draw
                 ):
     "A tqdm bar counting rows, drawn only on a terminal"
     from tqdm import tqdm
-    return tqdm(total=None, unit=" rows", unit_scale=True, disable=True if quiet else None, file=file or sys.stderr, mininterval=0.5)
+    return tqdm(total=None, unit=" rows", unit_scale=True, disable=True if quiet else None, file=file or sys.stderr,
+                mininterval=0.5)
 
+# %% ../nbs/16_batch.ipynb #72ca3703
 def _advance(bar, chunk:Chunk, n:int):
     "Move `bar` on by the `n` rows of `chunk`, re-estimating the total from the share of the input read"
     if chunk.read: bar.total = max(round((bar.n + n) / chunk.read), bar.n + n)
@@ -291,9 +315,11 @@ def score_file(src:str|Path, # CSV or Parquet input, or `-` for CSV on standard 
                clock:Callable[[], float]=time.monotonic, # reads the wall time
               )->Summary:
     "Score `src` into `dest` a chunk at a time, in memory that does not grow with the input"
-    if on_bad_rows not in POLICIES: raise ParameterError(f"--on-bad-rows must be one of {', '.join(POLICIES)}, not {on_bad_rows!r}.")
+    if on_bad_rows not in POLICIES:
+        raise ParameterError(f"--on-bad-rows must be one of {', '.join(POLICIES)}, not {on_bad_rows!r}.")
     start, summary, fmt, writer = clock(), Summary(), out_format(dest), None
-    with progress_bar(quiet) as bar, _sink(dest, stdout) as sink, _rejects(rejects if on_bad_rows == "skip" else None) as reject:
+    rejects = rejects if on_bad_rows == "skip" else None
+    with progress_bar(quiet) as bar, _sink(dest, stdout) as sink, _rejects(rejects) as reject:
         for chunk in read_chunks(src, rows, stdin):
             scored, bad = score_chunk(chunk, scorer, on_bad_rows)
             writer = writer or open_writer(sink, fmt, scored.schema)
@@ -301,7 +327,8 @@ def score_file(src:str|Path, # CSV or Parquet input, or `-` for CSV on standard 
             reject(bad)
             summary.add(scored, bad)
             _advance(bar, chunk, scored.num_rows + len(bad))
-        if writer is None: raise DataValidationError(f"'{src}' has no rows.", "Give a file with at least one row of measurements.")
+        if writer is None:
+            raise DataValidationError(f"'{src}' has no rows.", "Give a file with at least one row of measurements.")
         writer.close()
     summary.seconds = clock() - start
     return summary
@@ -314,7 +341,9 @@ def rejects_path(output:str, # the output path, `-`, or a URL
     "Where `skip` writes the bad rows: `--rejects`, else `<output stem>.rejects.csv` beside the output"
     if on_bad_rows != "skip": return None
     if rejects: return str(rejects)
-    if str(output) == "-": raise ParameterError("--on-bad-rows skip with output on standard output needs --rejects FILE.", "Name a file for the bad rows.")
+    if str(output) == "-":
+        raise ParameterError("--on-bad-rows skip with output on standard output needs --rejects FILE.",
+                             "Name a file for the bad rows.")
     base, _, name = str(output).rstrip("/").rpartition("/")
     return (f"{base}/" if base else "") + f"{name.split('.')[0]}.rejects.csv"
 
@@ -324,7 +353,8 @@ def predict_batch(args, # parsed `predict` arguments
     "`iris-classifier predict` on this machine: score the input into the output a chunk at a time, then log a summary"
     if args.chunk_rows < 1: raise ParameterError(f"--chunk-rows must be at least 1, not {args.chunk_rows}.")
     scorer, rejects = load_scorer(args.model_dir), rejects_path(args.output, args.rejects, args.on_bad_rows)
-    summary = score_file(args.input, args.output, scorer, args.on_bad_rows, rejects and Path(rejects), args.chunk_rows, args.quiet)
+    summary = score_file(args.input, args.output, scorer, args.on_bad_rows, rejects and Path(rejects), args.chunk_rows,
+                         args.quiet)
     log = setup_logging()
     log.info("%s; model %s", summary, scorer.version)
     if summary.rejected: log.warning("%d bad row(s), with their line and reason, are in %s", summary.rejected, rejects)

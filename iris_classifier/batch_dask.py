@@ -14,21 +14,26 @@ import numpy as np
 import pyarrow as pa
 
 from .core import *
-from .batch import Chunk, Scorer, Summary, _columns, _csv_chunks, open_writer, out_format, progress_bar, rejects_path, score_chunk, load_scorer
+from .batch import (Chunk, Scorer, Summary, _columns, _csv_chunks, open_writer, out_format, progress_bar,
+                                   rejects_path, score_chunk, load_scorer)
 
 # %% ../nbs/18_batch_dask.ipynb #36af7ea8
 def _need_dask():
     "Import Dask's distributed client, or say how to install it"
     try: import distributed, dask.bytes
-    except ImportError: raise ParameterError("--engine dask needs Dask, which the base install leaves out.", "Install the extra: pip install 'iris_classifier[dask]'.") from None
+    except ImportError:
+        raise ParameterError("--engine dask needs Dask, which the base install leaves out.",
+                             "Install the extra: pip install 'iris_classifier[dask]'.") from None
     return distributed
 
+# %% ../nbs/18_batch_dask.ipynb #fe85c148
 def dask_client(scheduler:str|None=None, # `tcp://HOST:8786`; default `DASK_SCHEDULER_ADDRESS`, else a `LocalCluster`
                 workers:int=2, # workers of a `LocalCluster`, one thread each
                ):
     "A client of the given scheduler, or of a new `LocalCluster` of single-threaded worker processes"
     distributed = _need_dask()
-    if address := scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS"): return distributed.Client(address, timeout="30s")
+    if address := scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        return distributed.Client(address, timeout="30s")
     cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
     return distributed.Client(cluster)
 
@@ -38,10 +43,12 @@ def _fs(url:str):
     from fsspec.core import url_to_fs
     return url_to_fs(url)
 
+# %% ../nbs/18_batch_dask.ipynb #00d3853c
 def _absolute(url:str)->str:
     "A local path made absolute, since the workers' working directory is not the client's; URLs as they are"
     return url if "://" in url else str(Path(url).resolve())
 
+# %% ../nbs/18_batch_dask.ipynb #913ca94c
 def score_piece(chunks, # the piece's `Chunk`s, lines counted from the piece's start
                 lines:int, # lines or rows the piece covers
                 scorer:Scorer, # from `load_scorer`
@@ -75,6 +82,7 @@ def score_csv_piece(block:bytes, # the piece's bytes, whole lines
     lines = block.count(b"\n") - first + (not block.endswith(b"\n"))
     return score_piece(_csv_chunks(io.BytesIO(block if first else header + block), rows), lines, *args)
 
+# %% ../nbs/18_batch_dask.ipynb #a586b38e
 def score_parquet_piece(path:str, # a Parquet file, local or a URL
                         group:int, # one of its row groups
                         rows:int, # most rows per chunk
@@ -85,9 +93,11 @@ def score_parquet_piece(path:str, # a Parquet file, local or a URL
     fs, p = _fs(path)
     with fs.open(p, "rb") as f: t = pq.ParquetFile(f).read_row_group(group)
     t = t.rename_columns(_columns(t.column_names))
-    chunks = (Chunk(t.slice(s, rows), np.arange(s + 1, min(s + rows, t.num_rows) + 1)) for s in range(0, t.num_rows, rows))
+    chunks = (Chunk(t.slice(s, rows), np.arange(s + 1, min(s + rows, t.num_rows) + 1))
+              for s in range(0, t.num_rows, rows))
     return score_piece(chunks, t.num_rows, *args)
 
+# %% ../nbs/18_batch_dask.ipynb #f095d7f3
 def row_groups(src:str, # a Parquet file or a directory of them, local or a URL
               )->list[tuple[str, int]]: # (file, row group) of every row group, in order
     "The row groups of a Parquet file or dataset: one piece each"
@@ -95,10 +105,12 @@ def row_groups(src:str, # a Parquet file or a directory of them, local or a URL
     fs, root = _fs(src)
     files = sorted(fs.find(root)) if fs.isdir(root) else [root]
     files = [f for f in files if f.endswith((".parquet", ".pq"))]
-    if not files: raise DataValidationError(f"No Parquet files in '{src}'.", "Give a .parquet file, or a directory of them.")
+    if not files:
+        raise DataValidationError(f"No Parquet files in '{src}'.", "Give a .parquet file, or a directory of them.")
     out = []
     for f in files:
-        with fs.open(f, "rb") as fh: out += [(fs.unstrip_protocol(f), g) for g in range(pq.ParquetFile(fh).num_row_groups)]
+        with fs.open(f, "rb") as fh: groups = pq.ParquetFile(fh).num_row_groups
+        out += [(fs.unstrip_protocol(f), g) for g in range(groups)]
     return out
 
 # %% ../nbs/18_batch_dask.ipynb #c057b1fa
@@ -114,12 +126,17 @@ def pieces(src:str, # a CSV file, or a Parquet file, directory or glob; local, o
     fmt = out_format(dest)
     part = lambda i: f"{str(dest).rstrip('/')}/part-{i:05d}.{fmt}"
     if str(src).rstrip("/").endswith((".parquet", ".pq")):
-        return [dask.delayed(score_parquet_piece)(f, g, rows, scorer, part(i), on_bad_rows) for i, (f, g) in enumerate(row_groups(src))]
+        return [dask.delayed(score_parquet_piece)(f, g, rows, scorer, part(i), on_bad_rows)
+                for i, (f, g) in enumerate(row_groups(src))]
     from dask.bytes import read_bytes
     sample, files = read_bytes(src, delimiter=b"\n", blocksize=blocksize, sample=1 << 16)
-    if len(files) != 1: raise DataValidationError(f"'{src}' names {len(files)} CSV files; the Dask engine scores one CSV file at a time.", "Give one file, or a Parquet dataset.")
+    if len(files) != 1:
+        raise DataValidationError(f"'{src}' names {len(files)} CSV files; "
+                                  "the Dask engine scores one CSV file at a time.",
+                                  "Give one file, or a Parquet dataset.")
     header = sample.split(b"\n", 1)[0] + b"\n"
-    return [dask.delayed(score_csv_piece)(b, header, i == 0, rows, scorer, part(i), on_bad_rows) for i, b in enumerate(files[0])]
+    return [dask.delayed(score_csv_piece)(b, header, i == 0, rows, scorer, part(i), on_bad_rows)
+            for i, b in enumerate(files[0])]
 
 # %% ../nbs/18_batch_dask.ipynb #dd248d07
 def _numbered(results:list[dict])->tuple[Summary, list]:
@@ -132,6 +149,7 @@ def _numbered(results:list[dict])->tuple[Summary, list]:
     summary.rejected = len(rejects)
     return summary, rejects
 
+# %% ../nbs/18_batch_dask.ipynb #606444c9
 def _write_rejects(url:str, rejects:list):
     "Write the rejects as CSV (line, reason, row) to a local path or URL"
     import csv, fsspec
@@ -155,8 +173,11 @@ def score_dask(client, # a `distributed.Client`
     import time, distributed
     src, dest = _absolute(str(src)), _absolute(str(dest))
     fs, root = _fs(dest)
-    if fs.exists(root) and fs.ls(root): raise DataValidationError(f"The output directory '{dest}' is not empty.", "Name a new directory, or remove the old output.")
-    client.run(__import__, "iris_classifier.batch")  # each worker's imports (pyarrow, pandas) belong to its start, not to the scoring
+    if fs.exists(root) and fs.ls(root):
+        raise DataValidationError(f"The output directory '{dest}' is not empty.",
+                                  "Name a new directory, or remove the old output.")
+    # each worker's imports (pyarrow, pandas) belong to its start, not to the scoring
+    client.run(__import__, "iris_classifier.batch")
     start = time.monotonic()
     futures = client.compute(pieces(src, dest, scorer, on_bad_rows, rows, blocksize))
     order = {f.key: i for i, f in enumerate(futures)}
@@ -169,7 +190,10 @@ def score_dask(client, # a `distributed.Client`
                 bar.total = round((bar.n + r["rows"]) * len(futures) / (sum(x is not None for x in results)))
                 bar.update(r["rows"] + len(r["rejects"]))
         summary, bad = _numbered(results)
-        if bad and on_bad_rows == "fail": raise DataValidationError(f"Line {bad[0][0]}: {bad[0][1]}.", "Fix that row, or pass --on-bad-rows skip to score the others and write the bad ones to a rejects file.")
+        if bad and on_bad_rows == "fail":
+            raise DataValidationError(f"Line {bad[0][0]}: {bad[0][1]}.",
+                                      "Fix that row, or pass --on-bad-rows skip to score the others and write the bad "
+                                      "ones to a rejects file.")
     except BaseException:
         client.cancel(futures)
         fs.rm(root, recursive=True)
@@ -184,10 +208,13 @@ def score_dask(client, # a `distributed.Client`
 def predict_dask(args, # parsed `predict` arguments
                 )->int: # exit code
     "`iris-classifier predict --engine dask`: score the input on a Dask cluster, then log a summary"
-    if "-" in (str(args.input), str(args.output)): raise ParameterError("--engine dask reads files and writes a directory of parts, not standard input or output.", "Name an input file and an output directory.")
+    if "-" in (str(args.input), str(args.output)):
+        raise ParameterError("--engine dask reads files and writes a directory of parts, not standard input or output.",
+                             "Name an input file and an output directory.")
     scorer, rejects = load_scorer(args.model_dir), rejects_path(args.output, args.rejects, args.on_bad_rows)
     with dask_client(args.scheduler, args.workers) as client:
-        summary = score_dask(client, args.input, args.output, scorer, args.on_bad_rows, rejects, args.chunk_rows, args.quiet)
+        summary = score_dask(client, args.input, args.output, scorer, args.on_bad_rows, rejects, args.chunk_rows,
+                             args.quiet)
     log = setup_logging()
     log.info("%s; model %s; parts in %s", summary, scorer.version, args.output)
     if summary.rejected: log.warning("%d bad row(s), with their line and reason, are in %s", summary.rejected, rejects)

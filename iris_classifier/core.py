@@ -8,10 +8,11 @@ __all__ = ['FEATURES', 'TARGET', 'SPECIES', 'MAX_CM', 'CHUNK_ROWS', 'PROJECT', '
            'ChallengerRefusedError', 'ChampionUndecidedError', 'ModelNotFoundError', 'ModelIntegrityError',
            'TrainParams', 'project_root', 'artifacts_dir', 'model_dir', 'runs_dir', 'reports_dir', 'utc_now',
            'new_run_id', 'read_metadata', 'metadata_in_force', 'read_history', 'setup_logging', 'sha256_bytes',
-           'sha256_file']
+           'sha256_file', 'verified_file', 'atomic_path', 'write_atomic']
 
 # %% ../nbs/00_core.ipynb #3a139e73
-import hashlib, json, logging, os, re, secrets, sys, tomllib
+import hashlib, json, logging, os, re, secrets, shutil, sys, tomllib, uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +22,7 @@ FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 TARGET = "species"
 SPECIES = ["setosa", "versicolor", "virginica"]
 MAX_CM = 30.0  # no iris sepal or petal comes close; larger values are unit or typing mistakes
-CHUNK_ROWS = 65_536  # rows batch scoring reads, scores and writes at a time: memory stays flat, per-chunk overhead small
+CHUNK_ROWS = 65_536  # rows batch scoring reads, scores and writes at a time: flat memory, small per-chunk overhead
 
 # %% ../nbs/00_core.ipynb #3709f831
 class IrisError(Exception):
@@ -32,6 +33,7 @@ class IrisError(Exception):
         self.problem, self.fix = problem, fix
         super().__init__(f"{problem} {fix}".strip())
 
+# %% ../nbs/00_core.ipynb #1f4b4fd6
 class DataValidationError(IrisError):
     "The input data does not match the expected schema or values"
 
@@ -69,7 +71,8 @@ class TrainParams:
 
     def __post_init__(self):
         checks = [(0 < self.test_size < 1, "test_size must be between 0 and 1"),
-                  (self.criterion in ("gini", "entropy", "log_loss"), "criterion must be gini, entropy or log_loss"),
+                  (self.criterion in ("gini", "entropy", "log_loss"),
+                   "criterion must be gini, entropy or log_loss"),
                   (self.max_depth is None or self.max_depth >= 1, "max_depth must be at least 1 (or None)"),
                   (self.min_samples_leaf >= 1, "min_samples_leaf must be at least 1"),
                   (self.iqr_k > 0, "iqr_k must be positive"),
@@ -106,27 +109,30 @@ def model_dir(root:str|Path|None=None, # artifacts directory; `IRIS_MODEL_DIR` w
     if root is None and os.environ.get("IRIS_MODEL_DIR"): return Path(os.environ["IRIS_MODEL_DIR"])
     return artifacts_dir(root)/"model"
 
+# %% ../nbs/00_core.ipynb #18eefa0a
 def runs_dir(root:str|Path|None=None, # artifacts directory
             )->Path:
     "Directory of the training runs' records, one subdirectory per run id"
     return artifacts_dir(root)/"runs"
 
+# %% ../nbs/00_core.ipynb #19e1fe6b
 def reports_dir(root:str|Path|None=None, # artifacts directory
                )->Path:
     "Directory for the monitoring notebook's report and verdict"
     return artifacts_dir(root)/"reports"
 
 # %% ../nbs/00_core.ipynb #8d687f7d
-STAMP_FORMAT = "%Y%m%dT%H%M%SZ"  # UTC times in run ids and model versions: sortable, and safe in file names
-
 def utc_now(now:datetime|None=None, # a time to use instead of the clock's, as tests pass one
            )->datetime: # aware, in UTC
-    "`now` in UTC, else the clock's time: where run ids, training and promotion times and the command line read the clock"
+    "`now` in UTC, else the clock's time: where run ids, training and promotion times and the CLI read the clock"
     return (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+
+# %% ../nbs/00_core.ipynb #c8f03c55
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"  # UTC times in run ids and model versions: sortable, and safe in file names
 
 def new_run_id(now:datetime|None=None, # when the run starts; default now
               )->str: # such as `20261130T064512Z-07b3fa`
-    "A new run id: the UTC start time, then its milliseconds as three hex digits and three random ones, so that ids sort in start order"
+    "A new run id: the UTC start time, then its milliseconds and three random digits, in hex"
     now = utc_now(now)
     return f"{now:{STAMP_FORMAT}}-{now.microsecond // 1000:03x}{secrets.token_hex(2)[:3]}"
 
@@ -138,11 +144,14 @@ def read_metadata(dest:Path, # model directory
     "The metadata of the model published in `dest`"
     path = Path(dest)/METADATA_FILE
     if not path.is_file():
-        raise ModelNotFoundError(f"No published model in '{dest}'.", "Run `iris-classifier train` (or `make train`) to train and publish one.")
+        raise ModelNotFoundError(f"No published model in '{dest}'.",
+                                 "Run `iris-classifier train` (or `make train`) to train and publish one.")
     try: return json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ModelIntegrityError(f"'{path.name}' in '{dest}' is not valid JSON ({e}).", "Run `iris-classifier train` to publish a fresh model.") from None
+        raise ModelIntegrityError(f"'{path.name}' in '{dest}' is not valid JSON ({e}).",
+                                  "Run `iris-classifier train` to publish a fresh model.") from None
 
+# %% ../nbs/00_core.ipynb #9ecdf8d7
 def metadata_in_force(dest:Path, # model directory
                      )->dict|None: # the parsed `metadata.json`, or None when nothing is published in `dest`
     "The metadata of the model in force in `dest`, if there is one"
@@ -156,9 +165,13 @@ def _history_entry(line:str, number:int)->dict:
     "The history entry on line `number`, or an error naming the line"
     try: entry = json.loads(line)
     except json.JSONDecodeError as e: entry, problem = None, f"not JSON ({e.msg})"
-    else: problem = None if isinstance(entry, dict) and all(k in entry for k in HISTORY_FIELDS) else f"missing {', '.join(k for k in HISTORY_FIELDS if not isinstance(entry, dict) or k not in entry)}"
-    if problem: raise ModelIntegrityError(f"Line {number} of {HISTORY_FILE} is damaged: {problem}.",
-                                          "The history is append-only: restore the line from a backup (or the CI artifacts) before promoting or rolling back.")
+    else:
+        missing = [k for k in HISTORY_FIELDS if not isinstance(entry, dict) or k not in entry]
+        problem = f"missing {', '.join(missing)}" if missing else None
+    if problem:
+        raise ModelIntegrityError(f"Line {number} of {HISTORY_FILE} is damaged: {problem}.",
+                                  "The history is append-only: restore the line from a backup (or the CI artifacts) "
+                                  "before promoting or rolling back.")
     return entry
 
 def read_history(dest:Path, # model directory
@@ -188,6 +201,7 @@ def sha256_bytes(data:bytes, # the bytes to hash
     "Hex SHA-256 of `data`"
     return hashlib.sha256(data).hexdigest()
 
+# %% ../nbs/00_core.ipynb #4aadd077
 def sha256_file(path:str|Path, # file to hash, read in chunks
                )->str: # hex digest
     "Hex SHA-256 of the file at `path`"
@@ -195,3 +209,41 @@ def sha256_file(path:str|Path, # file to hash, read in chunks
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""): digest.update(chunk)
     return digest.hexdigest()
+
+# %% ../nbs/00_core.ipynb #448abe64
+def verified_file(dest:Path, # model directory
+                  name:str, # a file it holds, as named in the metadata
+                  sha256:str, # its SHA-256 as recorded in the metadata
+                 )->Path: # the file's path
+    "The file `name` in `dest`, after checking it against the SHA-256 recorded in the metadata"
+    path = Path(dest)/name
+    if not path.is_file():
+        raise ModelNotFoundError(f"'{name}' named by {METADATA_FILE} is missing from '{dest}'.",
+                                 "Run `iris-classifier train` to publish a fresh model.")
+    if sha256_file(path) != sha256:
+        raise ModelIntegrityError(f"'{name}' does not match the SHA-256 recorded in {METADATA_FILE}: "
+                                  "the file was modified or damaged.",
+                                  "Do not use it; run `iris-classifier train` to publish a fresh model.")
+    return path
+
+# %% ../nbs/00_core.ipynb #36b2da81
+@contextmanager
+def atomic_path(path:Path, # the file or directory to create or replace
+               ): # yields a temporary path beside `path` to write
+    "A temporary path that replaces `path` by a rename when the block succeeds, and is removed when it fails"
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir(): shutil.rmtree(tmp)
+        else: tmp.unlink(missing_ok=True)
+
+# %% ../nbs/00_core.ipynb #bee3ef70
+def write_atomic(path:Path, # the file to create or replace
+                 text:str, # its new content
+                )->Path: # `path`
+    "Write `text` to `path` through `atomic_path`, flushed to disk before the rename"
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(text); f.flush(); os.fsync(f.fileno())
+    return path

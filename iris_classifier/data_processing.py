@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['MIN_ROWS_PER_SPECIES', 'load_iris_frame', 'normalize_column', 'read_measurements_csv', 'check_columns',
-           'to_measurements', 'check_ranges', 'normalize_species', 'clean_training_frame', 'check_species_counts',
+           'to_measurements', 'check_ranges', 'normalize_species', 'check_species_counts', 'clean_training_frame',
            'frame_sha256', 'load_training_data', 'load_feedback_rows', 'check_measurements']
 
 # %% ../nbs/01_data_processing.ipynb #f34fe1a5
@@ -37,30 +37,35 @@ def read_measurements_csv(path:str|Path, # CSV with a header row
     "Read a CSV of measurements as text, with clear errors for a missing or empty file"
     path = Path(path)
     if not path.is_file():
-        raise DataValidationError(f"No data file at '{path}'.", "Check the path, or leave it empty to use the embedded Iris data.")
+        raise DataValidationError(f"No data file at '{path}'.",
+                                  "Check the path, or leave it empty to use the embedded Iris data.")
     try: df = pd.read_csv(path, dtype=str, skipinitialspace=True)
     except pd.errors.EmptyDataError:
-        raise DataValidationError(f"'{path.name}' is empty.", "Give a CSV with a header row and at least one row of measurements.") from None
+        raise DataValidationError(f"'{path.name}' is empty.",
+                                  "Give a CSV with a header row and at least one row of measurements.") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise DataValidationError(f"'{path.name}' is not a readable CSV file ({e}).", "Save it as comma-separated UTF-8 text.") from None
+        raise DataValidationError(f"'{path.name}' is not a readable CSV file ({e}).",
+                                  "Save it as comma-separated UTF-8 text.") from None
     if df.empty:
         raise DataValidationError(f"'{path.name}' has a header but no rows.", "Add at least one row of measurements.")
     return df.rename(columns=normalize_column)
 
-# %% ../nbs/01_data_processing.ipynb #582e61c4
+# %% ../nbs/01_data_processing.ipynb #f5cfca3f
 def _lines(mask:pd.Series, most:int=5)->str:
     "File line numbers (header is line 1) of the rows where `mask` is true"
     idx = [str(i + 2) for i in np.flatnonzero(mask.to_numpy())]
     return ", ".join(idx[:most]) + (f" and {len(idx) - most} more" if len(idx) > most else "")
 
+# %% ../nbs/01_data_processing.ipynb #3329ab73
 def check_columns(df:pd.DataFrame, # frame with normalised column names
                   required:list[str], # columns that must be present
                  ):
     "Raise `DataValidationError` naming any `required` column missing from `df`"
     missing = [c for c in required if c not in df.columns]
     if missing:
+        found = ", ".join(map(str, df.columns))
         raise DataValidationError(f"Missing column(s): {', '.join(missing)}.",
-                                  f"The file needs the columns {', '.join(required)} (found: {', '.join(map(str, df.columns))}).")
+                                  f"The file needs the columns {', '.join(required)} (found: {found}).")
 
 # %% ../nbs/01_data_processing.ipynb #add7e33e
 def to_measurements(df:pd.DataFrame, # frame whose `FEATURES` may still be text
@@ -72,7 +77,8 @@ def to_measurements(df:pd.DataFrame, # frame whose `FEATURES` may still be text
         num = pd.to_numeric(text, errors="coerce")
         bad = num.isna() & text.notna() & (text.astype(str).str.strip() != "")
         if bad.any():
-            raise DataValidationError(f"Column '{col}' has non-numeric value(s) {text[bad].head(3).tolist()} on line(s) {_lines(bad)}.",
+            raise DataValidationError(f"Column '{col}' has non-numeric value(s) {text[bad].head(3).tolist()} "
+                                      f"on line(s) {_lines(bad)}.",
                                       "Use plain decimal numbers in centimetres, with a dot as the decimal separator.")
         out[col] = num.astype(float)
     return out
@@ -84,9 +90,11 @@ def check_ranges(df:pd.DataFrame, # frame with numeric `FEATURES`; NaN is allowe
     "Raise `DataValidationError` for infinite, non-positive or implausibly large measurements"
     for col in FEATURES:
         x = df[col]
-        for bad, what in [(np.isinf(x), "infinite"), (x <= 0, "zero or negative"), (np.isfinite(x) & (x > max_cm), f"above {max_cm:g} cm")]:
+        for bad, what in [(np.isinf(x), "infinite"), (x <= 0, "zero or negative"),
+                          (np.isfinite(x) & (x > max_cm), f"above {max_cm:g} cm")]:
             if bad.any():
-                raise DataValidationError(f"Column '{col}' has {what} value(s) {x[bad].head(3).tolist()} on line(s) {_lines(bad)}.",
+                raise DataValidationError(f"Column '{col}' has {what} value(s) {x[bad].head(3).tolist()} "
+                                          f"on line(s) {_lines(bad)}.",
                                           f"Measurements are lengths in centimetres: positive and at most {max_cm:g}.")
 
 # %% ../nbs/01_data_processing.ipynb #efc2c31e
@@ -96,15 +104,26 @@ def normalize_species(labels:pd.Series, # species labels as written
     norm = labels.astype(str).str.strip().str.lower().str.removeprefix("iris-")
     bad = ~norm.isin(SPECIES)
     if bad.any():
-        raise DataValidationError(f"Unknown species {sorted(labels[bad].astype(str).unique())[:5]} on line(s) {_lines(bad)}.",
+        unknown = sorted(labels[bad].astype(str).unique())[:5]
+        raise DataValidationError(f"Unknown species {unknown} on line(s) {_lines(bad)}.",
                                   f"Use one of: {', '.join(SPECIES)}.")
     return norm
 
-# %% ../nbs/01_data_processing.ipynb #122b6869
+# %% ../nbs/01_data_processing.ipynb #7e39dc90
 MIN_ROWS_PER_SPECIES = 5  # fewer leaves nothing to stratify, cross-validate and test on
 
+def check_species_counts(df:pd.DataFrame, # clean frame
+                         least:int=MIN_ROWS_PER_SPECIES, # rows needed per species
+                        ):
+    "Raise `DataValidationError` unless every species has at least `least` rows"
+    counts = df[TARGET].value_counts().reindex(SPECIES, fill_value=0)
+    if (counts < least).any():
+        raise DataValidationError(f"Too few rows per species after cleaning: {counts.to_dict()}.",
+                                  f"Each of {', '.join(SPECIES)} needs at least {least} rows.")
+
+# %% ../nbs/01_data_processing.ipynb #5c4567e8
 def clean_training_frame(df:pd.DataFrame, # raw frame with `FEATURES` and `TARGET`
-                         least:int=MIN_ROWS_PER_SPECIES, # rows needed per species; 0 for rows that only add to a data set
+                         least:int=MIN_ROWS_PER_SPECIES, # fewest rows per species; 0 for rows that only add to data
                         )->tuple[pd.DataFrame, dict]: # clean frame, and a report of rows in, out and dropped
     "Validate `df` against the policy: raise on errors, drop and count missing values and duplicates"
     check_columns(df, FEATURES + [TARGET])
@@ -116,25 +135,18 @@ def clean_training_frame(df:pd.DataFrame, # raw frame with `FEATURES` and `TARGE
     dupes = kept.duplicated(subset=FEATURES + [TARGET])
     clean = kept[~dupes][FEATURES + [TARGET]].reset_index(drop=True)
     check_species_counts(clean, least)
-    report = dict(rows_in=len(df), rows_out=len(clean), dropped=dict(missing_values=int(missing.sum()), duplicates=int(dupes.sum())),
+    report = dict(rows_in=len(df), rows_out=len(clean),
+                  dropped=dict(missing_values=int(missing.sum()), duplicates=int(dupes.sum())),
                   ignored_columns=[c for c in df.columns if c not in FEATURES + [TARGET]])
     return clean, report
 
-def check_species_counts(df:pd.DataFrame, # clean frame
-                         least:int=MIN_ROWS_PER_SPECIES, # rows needed per species
-                        ):
-    "Raise `DataValidationError` unless every species has at least `least` rows"
-    counts = df[TARGET].value_counts().reindex(SPECIES, fill_value=0)
-    if (counts < least).any():
-        raise DataValidationError(f"Too few rows per species after cleaning: {counts.to_dict()}.",
-                                  f"Each of {', '.join(SPECIES)} needs at least {least} rows.")
-
-# %% ../nbs/01_data_processing.ipynb #c21f9c10
+# %% ../nbs/01_data_processing.ipynb #7667a666
 def frame_sha256(df:pd.DataFrame, # frame to fingerprint
                 )->str: # hex digest
     "SHA-256 of `df` written as CSV, independent of where it was read from"
     return sha256_bytes(df.to_csv(index=False, float_format="%.6g").encode())
 
+# %% ../nbs/01_data_processing.ipynb #02a62549
 def load_training_data(path:str|Path|None=None, # CSV of measurements and species; None for the embedded Iris data
                       )->tuple[pd.DataFrame, dict]: # clean frame, and the cleaning report with source and hash
     "Load and clean the training data"
@@ -149,7 +161,8 @@ def load_feedback_rows(path:str|Path, # CSV of measurements and species from fee
                       )->tuple[pd.DataFrame, dict]: # the new rows, and a report of rows in, dropped and added
     "Load and clean feedback rows by the training policy, without the rows `data` already holds"
     rows, report = clean_training_frame(read_measurements_csv(path), least=0)
-    known = rows.merge(data[FEATURES + [TARGET]].drop_duplicates(), how="left", indicator=True)["_merge"].eq("both").to_numpy()
+    merged = rows.merge(data[FEATURES + [TARGET]].drop_duplicates(), how="left", indicator=True)
+    known = merged["_merge"].eq("both").to_numpy()
     report["dropped"]["already_in_data"] = int(known.sum())
     return rows[~known].reset_index(drop=True), dict(report, rows_out=int((~known).sum()), source=Path(path).name)
 
@@ -162,5 +175,6 @@ def check_measurements(df:pd.DataFrame, # rows to score, with `FEATURES` as text
     check_ranges(num)
     empty = num[FEATURES].isna().any(axis=1)
     if empty.any():
-        raise DataValidationError(f"Empty measurement(s) on line(s) {_lines(empty)}.", "Every row needs all four measurements.")
+        raise DataValidationError(f"Empty measurement(s) on line(s) {_lines(empty)}.",
+                                  "Every row needs all four measurements.")
     return num[FEATURES]

@@ -16,7 +16,7 @@ from pathlib import Path
 from markupsafe import Markup, escape
 
 from .core import *
-from .prediction import Predictor, verified_file
+from .prediction import Predictor
 
 # %% ../nbs/17_explain.ipynb #08253d23
 def walk(table:dict, # from `tree_table`
@@ -38,7 +38,8 @@ def decision_path(table:dict, # from `tree_table`
                  )->list[dict]: # per split: `feature`, `value`, `threshold`, `direction` ("<=" or ">")
     "The splits `row` passes on its way to a leaf, and which way it went at each"
     nodes = nodes or walk(table, row)
-    return [dict(feature=FEATURES[f], value=row[f], threshold=table["threshold"][n], direction="<=" if nxt == table["left"][n] else ">")
+    return [dict(feature=FEATURES[f], value=row[f], threshold=table["threshold"][n],
+                 direction="<=" if nxt == table["left"][n] else ">")
             for n, nxt in zip(nodes, nodes[1:]) for f in [table["feature"][n]]]
 
 # %% ../nbs/17_explain.ipynb #1fac2f39
@@ -47,15 +48,18 @@ def label(feature:str, # a name in `FEATURES`
     "A measurement's name as a sentence writes it"
     return feature.replace("_", " ")
 
+# %% ../nbs/17_explain.ipynb #8de27ab8
 def cm(x:float, # a length in centimetres
       )->str:
     "A length as the page writes it: at most three decimals, no trailing zeros"
     return f"{round(x, 3):g}"
 
+# %% ../nbs/17_explain.ipynb #30553dc4
 def step_words(step:dict, # one step of `decision_path`
               )->str:
     "One step of the path as a sentence"
-    return f"{label(step['feature'])} {cm(step['value'])} cm is {'at most' if step['direction'] == '<=' else 'more than'} {cm(step['threshold'])} cm"
+    way = "at most" if step["direction"] == "<=" else "more than"
+    return f"{label(step['feature'])} {cm(step['value'])} cm is {way} {cm(step['threshold'])} cm"
 
 # %% ../nbs/17_explain.ipynb #e92a6d41
 def leaf_words(species:str, # the answer
@@ -74,6 +78,7 @@ def limits(meta:dict, # the served model's metadata
     if table: out["learned_bounds"] = {f: [lo, hi] for f, lo, hi in zip(FEATURES, table["lower"], table["upper"])}
     return out
 
+# %% ../nbs/17_explain.ipynb #8c557d94
 def out_of_range(row:list[float], # four checked measurements in `FEATURES` order
                  lims:dict, # from `limits`
                 )->list[dict]: # per measurement beyond a limit: `feature`, `value`, and each limit it breaks
@@ -88,8 +93,10 @@ def out_of_range(row:list[float], # four checked measurements in `FEATURES` orde
 def range_words(flag:dict, # one flag from `out_of_range`
                )->str:
     "One out-of-range measurement in words"
-    parts = [f"outside the training flowers' range, {cm(r[0])} to {cm(r[1])} cm" for r in [flag.get("training_range")] if r]
-    parts += [f"outside the bounds the model learned, {cm(b[0])} to {cm(b[1])} cm, so the tree reads it as {cm(min(max(flag['value'], b[0]), b[1]))} cm"
+    parts = [f"outside the training flowers' range, {cm(r[0])} to {cm(r[1])} cm"
+             for r in [flag.get("training_range")] if r]
+    parts += [f"outside the bounds the model learned, {cm(b[0])} to {cm(b[1])} cm, "
+              f"so the tree reads it as {cm(min(max(flag['value'], b[0]), b[1]))} cm"
               for b in [flag.get("learned_bounds")] if b]
     return f"{label(flag['feature']).capitalize()} {cm(flag['value'])} cm is {' and '.join(parts)}."
 
@@ -99,8 +106,10 @@ SIZE, BOX = (360, 280), (48, 34, 348, 236) # the SVG's width and height; the plo
 
 def _marker(k:int, x:float, y:float)->str:
     "Path data of species `k`'s marker at pixel `(x, y)`: circle, triangle or square"
-    return (f"M{x - 3:.1f} {y:.1f}a3 3 0 1 0 6 0a3 3 0 1 0-6 0", f"M{x:.1f} {y - 3.5:.1f}l3.5 6h-7z", f"M{x - 3:.1f} {y - 3:.1f}h6v6h-6z")[k]
+    return (f"M{x - 3:.1f} {y:.1f}a3 3 0 1 0 6 0a3 3 0 1 0-6 0", f"M{x:.1f} {y - 3.5:.1f}l3.5 6h-7z",
+            f"M{x - 3:.1f} {y - 3:.1f}h6v6h-6z")[k]
 
+# %% ../nbs/17_explain.ipynb #a452e9dc
 def _px(frame:dict, x:float, y:float)->tuple[float, float]:
     "Pixel position of measurements `(x, y)`, kept inside the plot area"
     (x0, x1), (y0, y1), (l, t, r, b) = frame["x"], frame["y"], BOX
@@ -118,29 +127,36 @@ def _axes_svg(frame:dict, axes:list[str])->str:
     "Grid lines, tick labels and axis titles, one tick per centimetre"
     (x0, x1), (y0, y1), (l, t, r, b) = frame["x"], frame["y"], BOX
     xs, ys = range(math.ceil(x0), math.floor(x1) + 1), range(math.ceil(y0), math.floor(y1) + 1)
-    grid = "".join(f"M{_px(frame, v, y0)[0]:.1f} {t}V{b}" for v in xs) + "".join(f"M{l} {_px(frame, x0, v)[1]:.1f}H{r}" for v in ys)
+    grid = ("".join(f"M{_px(frame, v, y0)[0]:.1f} {t}V{b}" for v in xs)
+            + "".join(f"M{l} {_px(frame, x0, v)[1]:.1f}H{r}" for v in ys))
     ticks = "".join(f'<text x="{_px(frame, v, y0)[0]:.1f}" y="{b + 14}" text-anchor="middle">{v}</text>' for v in xs)
     ticks += "".join(f'<text x="{l - 6}" y="{_px(frame, x0, v)[1] + 4:.1f}" text-anchor="end">{v}</text>' for v in ys)
     titles = (f'<text x="{(l + r) / 2:g}" y="{b + 32}" text-anchor="middle">{label(axes[0]).capitalize()} (cm)</text>'
-              f'<text transform="translate(14 {(t + b) / 2:g})rotate(-90)" text-anchor="middle">{label(axes[1]).capitalize()} (cm)</text>')
-    return f'<rect x="{l}" y="{t}" width="{r - l}" height="{b - t}" fill="#fafafc" stroke="#4a5260"/><path d="{grid}" stroke="#e2ddf3"/>{ticks}{titles}'
+              f'<text transform="translate(14 {(t + b) / 2:g})rotate(-90)" text-anchor="middle">'
+              f'{label(axes[1]).capitalize()} (cm)</text>')
+    return (f'<rect x="{l}" y="{t}" width="{r - l}" height="{b - t}" fill="#fafafc" stroke="#4a5260"/>'
+            f'<path d="{grid}" stroke="#e2ddf3"/>{ticks}{titles}')
 
+# %% ../nbs/17_explain.ipynb #352a6951
 def _splits_svg(frame:dict, axes:list[str], table:dict)->str:
     "The tree's thresholds on the two drawn measurements, as dashed guide lines"
     (x0, x1), (y0, y1), (l, t, r, b) = frame["x"], frame["y"], BOX
     cuts = {(FEATURES[f], th) for f, th in zip(table["feature"], table["threshold"]) if f >= 0 and FEATURES[f] in axes}
-    d = "".join(f"M{_px(frame, th, y0)[0]:.1f} {t}V{b}" if f == axes[0] else f"M{l} {_px(frame, x0, th)[1]:.1f}H{r}" for f, th in sorted(cuts))
+    d = "".join(f"M{_px(frame, th, y0)[0]:.1f} {t}V{b}" if f == axes[0] else f"M{l} {_px(frame, x0, th)[1]:.1f}H{r}"
+                for f, th in sorted(cuts))
     return f'<path d="{d}" stroke="#4a5260" stroke-dasharray="4 3" fill="none"/>' if d else ""
 
+# %% ../nbs/17_explain.ipynb #32a1485b
 def _points_svg(frame:dict, points:list[list]):
     "The training flowers, one path per species, drawn translucent so that piles show"
-    return "".join(f'<path d="{"".join(_marker(k, *_px(frame, x, y)) for x, y, c in points if c == k)}" fill="{COLOURS[k]}" fill-opacity=".7"/>'
-                   for k in range(len(COLOURS)))
+    def markers(k): return "".join(_marker(k, *_px(frame, x, y)) for x, y, c in points if c == k)
+    return "".join(f'<path d="{markers(k)}" fill="{COLOURS[k]}" fill-opacity=".7"/>' for k in range(len(COLOURS)))
 
+# %% ../nbs/17_explain.ipynb #865f3785
 def _legend_svg(classes:list[str])->str:
     "Each species' marker and name, above the plot"
-    return "".join(f'<path d="{_marker(k, BOX[0] + 6 + 100 * k, 16)}" fill="{COLOURS[k]}"/><text x="{BOX[0] + 14 + 100 * k}" y="20">{escape(c)}</text>'
-                   for k, c in enumerate(classes))
+    return "".join(f'<path d="{_marker(k, BOX[0] + 6 + 100 * k, 16)}" fill="{COLOURS[k]}"/>'
+                   f'<text x="{BOX[0] + 14 + 100 * k}" y="20">{escape(c)}</text>' for k, c in enumerate(classes))
 
 # %% ../nbs/17_explain.ipynb #676ddda4
 def chart(points:list[list], # training flowers: `[x, y, class index]` on the two axes
@@ -150,9 +166,12 @@ def chart(points:list[list], # training flowers: `[x, y, class index]` on the tw
          )->dict: # `frame` (the measurement ranges drawn) and the SVG's static `head` and `body`
     "The static part of the picture, made once when the model is published"
     xs, ys = [p[0] for p in points], [p[1] for p in points]
-    frame = {k: [math.floor(min(v)), max(math.ceil(max(v)), math.floor(min(v)) + 1)] for k, v in (("x", xs), ("y", ys))}  # at least 1 cm wide
-    head = f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {SIZE[0]} {SIZE[1]}" width="{SIZE[0]}" height="{SIZE[1]}" class="chart" role="img" aria-labelledby="chart-title" aria-describedby="chart-desc">'
-    body = (f'<g font-family="system-ui,sans-serif" font-size="11" fill="#1b1f24">{_axes_svg(frame, axes)}{_legend_svg(classes)}</g>'
+    lo = lambda v: math.floor(min(v))
+    frame = {k: [lo(v), max(math.ceil(max(v)), lo(v) + 1)] for k, v in (("x", xs), ("y", ys))}  # at least 1 cm wide
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {SIZE[0]} {SIZE[1]}" width="{SIZE[0]}" '
+            f'height="{SIZE[1]}" class="chart" role="img" aria-labelledby="chart-title" aria-describedby="chart-desc">')
+    body = (f'<g font-family="system-ui,sans-serif" font-size="11" fill="#1b1f24">'
+            f'{_axes_svg(frame, axes)}{_legend_svg(classes)}</g>'
             f'{_splits_svg(frame, axes, table)}{_points_svg(frame, points)}')
     return dict(axes=axes, frame=frame, head=head, body=body)
 
@@ -175,19 +194,23 @@ def chart_words(c:dict, # from `chart`, with the training `points`
     (fx, fy), (x, y) = c["axes"], (row[FEATURES.index(f)] for f in c["axes"])
     near = neighbours(c["points"], x, y)
     counts = ", ".join(f"{n} {s}" for n, s in sorted(zip(near, classes), reverse=True) if n)
-    return (f"The {len(c['points'])} training flowers by {label(fx)} and {label(fy)}: {', '.join(f'{s} as {m}' for s, m in zip(classes, ('circles', 'triangles', 'squares')))}; "
-            f"dashed lines mark the tree's splits on these two measurements. Your flower, {label(fx)} {cm(x)} cm and {label(fy)} {cm(y)} cm, is the ringed cross. "
+    shapes = ", ".join(f"{s} as {m}" for s, m in zip(classes, ("circles", "triangles", "squares")))
+    return (f"The {len(c['points'])} training flowers by {label(fx)} and {label(fy)}: {shapes}; "
+            f"dashed lines mark the tree's splits on these two measurements. "
+            f"Your flower, {label(fx)} {cm(x)} cm and {label(fy)} {cm(y)} cm, is the ringed cross. "
             f"Of the {sum(near)} training flowers nearest to it on these two measurements: {counts}.")
 
+# %% ../nbs/17_explain.ipynb #a2627ba6
 def chart_svg(c:dict, # from `chart`, with the training `points`
               classes:list[str], # the model's classes
               row:list[float], # the flower to mark
              )->Markup: # an inline SVG element
     "The picture for one flower: the static part with a title, a description and the flower's point"
     x, y = _px(c["frame"], *(row[FEATURES.index(f)] for f in c["axes"]))
-    mark = f'<g stroke="#1b1f24" stroke-width="2.5" fill="none"><circle cx="{x:.1f}" cy="{y:.1f}" r="8"/><path d="M{x - 13:.1f} {y:.1f}h8m10 0h8M{x:.1f} {y - 13:.1f}v8m0 10v8"/></g>'
-    return Markup(f'{c["head"]}<title id="chart-title">Your flower among the training flowers</title><desc id="chart-desc">{escape(chart_words(c, classes, row))}</desc>'
-                  f'{c["body"]}{mark}</svg>')
+    mark = (f'<g stroke="#1b1f24" stroke-width="2.5" fill="none"><circle cx="{x:.1f}" cy="{y:.1f}" r="8"/>'
+            f'<path d="M{x - 13:.1f} {y:.1f}h8m10 0h8M{x:.1f} {y - 13:.1f}v8m0 10v8"/></g>')
+    return Markup(f'{c["head"]}<title id="chart-title">Your flower among the training flowers</title>'
+                  f'<desc id="chart-desc">{escape(chart_words(c, classes, row))}</desc>{c["body"]}{mark}</svg>')
 
 # %% ../nbs/17_explain.ipynb #2a2bc2e3
 def path_agrees(pipe, # the fitted clip-then-tree pipeline
@@ -207,7 +230,8 @@ def node_counts(pipe, # the fitted clip-then-tree pipeline
     visits = tree.decision_path(pipe[:-1].transform(train[FEATURES]))
     counts = (visits.T @ (train[TARGET].to_numpy()[:, None] == tree.classes_).astype(int)).tolist()
     if [sum(c) for c in counts] != tree.tree_.n_node_samples.tolist():
-        raise ModelIntegrityError("The training split given does not reproduce the tree's node counts.", "Publish the model with the split it was fitted on.")
+        raise ModelIntegrityError("The training split given does not reproduce the tree's node counts.",
+                                  "Publish the model with the split it was fitted on.")
     return counts
 
 # %% ../nbs/17_explain.ipynb #3db2e4fe
@@ -235,7 +259,8 @@ class Explainer:
         "The answer's path, its leaf's training counts and the out-of-range flags, as the API gives them"
         nodes = walk(self.table, row) if self.table else None
         counts = dict(zip(self.classes, self.data["counts"][nodes[-1]])) if nodes and self.data else None
-        return dict(path=decision_path(self.table, row, nodes) if nodes else None, leaf_counts=counts, out_of_range=out_of_range(row, self.lims))
+        path = decision_path(self.table, row, nodes) if nodes else None
+        return dict(path=path, leaf_counts=counts, out_of_range=out_of_range(row, self.lims))
 
     def svg(self, row:list[float])->Markup|None:
         "The picture for `row`, if the model was published with one"
@@ -249,11 +274,17 @@ def load_explainer(dest:Path|None, # model directory; None for `model_dir()`
     "The served model's explainer, from the files its metadata names, each checked against its hash"
     if p is None: return None
     dest, meta = Path(dest or model_dir()), p.meta
-    read = lambda key: json.loads(verified_file(dest, meta[key]["file"], meta[key]["sha256"]).read_text()) if meta.get(key) else None
+    def read(key):
+        if not meta.get(key): return None
+        return json.loads(verified_file(dest, meta[key]["file"], meta[key]["sha256"]).read_text())
     try: table = read("tree_table")
-    except IrisError as e: table = None; log.warning("Model %s is served without the path in its explanations: %s", p.version, e)
+    except IrisError as e:
+        table = None
+        log.warning("Model %s is served without the path in its explanations: %s", p.version, e)
     try: data = read("explanation") if table else None
-    except IrisError as e: data = None; log.warning("Model %s is served without the picture and leaf counts in its explanations: %s", p.version, e)
+    except IrisError as e:
+        data = None
+        log.warning("Model %s is served without the picture and leaf counts in its explanations: %s", p.version, e)
     return Explainer(p.classes, table, limits(meta, table), data)
 
 # %% ../nbs/17_explain.ipynb #060707b6
@@ -270,5 +301,7 @@ def page_view(e:Explainer|None, # the served model's explainer
     "What the page shows to explain one answer"
     if e is None: return None
     x = e.explain(row)
-    return dict(steps=[step_words(s) for s in x["path"] or []], leaf=leaf_words(species, x["leaf_counts"]) if x["path"] else None,
-                notes=[range_words(f) for f in x["out_of_range"]], svg=e.svg(row), svg_text=chart_words(e.data["chart"], e.classes, row) if e.data else None)
+    leaf = leaf_words(species, x["leaf_counts"]) if x["path"] else None
+    svg_text = chart_words(e.data["chart"], e.classes, row) if e.data else None
+    return dict(steps=[step_words(s) for s in x["path"] or []], leaf=leaf,
+                notes=[range_words(f) for f in x["out_of_range"]], svg=e.svg(row), svg_text=svg_text)

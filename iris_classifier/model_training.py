@@ -19,7 +19,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, classification_report, confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import (ConfusionMatrixDisplay, accuracy_score, classification_report, confusion_matrix,
+                             precision_recall_fscore_support)
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.tree import plot_tree
@@ -27,8 +28,9 @@ from scipy.stats import binomtest
 
 from .core import *
 from .data_processing import frame_sha256, load_feedback_rows, load_training_data
-from .pipeline import build_pipeline, quality_report, save_data_artifacts, split_data
-from .persistence import load_published_model, load_reference, promote, publish_model
+from .pipeline import (build_pipeline, load_published_model, quality_report, save_data_artifacts,
+                                      split_data)
+from .persistence import load_reference, promote, publish_model
 
 # %% ../nbs/05_model_training.ipynb #a2191720
 def cross_validate_pipeline(pipe:Pipeline, # unfitted pipeline
@@ -38,7 +40,8 @@ def cross_validate_pipeline(pipe:Pipeline, # unfitted pipeline
     "Stratified k-fold accuracy of `pipe` on the training split"
     folds = StratifiedKFold(n_splits=p.cv_folds, shuffle=True, random_state=p.seed)
     scores = cross_val_score(pipe, train[FEATURES], train[TARGET], cv=folds, scoring="accuracy")
-    return dict(cv_accuracy_mean=float(scores.mean()), cv_accuracy_std=float(scores.std()), cv_scores=scores.round(4).tolist())
+    return dict(cv_accuracy_mean=float(scores.mean()), cv_accuracy_std=float(scores.std()),
+                cv_scores=scores.round(4).tolist())
 
 # %% ../nbs/05_model_training.ipynb #a0fcfe2d
 def evaluate(pipe:Pipeline, # fitted pipeline
@@ -47,7 +50,8 @@ def evaluate(pipe:Pipeline, # fitted pipeline
     "Score `pipe` on the test split"
     y, pred = test[TARGET], pipe.predict(test[FEATURES])
     precision, recall, f1, _ = precision_recall_fscore_support(y, pred, average="macro", zero_division=0)
-    return dict(accuracy=float(accuracy_score(y, pred)), precision_macro=float(precision), recall_macro=float(recall), f1_macro=float(f1),
+    return dict(accuracy=float(accuracy_score(y, pred)), precision_macro=float(precision), recall_macro=float(recall),
+                f1_macro=float(f1),
                 per_class=classification_report(y, pred, labels=SPECIES, output_dict=True, zero_division=0),
                 confusion_matrix=confusion_matrix(y, pred, labels=SPECIES).tolist(), labels=SPECIES)
 
@@ -56,7 +60,8 @@ def plot_confusion_matrix(metrics:dict, # from `evaluate`
                          )->plt.Figure:
     "Confusion matrix of the test split"
     fig, ax = plt.subplots(figsize=(4.5, 4))
-    ConfusionMatrixDisplay(np.array(metrics["confusion_matrix"]), display_labels=metrics["labels"]).plot(ax=ax, colorbar=False, cmap="Blues")
+    display = ConfusionMatrixDisplay(np.array(metrics["confusion_matrix"]), display_labels=metrics["labels"])
+    display.plot(ax=ax, colorbar=False, cmap="Blues")
     ax.set_title("Confusion matrix (test split)")
     fig.tight_layout()
     return fig
@@ -67,6 +72,7 @@ def feature_importances(pipe:Pipeline, # fitted pipeline
     "Impurity-based importance of each measurement, largest first"
     return pd.Series(pipe.named_steps["tree"].feature_importances_, index=FEATURES).sort_values(ascending=False)
 
+# %% ../nbs/05_model_training.ipynb #ae7a261f
 def plot_feature_importances(pipe:Pipeline, # fitted pipeline
                             )->plt.Figure:
     "Horizontal bar chart of `feature_importances`"
@@ -81,7 +87,8 @@ def plot_decision_tree(pipe:Pipeline, # fitted pipeline
                       )->plt.Figure:
     "The fitted decision tree, with split rules and class counts"
     fig, ax = plt.subplots(figsize=(12, 7))
-    plot_tree(pipe.named_steps["tree"], feature_names=FEATURES, class_names=SPECIES, filled=True, rounded=True, fontsize=7, ax=ax)
+    plot_tree(pipe.named_steps["tree"], feature_names=FEATURES, class_names=SPECIES, filled=True, rounded=True,
+              fontsize=7, ax=ax)
     fig.tight_layout()
     return fig
 
@@ -100,7 +107,7 @@ class TrainResult:
 # %% ../nbs/05_model_training.ipynb #acf8ec0a
 def train_model(params:TrainParams|None=None, # run parameters; the defaults train the original Decision Tree
                 data_path:str|Path|None=None, # CSV of measurements and species; None for the embedded Iris data
-                feedback_path:str|Path|None=None, # CSV of rows from feedback to add (`load_feedback_rows`); None for none
+                feedback_path:str|Path|None=None, # CSV of feedback rows to add (`load_feedback_rows`); None for none
                 now:datetime|None=None, # when it was trained; default now
                )->TrainResult:
     "Load, clean and split the data (and feedback), cross-validate, fit and evaluate the pipeline"
@@ -114,24 +121,29 @@ def train_model(params:TrainParams|None=None, # run parameters; the defaults tra
     trained_at = utc_now(now).isoformat(timespec="seconds")
     return TrainResult(p, pipe, {**evaluate(pipe, test), **cv}, quality, train, test, trained_at)
 
+# %% ../nbs/05_model_training.ipynb #1772a884
 def _add_feedback(path, df, train, test, cleaning, p):
-    "The splits with the feedback rows in `path` added to each side, and the cleaning report with what came from feedback"
+    "The splits with the feedback rows in `path` added to each side; the cleaning report with what feedback added"
     rows, report = load_feedback_rows(path, df)
     fb_train, fb_test = split_data(rows, p.test_size)
-    cleaning = dict(cleaning, data_sha256=frame_sha256(pd.concat([df, rows], ignore_index=True)), feedback=dict(report, split=dict(train=len(fb_train), test=len(fb_test))))
+    cleaning = dict(cleaning, data_sha256=frame_sha256(pd.concat([df, rows], ignore_index=True)),
+                    feedback=dict(report, split=dict(train=len(fb_train), test=len(fb_test))))
     return pd.concat([train, fb_train], ignore_index=True), pd.concat([test, fb_test], ignore_index=True), cleaning
 
 # %% ../nbs/05_model_training.ipynb #a7eb7e9d
 def library_versions()->dict[str, str]:
     "Versions of Python and the libraries that shape the model, read without importing them"
-    return dict(python=platform.python_version(), **{name.replace("-", "_"): version(name) for name in ["numpy", "pandas", "scikit-learn", "skops", "matplotlib"]})
+    libraries = ["numpy", "pandas", "scikit-learn", "skops", "matplotlib"]
+    return dict(python=platform.python_version(), **{name.replace("-", "_"): version(name) for name in libraries})
 
+# %% ../nbs/05_model_training.ipynb #04344655
 def git_commit()->str|None:
     "The commit being trained: `GIT_COMMIT` or `CIRCLE_SHA1` if set, else `git rev-parse HEAD`, else None"
     sha = os.environ.get("GIT_COMMIT") or os.environ.get("CIRCLE_SHA1")
     if sha: return sha
-    try: return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10).stdout.strip() or None
+    try: head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10)
     except (OSError, subprocess.SubprocessError): return None
+    return head.stdout.strip() or None
 
 # %% ../nbs/05_model_training.ipynb #1b5c7436
 def deciles(values:pd.Series, # one measurement in the training split
@@ -139,6 +151,7 @@ def deciles(values:pd.Series, # one measurement in the training split
     "Cut points of ten bins that each hold about a tenth of `values` (numpy's default quantile method)"
     return np.quantile(values, np.linspace(0.1, 0.9, 9)).round(6).tolist()
 
+# %% ../nbs/05_model_training.ipynb #6a0973f9
 def bin_shares(values:pd.Series, # one measurement
                cuts:list[float], # from `deciles`
               )->list[float]: # the share of `values` in each bin, ten for nine cuts
@@ -150,10 +163,11 @@ def reference(train:pd.DataFrame, # the training split
              )->dict: # examples, ranges, deciles, bin shares, species shares and row count
     "What the served model's training data looked like: the page's examples and hints, and the baseline for drift"
     examples, cuts = train.groupby(TARGET)[FEATURES].median().round(2), {f: deciles(train[f]) for f in FEATURES}
+    shares = train[TARGET].value_counts(normalize=True).sort_index()
     return dict(examples={s: examples.loc[s].tolist() for s in examples.index},
                 ranges={f: [float(train[f].min()), float(train[f].max())] for f in FEATURES},
                 deciles=cuts, bin_shares={f: bin_shares(train[f], cuts[f]) for f in FEATURES},
-                species_shares={str(s): float(v) for s, v in train[TARGET].value_counts(normalize=True).sort_index().items()},
+                species_shares={str(s): float(v) for s, v in shares.items()},
                 rows=len(train))
 
 # %% ../nbs/05_model_training.ipynb #d34e84ec
@@ -163,8 +177,9 @@ def model_record(result:TrainResult, # the trained model
                  run_id:str|None=None, # the training run that made it
                 )->dict: # what `publish_model` writes into `metadata.json`
     "Describe a trained model: provenance, parameters, headline metrics, library versions and reference data"
-    return dict(trained_at=result.trained_at, run_id=run_id, data_source=result.quality["source"], data_sha256=result.quality["data_sha256"],
-                features=FEATURES, classes=[str(c) for c in result.pipeline.classes_], params=asdict(result.params),
+    return dict(trained_at=result.trained_at, run_id=run_id, data_source=result.quality["source"],
+                data_sha256=result.quality["data_sha256"], features=FEATURES,
+                classes=[str(c) for c in result.pipeline.classes_], params=asdict(result.params),
                 metrics={k: round(result.metrics[k], 6) for k in HEADLINE_METRICS}, libraries=library_versions(),
                 git_commit=git_commit(), reference=reference(result.train))
 
@@ -174,7 +189,8 @@ def check_quality_gate(metrics:dict, # from `evaluate`
                       ):
     "Raise `QualityGateError` if test accuracy is below `min_accuracy`"
     if metrics["accuracy"] < min_accuracy:
-        raise QualityGateError(f"Test accuracy {metrics['accuracy']:.3f} is below the minimum {min_accuracy:.3f}; the published model was left unchanged.",
+        raise QualityGateError(f"Test accuracy {metrics['accuracy']:.3f} is below the minimum {min_accuracy:.3f}; "
+                               "the published model was left unchanged.",
                                "Adjust the model parameters (or, deliberately, --min-accuracy) and train again.")
 
 # %% ../nbs/05_model_training.ipynb #2aa5bad2
@@ -196,7 +212,8 @@ def paired_comparison(truth:pd.Series, # the species of the shared rows
     "McNemar's exact test: whether the rows only one model gets right lean to one side more than chance would"
     mine, its = np.asarray(ours) == np.asarray(truth), np.asarray(theirs) == np.asarray(truth)
     b, c = int((mine & ~its).sum()), int((~mine & its).sum())
-    return dict(challenger_only=b, champion_only=c, mcnemar_p=round(float(binomtest(b, b + c).pvalue), 6) if b + c else 1.0)
+    p = round(float(binomtest(b, b + c).pvalue), 6) if b + c else 1.0
+    return dict(challenger_only=b, champion_only=c, mcnemar_p=p)
 
 # %% ../nbs/05_model_training.ipynb #78132eaf
 def _not_compared(reason:str, # why
@@ -206,26 +223,35 @@ def _not_compared(reason:str, # why
                   uncompared:bool=False, # whether it is published only because `--publish-uncompared` said so
                   **extra)->dict:
     "The champion check's record when no comparison was made"
-    return dict(compared=False, passed=passed, uncompared=uncompared, reason=reason, champion=champion, tolerance=tolerance, **extra)
+    return dict(compared=False, passed=passed, uncompared=uncompared, reason=reason, champion=champion,
+                tolerance=tolerance, **extra)
 
+# %% ../nbs/05_model_training.ipynb #dd748a5f
 def _compared(rows:pd.DataFrame, ours:np.ndarray, theirs:np.ndarray, champion:str, tolerance:float)->dict:
     "The champion check's record of a comparison on the shared `rows`"
     mine, its = round(float((ours == rows[TARGET]).mean()), 6), round(float((theirs == rows[TARGET]).mean()), 6)
     margin = round(mine - its, 6)
-    return dict(compared=True, passed=margin >= -tolerance, uncompared=False, reason=f"compared on {len(rows)} test rows neither model trained on",
-                champion=champion, tolerance=tolerance, rows=len(rows), challenger_accuracy=mine, champion_accuracy=its, margin=margin,
+    return dict(compared=True, passed=margin >= -tolerance, uncompared=False,
+                reason=f"compared on {len(rows)} test rows neither model trained on", champion=champion,
+                tolerance=tolerance, rows=len(rows), challenger_accuracy=mine, champion_accuracy=its, margin=margin,
                 **paired_comparison(rows[TARGET], ours, theirs))
 
 # %% ../nbs/05_model_training.ipynb #43b8286b
 def _why_not_comparable(result:TrainResult, meta:dict, champion_dir:Path)->tuple[str|None, pd.DataFrame|None]:
     "Why the challenger and the champion in `champion_dir` cannot be compared (None if they can), and their shared rows"
     champion, classes = meta["model_version"], [str(c) for c in result.pipeline.classes_]
-    if (meta.get("features"), meta.get("classes")) != (FEATURES, classes): return f"the published model {champion} was trained on another feature set or species list", None
-    if not meta.get("reference_file"): return f"the published model {champion} was published without its training rows, so no row is known to be unseen by it", None
+    if (meta.get("features"), meta.get("classes")) != (FEATURES, classes):
+        return f"the published model {champion} was trained on another feature set or species list", None
+    if not meta.get("reference_file"):
+        return (f"the published model {champion} was published without its training rows, "
+                "so no row is known to be unseen by it"), None
     rows = held_out_rows(result.test, load_reference(champion_dir)[0])
-    if len(rows) < MIN_COMPARE_ROWS: return f"only {len(rows)} of the {len(result.test)} test rows are unseen by the published model {champion}, fewer than {MIN_COMPARE_ROWS}", rows
+    if len(rows) < MIN_COMPARE_ROWS:
+        return (f"only {len(rows)} of the {len(result.test)} test rows are unseen by the published model {champion}, "
+                f"fewer than {MIN_COMPARE_ROWS}"), rows
     return None, rows
 
+# %% ../nbs/05_model_training.ipynb #95ee05c0
 def challenge(result:TrainResult, # the challenger
               champion_dir:Path, # the published model directory
               publish_uncompared:bool=False, # publish even if the models cannot be compared
@@ -234,19 +260,31 @@ def challenge(result:TrainResult, # the challenger
     tol, meta = result.params.tolerance, metadata_in_force(champion_dir)
     if meta is None: return _not_compared("no model is published yet: this is the first", None, tol)
     why, rows = _why_not_comparable(result, meta, champion_dir)
-    if why: return _not_compared(why, meta["model_version"], tol, passed=publish_uncompared, uncompared=publish_uncompared, **({} if rows is None else dict(rows=len(rows))))
-    ours, theirs = result.pipeline.predict(rows[FEATURES]), load_published_model(champion_dir)[0].predict(rows[FEATURES])
+    if why:
+        return _not_compared(why, meta["model_version"], tol, passed=publish_uncompared, uncompared=publish_uncompared,
+                             **({} if rows is None else dict(rows=len(rows))))
+    ours = result.pipeline.predict(rows[FEATURES])
+    theirs = load_published_model(champion_dir)[0].predict(rows[FEATURES])
     return _compared(rows, ours, theirs, meta["model_version"], tol)
 
+# %% ../nbs/05_model_training.ipynb #408f860d
 def check_challenge(c:dict, # from `challenge`
                    ):
-    "Raise `ChampionUndecidedError` if the models could not be compared, `ChallengerRefusedError` if the challenger lost by more than the tolerance"
+    "Raise `ChampionUndecidedError` if not compared, `ChallengerRefusedError` if it lost by more than the tolerance"
     if c["passed"]: return
     if not c["compared"]:
-        raise ChampionUndecidedError(f"The champion check cannot compare the new model with the published model {c['champion']}: {c['reason']}; the published model was left unchanged.",
-                                     "Publish it anyway only on purpose, with --publish-uncompared (the run and the history record it).")
-    raise ChallengerRefusedError(f"The new model lost to the published model {c['champion']} by {-c['margin']:.3f} accuracy ({c['challenger_accuracy']:.3f} against {c['champion_accuracy']:.3f} on {c['rows']} test rows neither trained on; {c['challenger_only']} rows only it got right, {c['champion_only']} only the published one, McNemar p = {c['mcnemar_p']:.3g}), more than the tolerance {c['tolerance']:.3f}; the published model was left unchanged.",
-                                 "Keep it, or change the data or parameters and train again (or, deliberately, raise --tolerance).")
+        raise ChampionUndecidedError(f"The champion check cannot compare the new model with the published model "
+                                     f"{c['champion']}: {c['reason']}; the published model was left unchanged.",
+                                     "Publish it anyway only on purpose, with --publish-uncompared "
+                                     "(the run and the history record it).")
+    raise ChallengerRefusedError(f"The new model lost to the published model {c['champion']} by {-c['margin']:.3f} "
+                                 f"accuracy ({c['challenger_accuracy']:.3f} against {c['champion_accuracy']:.3f} on "
+                                 f"{c['rows']} test rows neither trained on; {c['challenger_only']} rows only it got "
+                                 f"right, {c['champion_only']} only the published one, "
+                                 f"McNemar p = {c['mcnemar_p']:.3g}), more than the tolerance {c['tolerance']:.3f}; "
+                                 "the published model was left unchanged.",
+                                 "Keep it, or change the data or parameters and train again "
+                                 "(or, deliberately, raise --tolerance).")
 
 # %% ../nbs/05_model_training.ipynb #82b33f00
 def run_record(result:TrainResult, # the trained model
@@ -255,24 +293,32 @@ def run_record(result:TrainResult, # the trained model
               )->dict: # what `run.json` holds
     "The record of a training run: what went in, how it scored, and what became of its model"
     return dict(run_id=meta["run_id"], trained_at=result.trained_at, params=asdict(result.params),
-                data=dict(source=result.quality["source"], sha256=result.quality["data_sha256"], rows=result.quality["rows_out"],
+                data=dict(source=result.quality["source"], sha256=result.quality["data_sha256"],
+                          rows=result.quality["rows_out"],
                           feedback_rows=result.quality.get("feedback", {}).get("rows_out", 0)),
-                metrics=meta["metrics"], model_version=meta["model_version"], model_sha256=meta["model_sha256"], git_commit=meta["git_commit"],
-                gate=meta["gate"], challenge=meta["challenge"], published=published is not None,
+                metrics=meta["metrics"], model_version=meta["model_version"], model_sha256=meta["model_sha256"],
+                git_commit=meta["git_commit"], gate=meta["gate"], challenge=meta["challenge"],
+                published=published is not None,
                 history_entry=published["history"]["entry"] if published else None)
 
+# %% ../nbs/05_model_training.ipynb #f9deb7af
 def publish(result:TrainResult, # the trained model
             dest:Path, # the published model directory (created if needed)
             run_dir:Path|None=None, # the run's directory; default a new one under `runs/` beside `dest`
             publish_uncompared:bool=False, # publish even if the champion check cannot compare (recorded)
             now:datetime|None=None, # when it is published; default now
            )->dict: # the metadata now in force
-    "Keep the model and its record in `run_dir`; put it in force in `dest` if it passes the quality gate and the champion check"
+    "Keep the model and its record in `run_dir`; put it in force in `dest` if it passes the gate and the champion check"
     run_dir = Path(run_dir or runs_dir(Path(dest).parent)/new_run_id(now))
-    gate = dict(min_accuracy=result.params.min_accuracy, accuracy=round(result.metrics["accuracy"], 6), passed=result.metrics["accuracy"] >= result.params.min_accuracy)
-    c = challenge(result, dest, publish_uncompared) if gate["passed"] else _not_compared("below the quality gate", None, result.params.tolerance)
-    meta = publish_model(result.pipeline, dict(model_record(result, run_dir.name), gate=gate, challenge=c), run_dir/"model", result.test, result.train)
-    published = promote(run_dir/"model", dest, uncompared=c["reason"] if c["uncompared"] else None, now=now) if gate["passed"] and c["passed"] else None
+    accuracy, least = result.metrics["accuracy"], result.params.min_accuracy
+    gate = dict(min_accuracy=least, accuracy=round(accuracy, 6), passed=accuracy >= least)
+    if gate["passed"]: c = challenge(result, dest, publish_uncompared)
+    else: c = _not_compared("below the quality gate", None, result.params.tolerance)
+    record = dict(model_record(result, run_dir.name), gate=gate, challenge=c)
+    meta = publish_model(result.pipeline, record, run_dir/"model", result.test, result.train)
+    published = None
+    if gate["passed"] and c["passed"]:
+        published = promote(run_dir/"model", dest, uncompared=c["reason"] if c["uncompared"] else None, now=now)
     (run_dir/"run.json").write_text(json.dumps(run_record(result, meta, published), indent=2))
     check_quality_gate(result.metrics, result.params.min_accuracy)
     check_challenge(c)
@@ -283,10 +329,12 @@ def save_reports(result:TrainResult, # the trained model
                  run_dir:Path, # the run's directory
                 )->list[Path]: # the files written
     "Write the data artifacts, `metrics.json` and the figures into the run's directory"
-    files = save_data_artifacts(result.train, result.test, result.pipeline.named_steps["clip"], result.quality, run_dir/"data")
+    clip = result.pipeline.named_steps["clip"]
+    files = save_data_artifacts(result.train, result.test, clip, result.quality, run_dir/"data")
     (run_dir/"metrics.json").write_text(json.dumps(dict(params=asdict(result.params), **result.metrics), indent=2))
     files.append(run_dir/"metrics.json")
-    for name, fig in [("confusion_matrix", plot_confusion_matrix(result.metrics)), ("feature_importances", plot_feature_importances(result.pipeline)),
+    for name, fig in [("confusion_matrix", plot_confusion_matrix(result.metrics)),
+                      ("feature_importances", plot_feature_importances(result.pipeline)),
                       ("decision_tree", plot_decision_tree(result.pipeline))]:
         files.append(run_dir/f"{name}.png")
         fig.savefig(files[-1], dpi=120)

@@ -24,10 +24,13 @@ def parse_measurement(text:str, # what a person typed
     text = text.strip()
     if not text: return None, "is required"
     try: x = float(text)
-    except ValueError: return None, "must be a number with a dot for decimals, like 5.1" if "," in text else "must be a number, like 5.1"
+    except ValueError:
+        if "," in text: return None, "must be a number with a dot for decimals, like 5.1"
+        return None, "must be a number, like 5.1"
     problem = measurement_problem(x)
     return (None, problem) if problem else (x, None)
 
+# %% ../nbs/09_page.ipynb #1b1ea884
 def check_form(form:Mapping[str, str], # the submitted fields
               )->tuple[dict[str, float], dict[str, str]]: # the valid numbers, and a message per wrong field
     "Read the page's four fields, with a message for each field that is wrong"
@@ -45,6 +48,7 @@ def examples(p:Predictor|None, # the served model, if any
     recorded = p.meta.get("reference", {}).get("examples", {}) if p else {}
     return {s: dict(zip(FEATURES, values)) for s, values in recorded.items()}
 
+# %% ../nbs/09_page.ipynb #355d8f01
 def ranges(p:Predictor|None, # the served model, if any
           )->dict[str, list[float]|None]: # per measurement, the smallest and largest value in the training data
     "The range of each measurement, shown as a hint next to its field"
@@ -54,12 +58,15 @@ def ranges(p:Predictor|None, # the served model, if any
 # %% ../nbs/09_page.ipynb #40a85dc0
 bp = Blueprint("page", __name__)
 
-def _render(status:int=200, values:Mapping[str, str]|None=None, errors:dict|None=None, result:dict|None=None)->tuple[str, int]:
+def _render(status:int=200, values:Mapping[str, str]|None=None, errors:dict|None=None,
+            result:dict|None=None)->tuple[str, int]:
     "The page, with what was typed, the messages, and the answer"
-    s = current_serving()
-    fields = [dict(name=f, label=LABELS[f], range=r, value=(values or {}).get(f, ""), error=(errors or {}).get(f)) for f, r in ranges(s.predictor).items()]
-    return render_template("index.html", fields=fields, errors=errors or {}, result=result, examples=examples(s.predictor), max_cm=MAX_CM,
-                           problem=s.problem, version=s.predictor.version if s.predictor else None), status
+    s, values, errors = current_serving(), values or {}, errors or {}
+    fields = [dict(name=f, label=LABELS[f], range=r, value=values.get(f, ""), error=errors.get(f))
+              for f, r in ranges(s.predictor).items()]
+    return render_template("index.html", fields=fields, errors=errors, result=result, examples=examples(s.predictor),
+                           max_cm=MAX_CM, problem=s.problem,
+                           version=s.predictor.version if s.predictor else None), status
 
 # %% ../nbs/09_page.ipynb #20bbaeb6
 @bp.get("/")
@@ -68,6 +75,7 @@ def index():
     example = examples(current_serving().predictor).get(request.args.get("example", ""))
     return _render(values={f: f"{v:g}" for f, v in example.items()} if example else None)
 
+# %% ../nbs/09_page.ipynb #83c3bfd3
 @bp.post("/")
 def predict_form():
     "Check the posted form; answer with the prediction, or the form with a message by each wrong field"
@@ -77,4 +85,5 @@ def predict_form():
     row = [values[f] for f in FEATURES]
     answer = predict_rows(p, [row])[0]
     track_predictions([row], [answer])
-    return _render(200, request.form, result=dict(answer, model_version=p.version, explained=page_view(current_explainer(), row, answer["species"])))
+    explained = page_view(current_explainer(), row, answer["species"])
+    return _render(200, request.form, result=dict(answer, model_version=p.version, explained=explained))

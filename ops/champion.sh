@@ -22,8 +22,9 @@
 # champion (another pipeline deployed since, or an approval clicked days later)
 # is stale: check and upload refuse it (exit 3) instead of overwriting. A model
 # that is already the champion (a re-deploy) is accepted and nothing is written.
-# Turn on object versioning for the bucket (README: "Shipping") so an
-# overwritten object can still be recovered.
+# Turn on object versioning for the bucket (docs page "Deploying to Google
+# Kubernetes Engine", nbs/deploy_gke.ipynb) so an overwritten object can still
+# be recovered.
 #
 # Exit status: 0 done (or MODEL_BUCKET unset, for fetch without --required and
 # upload), 1 failed (no published model in DIR or in the bucket, the bucket

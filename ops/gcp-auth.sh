@@ -7,7 +7,7 @@
 # Fallback, only when GCP_WIF_PROVIDER is unset: a service-account key in
 # GCP_SA_KEY (base64 of the JSON key).
 #
-# Environment (see "Shipping" in README.md):
+# Environment (see "CircleCI settings" in nbs/deploy_gke.ipynb):
 #   GCP_PROJECT_ID        project that holds the registry and the cluster
 #   GCP_WIF_PROVIDER      projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER
 #   GCP_SERVICE_ACCOUNT   e.g. circleci-deployer@PROJECT.iam.gserviceaccount.com

@@ -61,6 +61,7 @@ if [[ ! -f $conf || "$(cat "$conf")" != "$new_conf" ]]; then
 fi
 
 # Fail here, with podman's own message, rather than in the middle of a test.
-podman info --format 'podman {{.Version.Version}}: runtime {{.Host.OCIRuntime.Name}}, cgroups {{.Host.CgroupManager}}, storage {{.Store.GraphDriverName}}'
+format='podman {{.Version.Version}}: runtime {{.Host.OCIRuntime.Name}}, cgroups {{.Host.CgroupManager}}'
+podman info --format "$format, storage {{.Store.GraphDriverName}}"
 
 bash "$(dirname "$0")/make-base-image.sh"

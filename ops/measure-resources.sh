@@ -29,7 +29,9 @@ for _ in $(seq 120); do
 done
 
 # One line per sample: time (s), cumulative CPU time (ns), memory in use.
-sample() { echo "$(date +%s.%N) $("$engine" stats --no-stream --format '{{.CPUNano}} {{.MemUsage}}' "$name" | head -n1)"; }
+sample() {
+    echo "$(date +%s.%N) $("$engine" stats --no-stream --format '{{.CPUNano}} {{.MemUsage}}' "$name" | head -n1)"
+}
 sleep 3
 echo "idle: memory $(sample | cut -d' ' -f3)"
 

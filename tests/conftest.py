@@ -1,8 +1,10 @@
-"Shared pytest fixtures: the project root, strict skips, a trained model published in a temporary directory, and gunicorn on loopback."
-import json, os, signal, socket, subprocess, sys, time, urllib.error, urllib.request
+"""Shared pytest fixtures: the project root, strict skips, a trained model published in a temporary directory,
+and gunicorn on loopback."""
+import json, os, signal, socket, subprocess, sys, time
 from pathlib import Path
 
 import pytest
+import requests
 
 from iris_classifier.model_training import publish, train_model
 
@@ -10,8 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; never `playwright install`
 # This machine has no internet: keep Chromium from trying to reach Google's services.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-default-apps", "--disable-extensions"]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-default-apps",
+                 "--disable-extensions"]
 
 def skip_or_fail(reason:str):
     "Skip with `reason`, or fail when IRIS_STRICT is set (CI installs everything, so a skip there is a bug)"
@@ -53,6 +56,7 @@ def client(app):
 GUNICORN = Path(sys.executable).parent/"gunicorn"
 
 def free_port()->int:
+    "A loopback port that no one listens on now, for a server a test starts"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -63,7 +67,8 @@ class Server:
         self.port, self.tmp = free_port(), tmp
         self.home = tmp/"home"
         self.home.mkdir()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("IRIS_", "PROMETHEUS_", "XDG_RUNTIME_DIR", "WEB_CONCURRENCY"))} | env
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("IRIS_", "PROMETHEUS_", "XDG_RUNTIME_DIR", "WEB_CONCURRENCY"))} | env
         self.proc = subprocess.Popen(command(self.port), cwd=cwd, env=dict(env, HOME=str(self.home)),
                                      stdout=(tmp/"stdout").open("w"), stderr=(tmp/"stderr").open("w"))
 
@@ -76,14 +81,14 @@ class Server:
             except OSError: time.sleep(0.3)
         pytest.fail(f"gunicorn did not answer in {timeout} s: {self.stdout()}")
 
-    def request(self, path:str, body:dict|None=None, method:str|None=None, headers:dict|None=None)->tuple[int, dict, bytes]:
+    def request(self, path:str, body:dict|None=None, method:str|None=None,
+                headers:dict|None=None)->tuple[int, dict, bytes]:
         "Status, headers and body of one HTTP request"
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})} if data else headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r: return r.status, dict(r.headers), r.read()
-        except urllib.error.HTTPError as e: return e.code, dict(e.headers), e.read()
+        headers = {"Content-Type": "application/json", **(headers or {})} if data else headers or {}
+        r = requests.request(method or ("POST" if data else "GET"), f"http://127.0.0.1:{self.port}{path}",
+                             data=data, headers=headers, timeout=30)
+        return r.status_code, dict(r.headers), r.content
 
     def get(self, path:str): return self.request(path)
     def stdout(self)->str: return (self.tmp/"stdout").read_text()
@@ -103,11 +108,13 @@ LIVE_FEEDBACK_TOKEN = "live-server-feedback-token"  # feedback is on, as in prod
 
 @pytest.fixture(scope="session")
 def live_server(trained, tmp_path_factory):
-    "gunicorn as the container runs it (two workers), serving a published model on a free loopback port, for the whole session"
+    "gunicorn as the container runs it (two workers), serving a published model on a free loopback port, all session"
     models = tmp_path_factory.mktemp("live-model")
     publish(trained, models/"model")
-    server = Server(tmp_path_factory.mktemp("live"), container_command, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2",
-                                                                 IRIS_RECORDS_DIR=str(tmp_path_factory.mktemp("live-records")), IRIS_FEEDBACK_TOKEN=LIVE_FEEDBACK_TOKEN))
+    server = Server(tmp_path_factory.mktemp("live"), container_command,
+                    dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2",
+                         IRIS_RECORDS_DIR=str(tmp_path_factory.mktemp("live-records")),
+                         IRIS_FEEDBACK_TOKEN=LIVE_FEEDBACK_TOKEN))
     try:
         server.wait()
         yield server
@@ -117,7 +124,8 @@ def live_server(trained, tmp_path_factory):
 @pytest.fixture(scope="session")
 def browser():
     "Debian's headless Chromium driven by Playwright, for the session's browser tests"
-    if not CHROMIUM.exists(): skip_or_fail(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium, or `make system-deps`)")
+    if not CHROMIUM.exists():
+        skip_or_fail(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium, or `make system-deps`)")
     try: from playwright.sync_api import sync_playwright
     except ImportError: skip_or_fail("the playwright package is not installed (make setup)")
     with sync_playwright() as p:

@@ -6,7 +6,8 @@ import schemathesis
 def map_case(context, case):
     "In valid V2 inference requests, make `shape` count the rows that `data` holds, as the document asks in words"
     body = case.body
-    if case.meta and case.meta.generation.mode.is_positive and case.operation.path.endswith("/infer") and isinstance(body, dict):
+    positive = case.meta and case.meta.generation.mode.is_positive
+    if positive and case.operation.path.endswith("/infer") and isinstance(body, dict):
         for t in body.get("inputs") or []:
             data, shape = t.get("data"), t.get("shape")
             if not (isinstance(data, list) and data and isinstance(shape, list) and len(shape) == 2): continue

@@ -1,4 +1,5 @@
-"Batch scoring for real: the vectorized walk against the served answers, chunking, bad rows, a Dask cluster of real processes, and the DaskJob manifest."
+"""Batch scoring for real: the vectorized walk against the served answers, chunking, bad rows, a Dask cluster of real
+processes, and the DaskJob manifest."""
 import json, os, signal, subprocess, sys, threading, time
 from pathlib import Path
 
@@ -30,7 +31,8 @@ def flowers(n:int, seed:int=0)->pd.DataFrame:
 def served(published:Path, df:pd.DataFrame)->pd.DataFrame:
     "What the server answers for the rows of `df`: species and probabilities"
     answers = predict_rows(load_predictor(published), df[FEATURES].to_numpy().tolist())
-    return pd.DataFrame([{"predicted_species": a["species"], **{f"proba_{c}": p for c, p in a["probabilities"].items()}} for a in answers])
+    return pd.DataFrame([{"predicted_species": a["species"], **{f"proba_{c}": p for c, p in a["probabilities"].items()}}
+                         for a in answers])
 
 def test_vectorized_scores_equal_the_served_answers(published):
     "On the Iris flowers, random rows up to MAX_CM, and rows on and beside every split threshold"
@@ -53,7 +55,8 @@ def test_scored_file_equals_the_served_answers_for_any_chunk_size(published, tmp
     assert outputs[0] == outputs[1] == outputs[2]
     score_file(tmp_path/"in.parquet", tmp_path/"out.parquet", scorer, rows=7, quiet=True)
     score_file(tmp_path/"in.parquet", tmp_path/"out.jsonl", scorer, quiet=True)
-    csv_out, pq_out, js_out = pd.read_csv(tmp_path/"out1.csv"), pd.read_parquet(tmp_path/"out.parquet"), pd.read_json(tmp_path/"out.jsonl", lines=True)
+    csv_out, pq_out = pd.read_csv(tmp_path/"out1.csv"), pd.read_parquet(tmp_path/"out.parquet")
+    js_out = pd.read_json(tmp_path/"out.jsonl", lines=True)
     expected = pd.concat([df, served(published, df)], axis=1)
     for out in (csv_out, pq_out, js_out): pd.testing.assert_frame_equal(out, expected, check_dtype=False)
 
@@ -83,12 +86,14 @@ def bad_file(path:Path, n:int=3000)->tuple[pd.DataFrame, list[tuple[int, str]]]:
 
 def test_skip_rejects_exactly_the_bad_rows_with_their_lines_and_scores_the_rest(published, tmp_path):
     good, rejects = bad_file(tmp_path/"in.csv")
-    proc = cli("predict", "in.csv", "-o", "out.parquet", "--on-bad-rows", "skip", "--chunk-rows", "1000", "--model-dir", published, cwd=tmp_path)
+    proc = cli("predict", "in.csv", "-o", "out.parquet", "--on-bad-rows", "skip", "--chunk-rows", "1000",
+               "--model-dir", published, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     got = pd.read_csv(tmp_path/"out.rejects.csv")
     assert list(zip(got["line"], got["reason"])) == rejects and len(rejects) == 6 * 30
     out = pd.read_parquet(tmp_path/"out.parquet")
-    pd.testing.assert_frame_equal(out.astype({"id": int}), pd.concat([good, served(published, good)], axis=1), check_dtype=False)
+    pd.testing.assert_frame_equal(out.astype({"id": int}), pd.concat([good, served(published, good)], axis=1),
+                                  check_dtype=False)
     assert f"Scored {len(good):,} row(s) and rejected {len(rejects)}" in proc.stderr
 
 def test_fail_names_the_first_bad_line_and_writes_no_output(published, tmp_path):
@@ -102,7 +107,8 @@ def test_stdin_to_stdout(published, tmp_path):
     proc = cli("predict", "-", "--model-dir", published, cwd=tmp_path, input=df.to_csv(index=False))
     assert proc.returncode == 0, proc.stderr
     (tmp_path/"out.csv").write_text(proc.stdout)
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path/"out.csv"), pd.concat([df, served(published, df)], axis=1), check_dtype=False)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path/"out.csv"), pd.concat([df, served(published, df)], axis=1),
+                                  check_dtype=False)
 
 ## A real Dask cluster on localhost: a scheduler and two single-threaded worker processes
 
@@ -113,8 +119,11 @@ def cluster(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dask")
     file, log = tmp/"scheduler.json", open(tmp/"cluster.log", "w")
     dask = [str(BIN/"dask")]
-    procs = [subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(file)], stdout=log, stderr=log, cwd=tmp)]
-    worker = dask + ["worker", "--scheduler-file", str(file), "--nthreads", "1", "--memory-limit", "1GiB", "--no-dashboard", "--no-nanny"]
+    scheduler = dask + ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                        "--scheduler-file", str(file)]
+    procs = [subprocess.Popen(scheduler, stdout=log, stderr=log, cwd=tmp)]
+    worker = dask + ["worker", "--scheduler-file", str(file), "--nthreads", "1", "--memory-limit", "1GiB",
+                     "--no-dashboard", "--no-nanny"]
     try:
         for _ in range(600):
             if file.exists() and file.stat().st_size: break
@@ -138,7 +147,8 @@ def test_the_cluster_scores_like_the_local_engine(cluster, published, tmp_path):
     df = flowers(60_000, seed=5).sample(frac=1, random_state=0)
     df.to_parquet(tmp_path/"in.parquet", row_group_size=10_000, index=False)
     score_file(tmp_path/"in.parquet", tmp_path/"local.parquet", load_scorer(published), quiet=True)
-    proc = cli("predict", "in.parquet", "-o", "scored.parquet", "--engine", "dask", "--scheduler", address, "--model-dir", published, cwd=tmp_path)
+    proc = cli("predict", "in.parquet", "-o", "scored.parquet", "--engine", "dask", "--scheduler", address,
+               "--model-dir", published, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     parts = sorted(p.name for p in (tmp_path/"scored.parquet").iterdir())
     assert parts == ["_SUCCESS"] + [f"part-{i:05d}.parquet" for i in range(6)], parts  # one part per row group
@@ -158,7 +168,9 @@ def test_a_worker_killed_mid_job_still_scores_every_row_exactly_once(cluster, pu
     flowers(n, seed=6)[["id"] + FEATURES].to_csv(tmp_path/"in.csv", index=False)
     done = {}
     with Client(address, timeout="30s") as client:
-        job = threading.Thread(target=lambda: done.update(s=score_dask(client, str(tmp_path/"in.csv"), str(tmp_path/"out.csv"), load_scorer(published), quiet=True, blocksize=128 << 10)))
+        score = lambda: score_dask(client, str(tmp_path/"in.csv"), str(tmp_path/"out.csv"), load_scorer(published),
+                                   quiet=True, blocksize=128 << 10)
+        job = threading.Thread(target=lambda: done.update(s=score()))
         job.start()
         out = tmp_path/"out.csv"
         for _ in range(1200):  # kill once a few parts are written, while most are still to come
@@ -178,21 +190,26 @@ def test_a_worker_killed_mid_job_still_scores_every_row_exactly_once(cluster, pu
 def closed(schema:dict)->dict:
     "The CRD's schema as the API server applies it: unknown fields are errors, not silently dropped"
     if isinstance(schema, dict):
-        if "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields"): schema["additionalProperties"] = False
+        if "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+            schema["additionalProperties"] = False
         for v in schema.values(): closed(v)
     elif isinstance(schema, list):
         for v in schema: closed(v)
     return schema
 
 def test_daskjob_manifest_matches_the_operators_crd(tmp_path):
-    crds = list(Path(sys.prefix).glob("lib/python*/site-packages/dask_kubernetes/operator/deployment/helm/dask-kubernetes-operator/crds/daskjob.yaml"))
-    if not crds: skip_or_fail("dask-kubernetes (its DaskJob CRD) is not installed in the project environment (make setup)")
+    crds = list(Path(sys.prefix).glob("lib/python*/site-packages/dask_kubernetes/operator/deployment/helm/"
+                                      "dask-kubernetes-operator/crds/daskjob.yaml"))
+    if not crds:
+        skip_or_fail("dask-kubernetes (its DaskJob CRD) is not installed in the project environment (make setup)")
     crd = yaml.safe_load(crds[0].read_text())
     (version,) = [v for v in crd["spec"]["versions"] if v["served"]]
     schema = version["schema"]["openAPIV3Schema"]
     closed(schema["properties"]["spec"])  # apiVersion, kind and metadata are the API server's, outside the CRD's schema
-    (tmp_path/"schema.json").write_text(json.dumps(dict(schema, **{"$schema": "http://json-schema.org/draft-07/schema#"})))
-    validate = lambda path: subprocess.run([str(BIN/"check-jsonschema"), "--schemafile", str(tmp_path/"schema.json"), str(path)], capture_output=True, text=True, timeout=120)
+    draft7 = {"$schema": "http://json-schema.org/draft-07/schema#"}
+    (tmp_path/"schema.json").write_text(json.dumps(dict(schema, **draft7)))
+    validate = lambda path: subprocess.run([str(BIN/"check-jsonschema"), "--schemafile", str(tmp_path/"schema.json"),
+                                            str(path)], capture_output=True, text=True, timeout=120)
     proc = validate(ROOT/"ops/dask/daskjob.yaml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     job = yaml.safe_load((ROOT/"ops/dask/daskjob.yaml").read_text())
@@ -200,16 +217,21 @@ def test_daskjob_manifest_matches_the_operators_crd(tmp_path):
     typo["spec"]["cluster"]["spec"]["worker"]["replica"] = typo["spec"]["cluster"]["spec"]["worker"].pop("replicas")
     (tmp_path/"typo.yaml").write_text(yaml.safe_dump(typo))
     assert "'replica' was unexpected" in validate(tmp_path/"typo.yaml").stdout  # the check can fail
-    assert (job["apiVersion"], job["kind"]) == (f"{crd['spec']['group']}/{version['name']}", crd["spec"]["names"]["kind"])
-    assert job["spec"]["job"]["spec"]["containers"][0]["args"][:2] == ["iris-classifier", "predict"] and "dask" in job["spec"]["job"]["spec"]["containers"][0]["args"]
+    assert (job["apiVersion"], job["kind"]) == (f"{crd['spec']['group']}/{version['name']}",
+                                                crd["spec"]["names"]["kind"])
+    args = job["spec"]["job"]["spec"]["containers"][0]["args"]
+    assert args[:2] == ["iris-classifier", "predict"] and "dask" in args
 
 def test_daskjob_pod_specs_are_valid_pods_strictly(tmp_path):
     "The CRD embeds PodSpecs; kubernetes-validate --strict checks each as the Pod it becomes"
     job = yaml.safe_load((ROOT/"ops/dask/daskjob.yaml").read_text())
-    specs = [job["spec"]["job"]["spec"], job["spec"]["cluster"]["spec"]["worker"]["spec"], job["spec"]["cluster"]["spec"]["scheduler"]["spec"]]
+    cluster = job["spec"]["cluster"]["spec"]
+    specs = [job["spec"]["job"]["spec"], cluster["worker"]["spec"], cluster["scheduler"]["spec"]]
     pods = [dict(apiVersion="v1", kind="Pod", metadata=dict(name=f"pod-{i}"), spec=s) for i, s in enumerate(specs)]
     (tmp_path/"pods.yaml").write_text(yaml.safe_dump_all(pods))
     validator = BIN/"kubernetes-validate"
-    if not validator.exists(): skip_or_fail("kubernetes-validate is not installed in the project environment (make setup)")
-    proc = subprocess.run([str(validator), "--strict", str(tmp_path/"pods.yaml")], capture_output=True, text=True, timeout=120)
+    if not validator.exists():
+        skip_or_fail("kubernetes-validate is not installed in the project environment (make setup)")
+    proc = subprocess.run([str(validator), "--strict", str(tmp_path/"pods.yaml")], capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0 and proc.stdout.count("passed") == 3, proc.stdout + proc.stderr

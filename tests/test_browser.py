@@ -29,7 +29,8 @@ def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.problems = []  # console errors (a CSP violation would show up here) and uncaught exceptions
-    page.on("console", lambda m: m.type == "error" and "status of 400" not in m.text and page.problems.append(m.text))  # 400: the form's own answer
+    # 400: the form's own answer
+    page.on("console", lambda m: m.type == "error" and "status of 400" not in m.text and page.problems.append(m.text))
     page.on("pageerror", lambda e: page.problems.append(str(e)))
     yield page
     context.close()
@@ -64,7 +65,8 @@ def test_garbage_gets_a_message_next_to_the_field(page, base_url):
     assert page.inner_text("#petal_width-error").endswith("Petal width must be greater than 0.")
     assert page.input_value("#petal_length") == "lots"  # what was typed is kept
     assert page.get_attribute("#petal_length", "aria-invalid") == "true"
-    page.wait_for_function("document.activeElement.id === 'error-summary'", timeout=10_000)  # app.js moves keyboard and screen-reader users to the summary once the page has loaded
+    # app.js moves keyboard and screen-reader users to the summary once the page has loaded
+    page.wait_for_function("document.activeElement.id === 'error-summary'", timeout=10_000)
     page.click("#error-summary a[href='#petal_length']")
     assert page.evaluate("document.activeElement.id") == "petal_length"
     shot(page, "desktop-error")
@@ -92,7 +94,8 @@ def test_works_without_javascript(browser, base_url):
     context.close()
 
 def test_phone_layout(browser, base_url):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                  has_touch=True)
     page = context.new_page()
     page.goto(base_url)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the screen
@@ -119,7 +122,8 @@ def explained(page, base_url, values:dict, name:str):
 
 @pytest.mark.parametrize("species", ["setosa", "versicolor", "virginica"])
 def test_each_typical_flower_is_explained(browser, base_url, species):
-    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})  # all of it works without JavaScript
+    # all of it works without JavaScript
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.goto(f"{base_url}/?example={species}")
     page.get_by_role("button", name="Predict the species").click()
@@ -132,22 +136,28 @@ def test_each_typical_flower_is_explained(browser, base_url, species):
     assert chart.is_visible() and chart.bounding_box()["width"] > 200
     mark = page.locator("figure svg g circle")
     assert mark.count() == 1 and mark.is_visible()
-    assert page.locator("figure svg desc").text_content() == page.inner_text("figcaption")  # the text alternative says the same
+    # the text alternative says the same
+    assert page.locator("figure svg desc").text_content() == page.inner_text("figcaption")
     assert page.locator(".range-note").count() == 0
     context.close()
 
 def test_an_out_of_range_flower_gets_a_note_beside_the_answer(page, base_url):
-    words = explained(page, base_url, dict(sepal_length="5.1", sepal_width="3.5", petal_length="14", petal_width="0.2"), "explained-out-of-range")
+    words = explained(page, base_url, dict(sepal_length="5.1", sepal_width="3.5", petal_length="14", petal_width="0.2"),
+                      "explained-out-of-range")
     note = page.get_by_role("note")
     assert note.is_visible() and "Petal length 14 cm is outside the training flowers' range" in note.inner_text()
-    assert page.locator("#result-title").bounding_box()["y"] < note.bounding_box()["y"] < page.locator("ol.path").bounding_box()["y"]
-    assert "the tree’s path" in words and page.locator("figure svg g circle").is_visible()  # still answered, with the flower at the chart's edge
+    top = lambda element: element.bounding_box()["y"]
+    assert top(page.locator("#result-title")) < top(note) < top(page.locator("ol.path"))
+    # still answered, with the flower at the chart's edge
+    assert "the tree’s path" in words and page.locator("figure svg g circle").is_visible()
     assert page.problems == []
 
 def test_the_explanation_fits_a_phone(browser, base_url):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                  has_touch=True)
     page = context.new_page()
-    explained(page, base_url, dict(sepal_length="5.9", sepal_width="2.8", petal_length="4.35", petal_width="1.3"), "phone-explained")
+    explained(page, base_url, dict(sepal_length="5.9", sepal_width="2.8", petal_length="4.35", petal_width="1.3"),
+              "phone-explained")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert page.locator("figure svg").bounding_box()["width"] <= 390
     context.close()

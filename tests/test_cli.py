@@ -31,14 +31,17 @@ def test_train_runs_the_notebook_and_publishes(papermill_run):
     assert "Executing" in proc.stderr and "Published model" in proc.stderr  # progress, then the outcome
     model, meta = load_published_model(out/"model")
     run = out/"runs"/meta["run_id"]  # the run's own directory
-    assert [p.name for p in (out/"runs").iterdir()] == [run.name] and sorted(p.name for p in out.iterdir()) == ["model", "runs"]
-    for name in ["05_model_training.ipynb", "run.json", "metrics.json", "confusion_matrix.png", "feature_importances.png", "decision_tree.png", "model/metadata.json"]:
+    assert [p.name for p in (out/"runs").iterdir()] == [run.name]
+    assert sorted(p.name for p in out.iterdir()) == ["model", "runs"]
+    for name in ["05_model_training.ipynb", "run.json", "metrics.json", "confusion_matrix.png",
+                 "feature_importances.png", "decision_tree.png", "model/metadata.json"]:
         assert (run/name).stat().st_size > 0, name
     for name in ["raw_train.csv", "raw_test.csv", "processed_train.csv", "processed_test.csv", "data_quality.json"]:
         assert (run/"data"/name).stat().st_size > 0, name
     record = json.loads((run/"run.json").read_text())
     assert (record["published"], record["history_entry"], record["model_version"]) == (True, 1, meta["model_version"])
-    assert record["challenge"]["reason"] == "no model is published yet: this is the first" and f"history entry 1" in proc.stderr
+    assert record["challenge"]["reason"] == "no model is published yet: this is the first"
+    assert f"history entry 1" in proc.stderr
     nb = nbformat.read(run/"05_model_training.ipynb", as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
 
@@ -47,7 +50,8 @@ def test_papermill_run_matches_the_python_api(papermill_run, trained):
     out, proc = papermill_run
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads(next((out/"runs").glob("*/metrics.json")).read_text())
-    assert {k: metrics[k] for k in ["accuracy", "f1_macro", "cv_accuracy_mean"]} == {k: trained.metrics[k] for k in ["accuracy", "f1_macro", "cv_accuracy_mean"]}
+    keys = ["accuracy", "f1_macro", "cv_accuracy_mean"]
+    assert {k: metrics[k] for k in keys} == {k: trained.metrics[k] for k in keys}
     model, _ = load_published_model(out/"model")
     X = load_iris_frame()[FEATURES]
     assert (model.predict_proba(X) == trained.pipeline.predict_proba(X)).all()
@@ -55,7 +59,8 @@ def test_papermill_run_matches_the_python_api(papermill_run, trained):
 @pytest.mark.slow
 def test_failed_quality_gate_exits_nonzero_and_keeps_the_model(published):
     out = published.parent
-    before, champion_run = {p.name: p.read_bytes() for p in published.iterdir() if p.is_file()}, read_metadata(published)["run_id"]
+    before = {p.name: p.read_bytes() for p in published.iterdir() if p.is_file()}
+    champion_run = read_metadata(published)["run_id"]
     proc = cli("train", "--output-dir", out, "--max-depth", "1", cwd=out)
     assert proc.returncode == 1
     assert "QualityGateError" in proc.stderr and "below the minimum 0.900" in proc.stderr
@@ -66,14 +71,19 @@ def test_failed_quality_gate_exits_nonzero_and_keeps_the_model(published):
     assert json.loads((run/"run.json").read_text())["gate"] == dict(min_accuracy=0.9, accuracy=stump, passed=False)
 
 HEADER = "sepal_length,sepal_width,petal_length,petal_width,species\n"
-GOOD = "".join(f"{r.sepal_length},{r.sepal_width},{r.petal_length},{r.petal_width},{r.species}\n" for r in load_iris_frame().itertuples())
+GOOD = "".join(f"{r.sepal_length},{r.sepal_width},{r.petal_length},{r.petal_width},{r.species}\n"
+               for r in load_iris_frame().itertuples())
 BAD_INPUTS = {
     "empty file": ("", "is empty"),
     "header only": (HEADER, "has a header but no rows"),
-    "missing column": ("sepal_length,sepal_width,petal_length,species\n5.1,3.5,1.4,setosa\n", "Missing column(s): petal_width"),
-    "non-numeric cell": (HEADER + "5.1,3.5,abc,0.2,setosa\n" + GOOD, "'petal_length' has non-numeric value(s) ['abc'] on line(s) 2"),
-    "negative measurement": (HEADER + GOOD + "5.1,-3.5,1.4,0.2,setosa\n", "'sepal_width' has zero or negative value(s) [-3.5] on line(s) 152"),
-    "absurd measurement": (HEADER + "510,3.5,1.4,0.2,setosa\n" + GOOD, "'sepal_length' has above 30 cm value(s) [510.0]"),
+    "missing column": ("sepal_length,sepal_width,petal_length,species\n5.1,3.5,1.4,setosa\n",
+                       "Missing column(s): petal_width"),
+    "non-numeric cell": (HEADER + "5.1,3.5,abc,0.2,setosa\n" + GOOD,
+                         "'petal_length' has non-numeric value(s) ['abc'] on line(s) 2"),
+    "negative measurement": (HEADER + GOOD + "5.1,-3.5,1.4,0.2,setosa\n",
+                             "'sepal_width' has zero or negative value(s) [-3.5] on line(s) 152"),
+    "absurd measurement": (HEADER + "510,3.5,1.4,0.2,setosa\n" + GOOD,
+                           "'sepal_length' has above 30 cm value(s) [510.0]"),
     "infinite measurement": (HEADER + "5.1,3.5,1.4,inf,setosa\n" + GOOD, "'petal_width' has infinite value(s)"),
     "unknown species": (HEADER + GOOD + "5.1,3.5,1.4,0.2,rose\n", "Unknown species ['rose'] on line(s) 152"),
     "too few rows": (HEADER + GOOD.splitlines(True)[0] * 3, "Too few rows per species"),
@@ -138,14 +148,17 @@ def test_predict_writes_species_and_probabilities_to_stdout(published, tmp_path)
 def test_predict_answers_exactly_like_the_server(published, client, tmp_path):
     flowers = load_iris_frame().drop(columns="species").sample(30, random_state=2)
     flowers.to_csv(tmp_path/"flowers.csv", index=False)
-    assert main(["predict", str(tmp_path/"flowers.csv"), "-o", str(tmp_path/"scored.csv"), "--model-dir", str(published)]) == 0
+    assert main(["predict", str(tmp_path/"flowers.csv"), "-o", str(tmp_path/"scored.csv"),
+                 "--model-dir", str(published)]) == 0
     scored = pd.read_csv(tmp_path/"scored.csv")
     served = client.post("/api/predict", json={"instances": flowers.to_numpy().tolist()}).json["predictions"]
     assert scored["predicted_species"].tolist() == [a["species"] for a in served]
-    assert scored[[f"proba_{s}" for s in SPECIES]].to_numpy().tolist() == [list(a["probabilities"].values()) for a in served]
+    assert (scored[[f"proba_{s}" for s in SPECIES]].to_numpy().tolist()
+            == [list(a["probabilities"].values()) for a in served])
 
 def test_predict_rejects_bad_rows_and_writes_nothing(published, tmp_path):
-    (tmp_path/"flowers.csv").write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.0,,4.5,1.5\n")
+    (tmp_path/"flowers.csv").write_text("sepal_length,sepal_width,petal_length,petal_width\n"
+                                        "5.1,3.5,1.4,0.2\n6.0,,4.5,1.5\n")
     proc = cli("predict", "flowers.csv", "-o", "scored.csv", "--model-dir", published, cwd=tmp_path)
     assert proc.returncode == 2 and "Line 3: sepal_width is missing" in proc.stderr
     assert not (tmp_path/"scored.csv").exists()

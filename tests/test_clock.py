@@ -46,14 +46,17 @@ def test_records_land_in_the_day_files_their_times_name_and_in_the_window_that_e
 NEW_YEAR = datetime(2028, 1, 1, tzinfo=timezone.utc)
 
 def started_before_midnight(tmp:Path, published:Path, lead:timedelta)->tuple[Server, Path]|None:
-    "gunicorn as the container runs it, its clock `lead` before the new year (libfaketime), once it answers; None if it was not ready in time"
+    """gunicorn as the container runs it, its clock `lead` before the new year (libfaketime), once it answers; None if
+    it was not ready in time"""
     libs = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
     if not libs: skip_or_fail("no libfaketime (Debian: apt-get install faketime, or `make system-deps`)")
     tmp.mkdir()
-    zone, records = "Pacific/Kiritimati", tmp/"records"  # 14 hours ahead of UTC: its clocks show the next day at UTC's midnight
+    # 14 hours ahead of UTC: its clocks show the next day at UTC's midnight
+    zone, records = "Pacific/Kiritimati", tmp/"records"
     start = (NEW_YEAR - lead).astimezone(ZoneInfo(zone))  # libfaketime reads it as local time
-    server = Server(tmp, container_command, dict(IRIS_MODEL_DIR=str(published), WEB_CONCURRENCY="2", IRIS_RECORDS_DIR=str(records),
-                                                 TZ=zone, LD_PRELOAD=str(libs[0]), FAKETIME=f"{start:@%Y-%m-%d %H:%M:%S}"))
+    server = Server(tmp, container_command, dict(IRIS_MODEL_DIR=str(published), WEB_CONCURRENCY="2",
+                                                 IRIS_RECORDS_DIR=str(records), TZ=zone, LD_PRELOAD=str(libs[0]),
+                                                 FAKETIME=f"{start:@%Y-%m-%d %H:%M:%S}"))
     server.wait()
     assert server.request("/api/predict", {"instances": [ROW]})[0] == 200
     if list(records.glob("predictions-2027-12-31-*.jsonl")): return server, records
@@ -61,8 +64,9 @@ def started_before_midnight(tmp:Path, published:Path, lead:timedelta)->tuple[Ser
     return None
 
 def test_the_server_files_records_by_their_utc_day_across_a_new_years_midnight(published, tmp_path):
-    "Answering from seconds before a new year's midnight (UTC) until after it, every record lands in the file of its own day"
-    for i, lead in enumerate([timedelta(seconds=15), timedelta(seconds=90)]):  # the longer lead only if the server started slowly
+    "Answering from seconds before a new year's midnight (UTC) until after it, every record lands in its own day's file"
+    # the longer lead only if the server started slowly
+    for i, lead in enumerate([timedelta(seconds=15), timedelta(seconds=90)]):
         if started := started_before_midnight(tmp_path/str(i), published, lead): break
     else: pytest.fail("gunicorn did not answer within 90 s of its start")
     server, records = started
@@ -76,7 +80,8 @@ def test_the_server_files_records_by_their_utc_day_across_a_new_years_midnight(p
     files = {f.name: [json.loads(l) for l in f.read_text().splitlines()] for f in records.glob("predictions-*.jsonl")}
     assert {name.split("-", 1)[1][:10] for name in files} == {"2027-12-31", "2028-01-01"}, sorted(files)
     for name, rows in files.items(): assert {r["time"][:10] for r in rows} == {name.split("-", 1)[1][:10]}, name
-    window = select_window(read_records(records), load_reference(published), NEW_YEAR - timedelta(days=1), NEW_YEAR + timedelta(days=1))
+    window = select_window(read_records(records), load_reference(published), NEW_YEAR - timedelta(days=1),
+                           NEW_YEAR + timedelta(days=1))
     assert len(window.live) == sum(map(len, files.values())) == answered
 
 def test_runs_sort_in_time_and_a_prune_by_age_keeps_what_was_just_made(trained, tmp_path):
@@ -90,7 +95,8 @@ def test_runs_sort_in_time_and_a_prune_by_age_keeps_what_was_just_made(trained, 
     assert main(["prune-runs", "--output-dir", str(out), "--older-than", "1h"]) == 0
     assert len(read_runs(runs_dir(out))) == 2
     times = [datetime.fromisoformat(e["time"]) for e in read_history(out/"model")]
-    assert all(t.utcoffset() == timedelta(0) and abs(datetime.now(timezone.utc) - t) < timedelta(minutes=5) for t in times)
+    assert all(t.utcoffset() == timedelta(0) and abs(datetime.now(timezone.utc) - t) < timedelta(minutes=5)
+               for t in times)
 
 def test_a_window_that_ends_in_the_future_is_refused_whatever_the_time_zone(tmp_path, capsys):
     tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).date().isoformat()

@@ -37,6 +37,20 @@ def test_one_page_per_notebook(site):
         assert (site[0]/"nbs"/nb.name).exists(), f"the site ships {nb.name} for its source link"
     assert "data_processing.html" in pages and "search.html" in pages
 
+def test_navigation_lists_guides_then_chapters(site):
+    "The sidebar: the guides in the order README.md lists them, then the chapters in order, then the module sources"
+    nav = re.search(r'<nav class="[^"]*bd-docs-nav.*?</nav>', (site[0]/"index.html").read_text(), re.S)[0]
+    captions = re.findall(r'<span class="caption-text">([^<]+)</span>', nav)
+    pages = [p.removesuffix(".html") for p in re.findall(r'class="reference internal" href="([^"#]+)"', nav)]
+    nbs = nbdocs.notebooks(ROOT/"nbs")
+    chapters = [nbdocs.page_name(nb) for nb in nbs if nbdocs.module_of(nb)]
+    linked = re.findall(r"\]\(nbs/([\w.-]+\.ipynb)", (ROOT/"README.md").read_text())
+    readme = [nbdocs.page_name(Path(p)) for p in linked]
+    guides = list(dict.fromkeys(p for p in readme if p not in chapters))
+    assert captions == ["Guides", "Chapters", "Module source"]
+    assert pages[:len(guides)] == guides and guides[0] == "guide_training"
+    assert pages[len(pages) - len(chapters) * 2:len(pages) - len(chapters)] == chapters and chapters[0] == "core"
+
 def test_api_reference_and_figures(site):
     html = (site[0]/"model_training.html").read_text()
     text = re.sub(r"<[^>]+>", "", html)
@@ -107,11 +121,72 @@ def test_links():
 def test_readme_links_to_notebooks():
     md = "[Deploying](deploy_gke.ipynb), [a part](deploy_gke.ipynb#rolling-back), [out](https://x.org/a.ipynb), [site](/core.html#x)"
     assert nbdocs.readme_links(md, "nbs") == md.replace("](deploy_gke", "](nbs/deploy_gke")
+    md = "![The pipeline](images/pipeline.svg) and [above](#quick-start)"
+    assert nbdocs.readme_links(md, "nbs") == "![The pipeline](nbs/images/pipeline.svg) and [above](#quick-start)"
 
-def test_readme_links_resolve():
-    "Every relative link in README.md names a file of the project (links to other pages point at their notebooks)"
-    links = re.findall(r"\]\(([^)\s]+)\)", (ROOT/"README.md").read_text())
-    assert [u for u in links if not urlsplit(u).scheme and not (ROOT/unquote(urlsplit(u).path)).exists()] == []
+def test_links_to_notebooks_name_their_pages():
+    md = ("[Core](00_core.ipynb), [a part](05_model_training.ipynb#the-gate), [Training](guide_training.ipynb), "
+          "[out](https://x.org/01_a.ipynb)")
+    assert nbdocs.page_links(md) == ("[Core](core.ipynb), [a part](model_training.ipynb#the-gate), "
+                                     "[Training](guide_training.ipynb), [out](https://x.org/01_a.ipynb)")
+
+_re_fence = re.compile(r"^```.*?^```", re.S | re.M)
+
+def github_anchors(md:str)->set[str]:
+    "The anchors of `md`'s headings, as GitHub (and the site, for these headings) makes them"
+    slug = lambda h: re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+    return {slug(h) for h in re.findall(r"^#+ (.+)$", _re_fence.sub("", md), re.M)}
+
+def link_problems(md:str, # markdown: README.md, or a notebook's markdown cells
+                  base:Path, # the directory its relative links start from
+                  site:Path, # the built docs site
+                 )->list[str]:
+    "Links of `md` that do not resolve: missing files, notebooks the site has no page for, anchors not on their page"
+    problems = []
+    for url in re.findall(r"\]\(([^)\s]+)\)", _re_fence.sub("", md)):
+        u = urlsplit(url)
+        if u.scheme or u.netloc: continue
+        if not u.path:
+            if u.fragment not in github_anchors(md): problems.append(f"{url}: no such heading")
+            continue
+        if not (target := base/unquote(u.path)).exists(): problems.append(f"{url}: no such file"); continue
+        if target.suffix != ".ipynb": continue
+        page = site/f"{nbdocs.page_name(target)}.html"
+        if not page.exists(): problems.append(f"{url}: the site has no page {page.name}")
+        elif u.fragment and u.fragment not in _parse(page).ids: problems.append(f"{url}: no anchor on {page.name}")
+    return problems
+
+def test_broken_links_are_found(site):
+    md = ("# Top\n\n[a](nbs/guide_nope.ipynb), [b](nbs/guide_training.ipynb#no-such-part), [c](#nowhere), "
+          "![d](nbs/images/none.svg), [e](#top), [f](nbs/guide_training.ipynb), [g](https://example.org/x.ipynb)")
+    assert link_problems(md, ROOT, site[0]) == [
+        "nbs/guide_nope.ipynb: no such file", "nbs/guide_training.ipynb#no-such-part: no anchor on guide_training.html",
+        "#nowhere: no such heading", "nbs/images/none.svg: no such file"]
+
+def test_readme_links_resolve(site):
+    "Every relative link in README.md names a file of the project, a notebook a page the site has, an anchor a heading"
+    assert link_problems((ROOT/"README.md").read_text(), ROOT, site[0]) == []
+
+def test_notebook_links_resolve(site):
+    "Links in the notebooks' markdown work on GitHub (from `nbs/`) and in the site: the docs pages link one another so"
+    from fastcore.nbio import read_nb
+    problems = []
+    for nb in nbdocs.notebooks(ROOT/"nbs"):
+        md = "\n\n".join(c.source for c in read_nb(nb).cells if c.cell_type == "markdown")
+        problems += [f"{nb.name}: {p}" for p in link_problems(md, nb.parent, site[0])]
+    assert problems == []
+
+def test_readme_is_a_front_door(site):
+    "README.md stays short (issue 21): the rest is in the docs pages it links, and its picture shows in the site too"
+    readme = (ROOT/"README.md").read_text()
+    assert len(readme.splitlines()) <= 120
+    pages = [u for u in re.findall(r"\]\((nbs/[^)\s#]+\.ipynb)", readme)]
+    guides = ["training", "predicting", "serving", "monitoring", "shipping", "development"]
+    assert {f"nbs/guide_{g}.ipynb" for g in guides} <= set(pages)
+    pictures = re.findall(r"!\[[^\]]*\]\(nbs/([^)\s]+)\)", readme)
+    assert pictures and all((ROOT/"nbs"/p).exists() for p in pictures)
+    shown = _parse(site[0]/"index.html").resources
+    assert all(f"_images/{Path(p).name}" in shown for p in pictures), shown
 
 def test_headings_are_not_linked():
     md = "## [`predict`](/serving.html#predict)\n\n[`predict`](/serving.html#predict) scores rows"

@@ -1,4 +1,5 @@
-"The docs site in headless Chromium: navigation reaches every page, search finds a function, nothing is fetched from outside loopback."
+"""The docs site in headless Chromium: navigation reaches every page, search finds a function, nothing is fetched from
+outside loopback."""
 import functools, http.server, threading
 from urllib.parse import urlsplit
 
@@ -41,7 +42,8 @@ def page(browser):
 def test_navigation_reaches_every_page(server, page):
     page.goto(server + "index.html")
     page.screenshot(path=SHOTS/"index.png", full_page=True)
-    links = page.eval_on_selector_all("nav.bd-docs-nav a.reference.internal", "els => els.map(e => [e.textContent.trim(), e.href])")
+    links = page.eval_on_selector_all("nav.bd-docs-nav a.reference.internal",
+                                      "els => els.map(e => [e.textContent.trim(), e.href])")
     expected = {f"{server}{page_name(nb)}.html" for nb in notebooks(ROOT/"nbs")}
     links = [(text, url.split("#")[0]) for text, url in links]
     assert expected <= {url for _, url in links}, links
@@ -50,7 +52,8 @@ def test_navigation_reaches_every_page(server, page):
         page.wait_for_load_state()
         assert page.url.split("#")[0] == url
         assert page.inner_text("article h1").strip(), url
-        page.screenshot(path=SHOTS/f"{url.removeprefix(server).replace('/', '_').removesuffix('.html')}.png", full_page=True)
+        name = url.removeprefix(server).replace("/", "_").removesuffix(".html")
+        page.screenshot(path=SHOTS/f"{name}.png", full_page=True)
     assert page.outside == [], "pages requested hosts other than loopback"
 
 def test_search_finds_a_function(server, page):

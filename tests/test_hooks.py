@@ -43,14 +43,17 @@ def edit_like_another_editor(nb_path:Path):
         if cell["cell_type"] == "code":
             cell.update(execution_count=3, outputs=[dict(output_type="stream", name="stdout", text=["ran\n"])])
             cell["metadata"]["scrolled"] = True
-        if '"Hex SHA-256 of `data`"' in src: cell["source"] = src.replace("Hex SHA-256 of `data`", "Hex SHA-256 digest of `data`")
+        if '"Hex SHA-256 of `data`"' in src:
+            cell["source"] = src.replace("Hex SHA-256 of `data`", "Hex SHA-256 digest of `data`")
     nb["metadata"]["language_info"] = {"name": "python"}
     nb_path.write_text(json.dumps(nb, indent=2))
 
 def test_hooks_are_installed(clone):
     assert (clone/".git"/"hooks"/"pre-commit").is_file()
-    assert run("git", "config", "merge.jupyternotebook.driver", cwd=clone).stdout.strip() == ".venv/bin/nbdev-merge %O %A %B %P"
-    assert run("git", "check-attr", "merge", "diff", "--", "nbs/00_core.ipynb", cwd=clone).stdout.count("jupyternotebook") == 2
+    driver = run("git", "config", "merge.jupyternotebook.driver", cwd=clone).stdout.strip()
+    assert driver == ".venv/bin/nbdev-merge %O %A %B %P"
+    attrs = run("git", "check-attr", "merge", "diff", "--", "nbs/00_core.ipynb", cwd=clone).stdout
+    assert attrs.count("jupyternotebook") == 2
 
 def test_a_commit_cleans_and_exports(clone):
     edit_like_another_editor(clone/"nbs"/"00_core.ipynb")
@@ -72,4 +75,5 @@ def test_git_diff_shows_notebook_cells(clone):
     path.write_text(path.read_text().replace("## Hashes", "## Hashes and digests"))
     diff = run("git", "diff", "nbs/00_core.ipynb", cwd=clone).stdout
     run("git", "checkout", "nbs/00_core.ipynb", cwd=clone)
-    assert diff.startswith("# nbs/00_core.ipynb") and "{+ and digests+}" in diff and '"source": [' not in diff, diff  # a word diff of the cell
+    # a word diff of the cell
+    assert diff.startswith("# nbs/00_core.ipynb") and "{+ and digests+}" in diff and '"source": [' not in diff, diff

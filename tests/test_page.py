@@ -1,4 +1,5 @@
-"The prediction page through Flask's test client: the form, the result, every kind of bad input, no model, and what the page may not contain."
+"""The prediction page through Flask's test client: the form, the result, every kind of bad input, no model, and what
+the page may not contain."""
 import html, re
 from html.parser import HTMLParser
 
@@ -49,7 +50,9 @@ def test_examples_are_links_that_prefill_the_form(client, published):
     links = [a for a in page.find("a") if "data-example" in a]
     assert [a["href"] for a in links] == [f"/?example={s}" for s in SPECIES]
     page = Elements(client.get("/?example=virginica").text)
-    assert {f: page.find("input", name=f)[0]["value"] for f in FEATURES} == {f: f"{v:g}" for f, v in zip(FEATURES, read_metadata(published)["reference"]["examples"]["virginica"])}
+    virginica = read_metadata(published)["reference"]["examples"]["virginica"]
+    assert ({f: page.find("input", name=f)[0]["value"] for f in FEATURES}
+            == {f: f"{v:g}" for f, v in zip(FEATURES, virginica)})
     assert Elements(client.get("/?example=roses").text).find("input", name="sepal_length")[0]["value"] == ""
 
 def test_a_prediction_shows_species_probabilities_and_version(client, published):
@@ -64,12 +67,16 @@ def test_a_prediction_shows_species_probabilities_and_version(client, published)
     assert len(bars) == 3 and all(0 <= float(b["width"]) <= 100 for b in bars)
 
 @pytest.mark.parametrize("value, message", [
-    ("", "Petal length is required."), ("   ", "Petal length is required."), ("abc", "Petal length must be a number, like 5.1."),
-    ("5,1", "Petal length must be a number with a dot for decimals, like 5.1."), ("-1", "Petal length must be greater than 0."),
+    ("", "Petal length is required."), ("   ", "Petal length is required."),
+    ("abc", "Petal length must be a number, like 5.1."),
+    ("5,1", "Petal length must be a number with a dot for decimals, like 5.1."),
+    ("-1", "Petal length must be greater than 0."),
     ("0", "Petal length must be greater than 0."), ("31", "Petal length must be at most 30 cm."),
-    ("1e999", "Petal length must be at most 30 cm."), ("99999999999999999999999", "Petal length must be at most 30 cm."),
+    ("1e999", "Petal length must be at most 30 cm."),
+    ("99999999999999999999999", "Petal length must be at most 30 cm."),
     ("nan", "Petal length must be a number."), ("inf", "Petal length must be at most 30 cm."),
-    ("-inf", "Petal length must be greater than 0."), ("<script>alert(1)</script>", "Petal length must be a number, like 5.1.")])
+    ("-inf", "Petal length must be greater than 0."),
+    ("<script>alert(1)</script>", "Petal length must be a number, like 5.1.")])
 def test_bad_input_keeps_what_was_typed_and_says_why_next_to_the_field(client, value, message):
     r = client.post("/", data=dict(GOOD, petal_length=value))
     assert r.status_code == 400
@@ -78,14 +85,16 @@ def test_bad_input_keeps_what_was_typed_and_says_why_next_to_the_field(client, v
     assert field["value"] == value and field["aria-invalid"] == "true"
     assert "petal_length-error" in field["aria-describedby"]
     assert message in page.text["petal_length-error"]  # next to the field
-    assert message in page.text["error-summary"] and page.find("a", href="#petal_length")  # and in the summary at the top
+    # and in the summary at the top
+    assert message in page.text["error-summary"] and page.find("a", href="#petal_length")
     assert "result" not in page.text and "<script>alert" not in r.text
     for f in FEATURES:
         if f != "petal_length": assert "aria-invalid" not in page.find("input", name=f)[0]
 
 def test_every_wrong_field_gets_its_message(client):
     page = Elements(client.post("/", data={"sepal_width": "x"}).text)
-    assert set(i for i in page.text if i.endswith("-error") and i != "error-summary") == {f"{f}-error" for f in FEATURES}
+    errors = set(i for i in page.text if i.endswith("-error") and i != "error-summary")
+    assert errors == {f"{f}-error" for f in FEATURES}
 
 def test_without_a_model_the_page_says_what_to_run(tmp_path):
     client = create_app({"TESTING": True, "MODEL_DIR": tmp_path}).test_client()
@@ -106,9 +115,11 @@ def test_no_inline_script_or_style(client):
     for html in [client.get("/").text, client.post("/", data=GOOD).text, client.post("/", data={}).text]:
         page = Elements(html)
         assert all("src" in a for a in page.find("script")), "inline <script>"
-        assert not page.find("style") and not any("style" in a or any(k.startswith("on") for k in a) for _, a in page.tags)
+        assert not page.find("style")
+        assert not any("style" in a or any(k.startswith("on") for k in a) for _, a in page.tags)
 
-@pytest.mark.parametrize("path, mimetype", [("/static/style.css", "text/css"), ("/static/app.js", "text/javascript"), ("/static/favicon.svg", "image/svg+xml")])
+@pytest.mark.parametrize("path, mimetype", [("/static/style.css", "text/css"), ("/static/app.js", "text/javascript"),
+                                            ("/static/favicon.svg", "image/svg+xml")])
 def test_static_files(client, path, mimetype):
     r = client.get(path)
     assert r.status_code == 200 and r.mimetype == mimetype and r.headers["X-Content-Type-Options"] == "nosniff"

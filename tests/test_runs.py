@@ -142,7 +142,7 @@ def test_a_damaged_history_line_is_reported_not_skipped(published, tmp_path):
 def test_a_crash_while_promoting_keeps_the_model_in_force(published, monkeypatch):
     before = snapshot(published)
     def crash(*args, **kwargs): raise OSError("disk full")
-    monkeypatch.setattr(persistence, "_write_atomic", crash)  # after the files are copied, before the metadata switch
+    monkeypatch.setattr(persistence, "write_atomic", crash)  # after the files are copied, before the metadata switch
     with pytest.raises(OSError, match="disk full"): publish(train_model(TrainParams(max_depth=3)), published)
     assert {k: v for k, v in snapshot(published).items() if not k.startswith("versions/")} == {k: v for k, v in before.items() if not k.startswith("versions/")}
     load_predictor(published)

@@ -1,4 +1,5 @@
-"Training through the Python API: the data policy, determinism, the quality gate, atomic publishing and model verification."
+"""Training through the Python API: the data policy, determinism, the quality gate, atomic publishing and model
+verification."""
 import ast, json, uuid
 
 import numpy as np
@@ -8,7 +9,8 @@ import skops.io as sio
 
 from conftest import ROOT
 from iris_classifier import persistence
-from iris_classifier.core import FEATURES, TARGET, ModelIntegrityError, ModelNotFoundError, QualityGateError, TrainParams, read_metadata, sha256_file
+from iris_classifier.core import (FEATURES, TARGET, ModelIntegrityError, ModelNotFoundError, QualityGateError,
+                                  TrainParams, read_metadata, sha256_file)
 from iris_classifier.data_processing import load_iris_frame, load_training_data
 from iris_classifier.model_training import publish, train_model
 from iris_classifier.persistence import load_published_model
@@ -64,7 +66,8 @@ def test_republishing_replaces_the_model_and_archives_the_old_one(published, tra
     assert new["model_file"] != old["model_file"]
     assert sorted(p.name for p in published.glob("model-*.skops")) == [new["model_file"]]
     archived = published/"versions"/old["model_version"]
-    assert (archived/old["model_file"]).is_file() and json.loads((archived/"metadata.json").read_text())["model_sha256"] == old["model_sha256"]
+    assert (archived/old["model_file"]).is_file()
+    assert json.loads((archived/"metadata.json").read_text())["model_sha256"] == old["model_sha256"]
 
 def test_metadata_describes_the_model(published, trained):
     meta = read_metadata(published)

@@ -21,7 +21,7 @@ the site was built from; `tests/test_docs.py` then checks that site instead of r
 again, and rebuilds it only when the notebooks, the package, these tools or the environment have changed.
 Usage: .venv/bin/python tools/build_docs.py [--out DIR] [--check-readme] [--runs DIR] [--test]
 """
-import argparse, hashlib, importlib.metadata, json, multiprocessing, os, shutil, sys, tempfile, time
+import argparse, hashlib, importlib.metadata, json, multiprocessing, os, re, shutil, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -33,25 +33,40 @@ SITE = ROOT/"artifacts"/"docs-site"  # the site `make test` builds and the docs 
 RECORD = SITE.with_name("docs-site.json")  # what that site was built from, and the build's problems
 INPUTS = ["nbs", "tools", "docs", "pyproject.toml", "README.md"]  # what a build reads, with the package
 WATCHED = ["artifacts", "nbs", "docs", "_proc"]  # where a build must write nothing but its site
-RUNS = Path(os.environ.get("IRIS_ARTIFACTS_DIR") or ROOT/"artifacts")/"runs"  # training runs, as `iris-classifier train` writes them
+# training runs, as `iris-classifier train` writes them
+RUNS = Path(os.environ.get("IRIS_ARTIFACTS_DIR") or ROOT/"artifacts")/"runs"
+# pictures the notebooks' markdown shows, beside them in `nbs/` (README.md links them there too)
+IMAGES = "images"
 SKIP = {"__pycache__", ".ipynb_checkpoints", "_proc", "_site"}  # caches and generated material
 
-def toctrees(pages:list[str], sources:list[str])->str:
-    "The index's hidden toctrees: the notebooks in order, then the module sources"
-    toc = "```{toctree}\n:hidden:\n\n" + "\n".join(pages) + "\n```"
-    return toc + ("\n\n```{toctree}\n:hidden:\n:caption: Module source\n\n" + "\n".join(sources) + "\n```" if sources else "")
+def toctrees(guides:list[str], chapters:list[str], sources:list[str])->str:
+    "The index's hidden toctrees, one per part of the navigation: the guides, the chapters, the module sources"
+    tree = lambda caption, names: f"```{{toctree}}\n:hidden:\n:caption: {caption}\n\n" + "\n".join(names) + "\n```"
+    parts = [("Guides", guides), ("Chapters", chapters), ("Module source", sources)]
+    return "\n\n".join(tree(caption, names) for caption, names in parts if names)
+
+def guide_order(index, # the index page, converted
+                guides:list[str], # the pages that are not chapters
+               )->list[str]:
+    "The guides in the order the index (and so README.md) links them, then any others by name"
+    markdown = "\n".join(c.source for c in index.cells if c.cell_type == "markdown")
+    linked = re.findall(r"\]\(([\w.-]+)\.ipynb", markdown)
+    return sorted(guides, key=lambda g: (linked.index(g) if g in linked else len(linked), g))
 
 def write_sources(results:list[dict], nbs:list[Path], src:Path, extra:Path):
     "Fill Sphinx's source directory with the pages, module source pages, and the site's raw notebooks"
     import nbformat
     (src/"src").mkdir(parents=True)
     (extra/"nbs").mkdir(parents=True)
-    sources = []
+    if (images := nbs[0].parent/IMAGES).is_dir(): shutil.copytree(images, src/IMAGES)  # as pages link them
+    sources, chapters = [], []
     for nb_path, res in zip(nbs, results):
         shutil.copy(nb_path, extra/"nbs"/nb_path.name)
         if mod := nbdocs.module_of(nb_path):
-            (src/"src"/f"{Path(mod).stem}.md").write_text(nbdocs.source_page(ROOT/mod, mod, nb_path.name, res["page"], res["title"]))
+            page = nbdocs.source_page(ROOT/mod, mod, nb_path.name, res["page"], res["title"])
+            (src/"src"/f"{Path(mod).stem}.md").write_text(page)
             sources.append(f"src/{Path(mod).stem}")
+            chapters.append(res["page"])
     nbs = {res["page"]: nbformat.reads(res["nb"], as_version=4) for res in results}
     known = set().union(*map(nbdocs.labels, nbs.values()))
     for res in results:
@@ -59,13 +74,16 @@ def write_sources(results:list[dict], nbs:list[Path], src:Path, extra:Path):
         for cell in nb.cells:
             if cell.cell_type == "markdown": cell.source = nbdocs.drop_dead_links(cell.source, known, list(nbs))
         if res["page"] == "index":
-            nb.cells.append(nbformat.v4.new_markdown_cell(toctrees([r["page"] for r in results if r["page"] != "index"], sources)))
+            others = [r["page"] for r in results if r["page"] != "index" and r["page"] not in chapters]
+            guides = guide_order(nb, others)
+            nb.cells.append(nbformat.v4.new_markdown_cell(toctrees(guides, chapters, sources)))
         nbformat.write(nb, src/f"{res['page']}.ipynb")
 
 def sphinx(src:Path, out:Path, work:Path, extra:Path)->int: # Sphinx's exit status
     "Build the HTML site from `src` into `out`, warnings as errors"
     from sphinx.cmd.build import build_main
-    if out.exists() and any(out.iterdir()) and not (out/".buildinfo").exists(): raise SystemExit(f"{out} is not a Sphinx build; not replacing it")
+    if out.exists() and any(out.iterdir()) and not (out/".buildinfo").exists():
+        raise SystemExit(f"{out} is not a Sphinx build; not replacing it")
     html = work/"site"/"html"  # MyST-NB writes a `jupyter_execute` folder beside the output: keep it in `work`
     status = build_main(["-b", "html", "-q", "-W", "--keep-going", "-c", str(ROOT/"docs"), "-d", str(work/"doctrees"),
                          "-D", f"html_extra_path={extra}", str(src), str(html)])
@@ -109,37 +127,45 @@ def build(out:Path, readme:Path|None=None, check_readme:Path|None=None,
     return problems + [f"the build wrote {f} into the project" for f in sorted(after) if before.get(f) != after[f]]
 
 def inputs()->str: # a SHA-256 digest
-    "What a build's result depends on: the files under `INPUTS` and the package's, Python and the installed distributions"
+    "What a build's result depends on: the files under `INPUTS` and the package's, Python, installed distributions"
     from nbdev.config import get_config
     h = hashlib.sha256(sys.version.encode())
     # A set: with the project root on sys.path (`python -m pytest`), the checkout's egg-info lists the package again.
-    for d in sorted({f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()}): h.update(d.encode())
+    dists = {f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()}
+    for d in sorted(dists): h.update(d.encode())
     for top in map(ROOT.joinpath, INPUTS + [get_config().lib_path.name]):
         for f in sorted(top.rglob("*")) if top.is_dir() else [top]:
-            if f.is_file() and not SKIP & set(f.relative_to(ROOT).parts): h.update(f"{f.relative_to(ROOT)}\0".encode() + f.read_bytes())
+            rel = f.relative_to(ROOT)
+            if f.is_file() and not SKIP & set(rel.parts): h.update(f"{rel}\0".encode() + f.read_bytes())
     return h.hexdigest()
 
 def site_for_tests(reuse:bool=True)->list[str]: # the build's problems
     "Build `SITE` and check README.md; with `reuse`, keep the site if `RECORD` shows it was built from today's inputs"
     digest = inputs()
-    if reuse and SITE.exists() and RECORD.exists() and (rec := json.loads(RECORD.read_text()))["inputs"] == digest: return rec["problems"]
+    if reuse and SITE.exists() and RECORD.exists() and (rec := json.loads(RECORD.read_text()))["inputs"] == digest:
+        return rec["problems"]
     problems = build(SITE, check_readme=ROOT/"README.md")
     RECORD.write_text(json.dumps({"inputs": digest, "problems": problems}, indent=1))
     return problems
 
 def main(argv:list[str]|None=None)->int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=ROOT/"docs"/"_site", help="where to write the site (default: docs/_site)")
-    p.add_argument("--check-readme", action="store_true", help="fail if README.md differs from nbs/index.ipynb instead of writing it")
-    p.add_argument("--runs", type=lambda s: Path(s) if s else None, default=RUNS, help="training runs; the newest one's executed notebook becomes the page "
+    p.add_argument("--out", type=Path, default=ROOT/"docs"/"_site",
+                   help="where to write the site (default: docs/_site)")
+    p.add_argument("--check-readme", action="store_true",
+                   help="fail if README.md differs from nbs/index.ipynb instead of writing it")
+    p.add_argument("--runs", type=lambda s: Path(s) if s else None, default=RUNS,
+                   help="training runs; the newest one's executed notebook becomes the page "
                    "'Latest training run' (default: artifacts/runs; none there, no page; --runs '' for none)")
-    p.add_argument("--test", action="store_true", help=f"the notebooks' test: build into {SITE.relative_to(ROOT)} with --check-readme and record the inputs for pytest "
-                   "(never with a run's page: the tests check the same site on every machine)")
+    p.add_argument("--test", action="store_true",
+                   help=f"the notebooks' test: build into {SITE.relative_to(ROOT)} with --check-readme and record the "
+                   "inputs for pytest (never with a run's page: the tests check the same site on every machine)")
     args = p.parse_args(argv)
     start, readme = time.perf_counter(), ROOT/"README.md"
     if args.test:
         args.out, problems = SITE, site_for_tests(reuse=False)
-    else: problems = build(args.out.resolve(), None if args.check_readme else readme, readme if args.check_readme else None, args.runs)
+    else: problems = build(args.out.resolve(), None if args.check_readme else readme,
+                           readme if args.check_readme else None, args.runs)
     size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file()) if args.out.exists() else 0
     print(f"docs: {args.out} ({size/2**20:.1f} MiB) in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     if problems: print("docs: problems to fix:\n  " + "\n  ".join(problems), file=sys.stderr)

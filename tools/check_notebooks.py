@@ -12,7 +12,8 @@ import filecmp, shutil, subprocess, sys, tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_NOTEBOOKS = ["05_model_training.ipynb", "14_monitoring.ipynb"]  # `iris-classifier train` and `monitor` run the package's copies
+# `iris-classifier train` and `monitor` run the package's copies
+SHIPPED_NOTEBOOKS = ["05_model_training.ipynb", "14_monitoring.ipynb"]
 BIN = Path(sys.executable).parent
 IGNORE = ["__pycache__", ".ipynb_checkpoints", "_proc"]
 
@@ -25,22 +26,30 @@ def differences(a:Path, b:Path)->list[str]:
     walk(cmp, "")
     return out
 
+def _ignore_modules(d, names):
+    "What the copy of the package leaves out: the exported modules (export writes them again) and caches"
+    return [n for n in names if n.endswith(".py") and n != "__init__.py"] + IGNORE
+
 def main()->int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         shutil.copy(ROOT/"pyproject.toml", tmp)
         shutil.copytree(ROOT/"nbs", tmp/"nbs", ignore=shutil.ignore_patterns(*IGNORE))
-        shutil.copytree(ROOT/"iris_classifier", tmp/"iris_classifier", ignore=lambda d, names: [n for n in names if n.endswith(".py") and n != "__init__.py"] + IGNORE)
+        shutil.copytree(ROOT/"iris_classifier", tmp/"iris_classifier", ignore=_ignore_modules)
         notebooks = sorted(str(p.relative_to(tmp)) for p in (tmp/"nbs").glob("*.ipynb"))
         # what `make clean-nbs` and `make export` run
-        for cmd in [["jupyter", "nbconvert", "--clear-output", "--inplace", "--log-level=WARN", *notebooks], ["nbdev-clean"], ["nbdev-export"]]:
+        for cmd in [["jupyter", "nbconvert", "--clear-output", "--inplace", "--log-level=WARN", *notebooks],
+                    ["nbdev-clean"], ["nbdev-export"]]:
             subprocess.run([BIN/cmd[0], *cmd[1:]], cwd=tmp, check=True)
         problems = [f"notebook not clean: nbs/{p} (run `make clean-nbs`)" for p in differences(ROOT/"nbs", tmp/"nbs")]
         problems += [f"library differs from the notebooks' export: iris_classifier/{p} (run `make export`)"
                      for p in differences(ROOT/"iris_classifier", tmp/"iris_classifier")]
-        problems += [f"iris_classifier/notebooks/{nb} differs from nbs/{nb} (run `make export`)" for nb in SHIPPED_NOTEBOOKS
-                     if not (ROOT/"iris_classifier"/"notebooks"/nb).is_file() or not filecmp.cmp(tmp/"nbs"/nb, ROOT/"iris_classifier"/"notebooks"/nb, shallow=False)]
-    print("\n".join(problems) or "notebooks clean; iris_classifier/ equals their export", file=sys.stderr if problems else sys.stdout)
+        shipped = ROOT/"iris_classifier"/"notebooks"
+        problems += [f"iris_classifier/notebooks/{nb} differs from nbs/{nb} (run `make export`)"
+                     for nb in SHIPPED_NOTEBOOKS
+                     if not (shipped/nb).is_file() or not filecmp.cmp(tmp/"nbs"/nb, shipped/nb, shallow=False)]
+    print("\n".join(problems) or "notebooks clean; iris_classifier/ equals their export",
+          file=sys.stderr if problems else sys.stdout)
     return 1 if problems else 0
 
 if __name__ == "__main__": sys.exit(main())

@@ -21,7 +21,7 @@ root-relative doc links (`/page.html#anchor`, as made when no `doc_host` is set)
 tries to install Quarto through `sudo`, rewrites `nbs/sidebar.yml` and `nbs/nbdev.yml`, and would only run
 the cells `show_doc` needs, while the committed notebooks have no outputs to show.
 """
-import ast, json, os, re, sys, sysconfig, tempfile, warnings
+import ast, copy, json, os, re, sys, sysconfig, tempfile, warnings
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -69,7 +69,8 @@ def execute(nb_path:Path, # notebook to run
     shell, cwd = CaptureShell(nb_path, profile=bool(cfg.exec_profile)), os.getcwd()
     os.chdir(workdir)
     try: shell.run_all(nb, exc_stop=True, preproc=lambda c: c.id not in run, cell_timeout=cfg.cell_timeout or None)
-    except Exception as e: raise RuntimeError(f"{nb_path.name} failed while building the docs:\n{shell.prettytb(nb_path)}") from e
+    except Exception as e:
+        raise RuntimeError(f"{nb_path.name} failed while building the docs:\n{shell.prettytb(nb_path)}") from e
     finally:
         os.chdir(cwd)
         shell.close()
@@ -107,7 +108,8 @@ def render_page(nb_path:Path, # notebook to turn into a page
     "Execute, process and convert one notebook; `tools/build_docs.py` runs this in worker processes"
     from fastcore.nbio import read_nb
     scratch.mkdir(parents=True)
-    os.environ.update(IN_TEST="1", IRIS_ARTIFACTS_DIR=str(scratch/"artifacts"), IRIS_MODEL_DIR=str(scratch/"artifacts"/"model"))
+    os.environ.update(IN_TEST="1", IRIS_ARTIFACTS_DIR=str(scratch/"artifacts"),
+                      IRIS_MODEL_DIR=str(scratch/"artifacts"/"model"))
     os.chdir(ROOT)  # nbdev finds its configuration from the working directory
     page = page_name(nb_path)
     nb = execute(nb_path, scratch)
@@ -116,7 +118,8 @@ def render_page(nb_path:Path, # notebook to turn into a page
     readme = to_readme(nb, f"nbs/{nb_path.name}") if page == "index" else None
     title = frontmatter(nb).get("title")
     if not re.match(r"# \S", next((c.source for c in read_nb(nb_path).cells if c.cell_type == "markdown"), "")):
-        problems.append("the first markdown cell should be `# Title` then `> summary`: nbdev takes the page title from it")
+        problems.append("the first markdown cell should be `# Title` then `> summary`: "
+                        "nbdev takes the page title from it")
     myst = to_myst(nb, page, header=source_links(nb_path, page))
     return dict(page=page, title=title or page, nb=nbformat.writes(myst), readme=readme,
                 problems=[f"{nb_path.name}: {p}" for p in problems])
@@ -145,12 +148,19 @@ def split_options(cell)->tuple[bool, str]: # whether it is a `show_doc` cell, an
     bare.remove_directives()
     show_doc = opts.items() >= SHOW_DOC.items()
     if show_doc: opts = {k: v for k, v in opts.items() if k not in SHOW_DOC}
-    if opts and opts != PLAIN: raise ValueError(f"the Quarto cell options {opts} have no translation in tools/nbdocs.py")
+    if opts and opts != PLAIN:
+        raise ValueError(f"the Quarto cell options {opts} have no translation in tools/nbdocs.py")
     return show_doc, bare.source
 
 def target(page:str, anchor:str)->str:
     "The Sphinx label of a `show_doc` entry, from nbdev's page and anchor"
     return f"{page}-{anchor.lower()}"
+
+_re_pagelink = re.compile(r"\]\((?![\w+.-]+:|/)([^)\s#]+\.ipynb)(#[^)\s]*)?\)")
+
+def page_links(md:str)->str:
+    "Point links to a notebook (`05_model_training.ipynb`, as on GitHub) at its page (`model_training.ipynb`)"
+    return _re_pagelink.sub(lambda m: f"]({page_name(Path(m[1]))}.ipynb{m[2] or ''})", md)
 
 def unlink_headings(md:str)->str:
     "Drop nbdev's doc links from headings: a heading names its section, and a same-named symbol may live elsewhere"
@@ -196,10 +206,14 @@ def show_doc_to_md(md:str, # a `show_doc` markdown output
 def _markdown_output(cell)->str:
     return "".join(_text(o.get("data", {}).get("text/markdown", "")) for o in cell.get("outputs", []))
 
+OUTPUT_KEYS = ("output_type", "name", "text", "data", "metadata", "execution_count", "ename", "evalue", "traceback")
+KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+          "language_info": {"name": "python", "pygments_lexer": "ipython3"}}  # the metadata of the pages' notebooks
+
 def _clean_outputs(outputs:list)->list:
     res = []
     for o in outputs:
-        o = {k: v for k, v in o.items() if k in ("output_type", "name", "text", "data", "metadata", "execution_count", "ename", "evalue", "traceback")}
+        o = {k: v for k, v in o.items() if k in OUTPUT_KEYS}
         if o["output_type"] in ("display_data", "execute_result"): o.setdefault("metadata", {})
         res.append(o)
     return res
@@ -237,30 +251,32 @@ def to_myst(nb, # processed notebook
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             if cell.source.strip() == insert_warning.content: continue
-            cells.append(nbformat.v4.new_markdown_cell(links_to_myst(unlink_headings(cell.source))))
+            cells.append(nbformat.v4.new_markdown_cell(page_links(links_to_myst(unlink_headings(cell.source)))))
         elif cell.cell_type == "code":
             show_doc, source = split_options(cell)
             if show_doc:
-                if md := _markdown_output(cell): cells.append(nbformat.v4.new_markdown_cell(show_doc_to_md(md, page, seen)))
+                if md := _markdown_output(cell):
+                    cells.append(nbformat.v4.new_markdown_cell(show_doc_to_md(md, page, seen)))
                 continue
             new = nbformat.v4.new_code_cell(source, execution_count=cell.get("execution_count"))
             new.outputs = [nbformat.from_dict(o) for o in _clean_outputs(cell.get("outputs", []))]
             cells.append(new)
         else: cells.append(nbformat.v4.new_raw_cell(cell.source))
-    out = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                                                          "language_info": {"name": "python", "pygments_lexer": "ipython3"}})
+    out = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(KERNEL))
     nbformat.validate(out)
     return out
 
 ## A training run's page
 
-RUN_NOTEBOOK = "05_model_training.ipynb"  # the executed notebook `iris-classifier train` keeps in `artifacts/runs/<run id>/`
+# the executed notebook `iris-classifier train` keeps in `artifacts/runs/<run id>/`
+RUN_NOTEBOOK = "05_model_training.ipynb"
 INJECTED = "injected-parameters"  # the tag of the cell papermill adds after the `parameters` cell
 
 def latest_run(runs:Path|None, # a directory of training runs, such as `artifacts/runs`
               )->Path|None: # the newest run's executed notebook, or None if there is none
     "The executed training notebook of the newest run in `runs`: run ids (`YYYYMMDDTHHMMSSZ-xxxxxx`) sort by time"
-    found = sorted(Path(runs).glob(f"*/{RUN_NOTEBOOK}"), key=lambda p: p.parent.name) if runs and Path(runs).is_dir() else []
+    if not (runs and Path(runs).is_dir()): return None
+    found = sorted(Path(runs).glob(f"*/{RUN_NOTEBOOK}"), key=lambda p: p.parent.name)
     return found[-1] if found else None
 
 def shorten_path(path:str, # an absolute path
@@ -290,12 +306,14 @@ def run_paths(nb)->list[str]: # absolute paths that must not appear on the page
 
 def _run_cell(cell, root:Path):
     "One cell of a run's notebook as it goes on the page, or None if the page leaves it out"
-    if cell.cell_type != "code": return nbformat.v4.new_markdown_cell(cell.source) if cell.cell_type == "markdown" else None
+    if cell.cell_type == "markdown": return nbformat.v4.new_markdown_cell(cell.source)
+    if cell.cell_type != "code": return None
     if {"hide", "default_exp"} & set(cell.directives) or cell.directives.get("include") == "false": return None
     from fastcore.nbio import mk_cell
     bare = mk_cell(cell.source)
     bare.remove_directives()
-    source = shorten_parameters(bare.source, root) if INJECTED in cell.get("metadata", {}).get("tags", []) else bare.source
+    injected = INJECTED in cell.get("metadata", {}).get("tags", [])
+    source = shorten_parameters(bare.source, root) if injected else bare.source
     if not source.strip(): return None
     new = nbformat.v4.new_code_cell(source, execution_count=cell.get("execution_count"))
     new.outputs = [nbformat.from_dict(o) for o in _clean_outputs(cell.get("outputs", []))]
@@ -305,15 +323,15 @@ def run_to_myst(nb, # a run's executed training notebook, as papermill wrote it
                 run_id:str, # the run's id, its directory's name
                 root:Path=ROOT, # the checkout, which paths are shown relative to
                )->nbformat.NotebookNode:
-    "A page showing a training run as it happened: outputs as papermill left them (nothing is re-run), hidden cells and `#|` directives dropped, injected paths shortened"
+    "A run's page: outputs as papermill left them (nothing re-run), hidden cells and `#|` dropped, paths shortened"
     first = next((c for c in nb.cells if c.cell_type == "markdown"), None)
     cells = [c for c in nb.cells if not (c is first and re.match(r"# \S", c.source))]  # the page has its own title
     head = (f"# Latest training run\n\n```{{container}} nbdocs-description\nRun `{run_id}`: the training notebook as "
-            f"`iris-classifier train` executed it, with the outputs it had then; this site does not run it again.\n```\n\n"
-            f"The same notebook, run afresh with its default parameters, is the [Model training](model_training.ipynb) page.")
-    out = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(head)] + [c for c in (_run_cell(c, root) for c in cells) if c is not None],
-                                   metadata={"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                                             "language_info": {"name": "python", "pygments_lexer": "ipython3"}})
+            f"`iris-classifier train` executed it, with the outputs it had then; this site does not run it again."
+            f"\n```\n\nThe same notebook, run afresh with its default parameters, is the "
+            f"[Model training](model_training.ipynb) page.")
+    shown = [c for c in (_run_cell(c, root) for c in cells) if c is not None]
+    out = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(head)] + shown, metadata=copy.deepcopy(KERNEL))
     nbformat.validate(out)
     return out
 
@@ -321,7 +339,8 @@ def source_problems(nb, # a converted notebook
                     forbidden:list[str], # strings no cell may contain, such as local paths
                    )->list[str]:
     "Cells whose source shows a forbidden string: a run's sources were written by papermill, not reviewed in git"
-    return [f"cell {i} shows the local path {p} in its source" for i, c in enumerate(nb.cells) for p in forbidden if p in c.source]
+    return [f"cell {i} shows the local path {p} in its source"
+            for i, c in enumerate(nb.cells) for p in forbidden if p in c.source]
 
 def render_run(nb_path:Path, # `runs/<run id>/05_model_training.ipynb`
                root:Path=ROOT, # the checkout, which paths are shown relative to
@@ -363,16 +382,18 @@ def html_table_to_md(html:str)->str|None: # a GitHub-flavoured table, or None if
     esc = lambda row: "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
     return "\n".join([esc(header), "|" + "---|" * len(header), *map(esc, rows)])
 
-_re_nblink = re.compile(r"\]\((?![\w+.-]+:|/)([^)\s]+\.ipynb(?:#[^)\s]*)?)\)")
+_re_rellink = re.compile(r"\]\((?![\w+.-]+:|/|#)([^)\s]+)\)")
 
 def readme_links(md:str, nbdir:str)->str:
-    "Make links between notebooks work from README.md, which sits above `nbdir`: `](page.ipynb)` -> `](nbs/page.ipynb)`"
-    return _re_nblink.sub(lambda m: f"]({nbdir}/{m[1]})", md)
+    "Make relative links (notebooks, images) work from README.md, above `nbdir`: `](a.ipynb)` -> `](nbs/a.ipynb)`"
+    return _re_rellink.sub(lambda m: f"]({nbdir}/{m[1]})", md)
 
 def _readme_output(o)->str:
-    if o.get("output_type") == "stream": return f"```\n{_text(o['text']).rstrip()}\n```" if o.get("name") == "stdout" else ""
+    if o.get("output_type") == "stream":
+        return f"```\n{_text(o['text']).rstrip()}\n```" if o.get("name") == "stdout" else ""
     data = o.get("data", {})
-    if any(k.startswith("image/") for k in data): raise ValueError("README.md cannot show images: index.ipynb should not plot")
+    if any(k.startswith("image/") for k in data):
+        raise ValueError("README.md cannot show images: index.ipynb should not plot")
     if "text/markdown" in data: return _re_linked.sub(r"\1", _re_srclink.sub("", _text(data["text/markdown"]))).strip()
     if table := html_table_to_md(_text(data.get("text/html", ""))): return table
     return f"```\n{_text(data.get('text/plain', '')).rstrip()}\n```" if "text/plain" in data else ""
@@ -383,7 +404,8 @@ def to_readme(nb, # processed index notebook
     "README.md as `nbdev-readme` would write it: prose, code, and outputs as markdown (doc links unlinked)"
     from nbdev.processors import insert_warning
     fm, nbdir = frontmatter(nb), Path(source).parent.as_posix()
-    parts = [f"# {fm.get('title', '')}", f"<!-- WARNING: THIS FILE WAS AUTOGENERATED from {source} by tools/build_docs.py! DO NOT EDIT! -->"]
+    parts = [f"# {fm.get('title', '')}",
+             f"<!-- WARNING: THIS FILE WAS AUTOGENERATED from {source} by tools/build_docs.py! DO NOT EDIT! -->"]
     if fm.get("description"): parts.append(f"> {fm['description']}")
     for cell in nb.cells[1 if fm else 0:]:
         if cell.cell_type == "markdown" and cell.source.strip() != insert_warning.content:
@@ -406,7 +428,8 @@ def source_page(py:Path, # the module file
     from pygments import highlight
     from pygments.formatters import HtmlFormatter
     from pygments.lexers import PythonLexer
-    html = highlight(py.read_text(), PythonLexer(), HtmlFormatter(linenos="inline", lineanchors="L", anchorlinenos=True, wrapcode=True))
+    fmt = HtmlFormatter(linenos="inline", lineanchors="L", anchorlinenos=True, wrapcode=True)
+    html = highlight(py.read_text(), PythonLexer(), fmt)
     return (f"---\nhtml_theme.sidebar_secondary.remove: true\n---\n# {module}\n\n"
             f"Exported by nbdev from <a href=\"../nbs/{nb_name}\" download>nbs/{nb_name}</a>, "
             f"which documents it: [{title}](../{page}.ipynb). Edit the notebook, not this file.\n\n"
