@@ -41,8 +41,8 @@ usage() {
     exit 2
 }
 
-fail() { # exit status, message
-    echo "champion: $2" >&2
+fail() { # exit status, message (its words joined by spaces)
+    echo "champion: ${*:2}" >&2
     exit "$1"
 }
 

@@ -77,18 +77,19 @@ usage() {
     exit 2
 }
 
-fail() { # exit status, message
-    echo "retrain: $2" >&2
+fail() { # exit status, message (its words joined by spaces)
+    echo "retrain: ${*:2}" >&2
     exit "$1"
 }
 
-say() { # message, also kept in retrain/outcome.txt when `run` writes one
-    echo "retrain: $1"
-    if [[ -d $decided ]]; then echo "$1" >>"$decided/outcome.txt"; fi
+say() { # message (its words joined by spaces), also kept in retrain/outcome.txt when `run` writes one
+    echo "retrain: $*"
+    if [[ -d $decided ]]; then echo "$*" >>"$decided/outcome.txt"; fi
 }
 
 model_version() {
-    "${PYTHON:-python3}" -c 'import json, sys; print(json.load(open(sys.argv[1]))["model_version"])' "$artifacts/model/metadata.json"
+    "${PYTHON:-python3}" -c 'import json, sys; print(json.load(open(sys.argv[1]))["model_version"])' \
+        "$artifacts/model/metadata.json"
 }
 
 window_start() { # SINCE NOW (seconds since the epoch): the start of the monitoring window, likewise
@@ -189,8 +190,10 @@ train() { # [--champion DIR] OPTION...; sets `trained` to 0 (published) or 4 (re
     case $trained in
         0) say "challenger $(model_version) published" ;;
         4) say "challenger refused: the champion $(model_version) stays published, nothing new to deploy" ;;
-        5) fail 5 "the champion check could not compare the challenger with the champion $(model_version), which stays published: a person decides (a push pipeline with publish_uncompared: true publishes anyway)" ;;
-        *) fail "$trained" "training failed (iris-classifier train exited $trained): see the run's executed notebook under $artifacts/runs" ;;
+        5) fail 5 "the champion check could not compare the challenger with the champion $(model_version), which \
+stays published: a person decides (a push pipeline with publish_uncompared: true publishes anyway)" ;;
+        *) fail "$trained" "training failed (iris-classifier train exited $trained): see the run's executed \
+notebook under $artifacts/runs" ;;
     esac
 }
 
@@ -209,7 +212,8 @@ run() { # DIR OPTION...
     local records=$1/records champion=$1/champion force=${FORCE_RETRAIN:-false} verdict=0
     shift
     [[ $force == true || $force == false ]] || fail 2 "FORCE_RETRAIN must be true or false, not '$force'"
-    [[ " $* " != *" --publish-uncompared "* ]] || fail 2 "scheduled retraining never publishes an uncompared model: drop --publish-uncompared"
+    [[ " $* " != *" --publish-uncompared "* ]] ||
+        fail 2 "scheduled retraining never publishes an uncompared model: drop --publish-uncompared"
     [[ -d $records && -f $champion/metadata.json ]] ||
         fail 2 "no records or no champion in ${records%/records} (ops/retrain.sh fetch puts them there)"
     rm -rf "$decided"
@@ -238,23 +242,28 @@ run() { # DIR OPTION...
     fi
     if ((trained == 0)); then
         model_version >"$decided/deploy"
-        say "build_and_push and hand_over follow for model $(<"$decided/deploy"); its deploy pipeline waits for approval"
+        say "build_and_push and hand_over follow for model $(<"$decided/deploy");" \
+            "its deploy pipeline waits for approval"
     fi
 }
 
 hand_over() { # IMAGE
-    local image=$1 version body
+    local image=$1 version body number
     version=$(decision)
     [[ $image == *-"$version" ]] || fail 2 "image $image is not the image of model $version"
-    [[ -n ${CIRCLE_TOKEN:-} ]] || fail 2 "set CIRCLE_TOKEN (CircleCI context gcp-deploy), an API token that may start pipelines"
+    [[ -n ${CIRCLE_TOKEN:-} ]] ||
+        fail 2 "set CIRCLE_TOKEN (CircleCI context gcp-deploy), an API token that may start pipelines"
     [[ -n ${PROJECT_SLUG:-} ]] || fail 2 "set PROJECT_SLUG, the pipeline's project slug (<< pipeline.project.slug >>)"
     bash "$here/champion.sh" stage "$artifacts/model"
-    body=$(printf '{"branch": "%s", "parameters": {"deploy_model": "%s", "deploy_image": "%s"}}' "${CIRCLE_BRANCH:-main}" "$version" "$image")
+    body=$(printf '{"branch": "%s", "parameters": {"deploy_model": "%s", "deploy_image": "%s"}}' \
+        "${CIRCLE_BRANCH:-main}" "$version" "$image")
     curl --fail-with-body --silent --show-error --request POST --header "Circle-Token: $CIRCLE_TOKEN" \
         --header "Content-Type: application/json" --data "$body" \
         "${CIRCLECI_API:-https://circleci.com/api/v2}/project/$PROJECT_SLUG/pipeline" >"$decided/hand-over.json" ||
         fail 1 "CircleCI did not start the deploy pipeline: $(cat "$decided/hand-over.json" 2>/dev/null)"
-    say "model $version and image $image handed over to pipeline $("${PYTHON:-python3}" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("number", "?"))' "$decided/hand-over.json"): approve-deploy there deploys them"
+    number=$("${PYTHON:-python3}" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("number", "?"))' \
+        "$decided/hand-over.json")
+    say "model $version and image $image handed over to pipeline $number: approve-deploy there deploys them"
 }
 
 decision() {
@@ -262,7 +271,8 @@ decision() {
         cat "$decided/deploy"
         return
     fi
-    fail 1 "no challenger was published (no drift, or it was refused; $decided/outcome.txt says which): nothing to build or deploy"
+    fail 1 "no challenger was published (no drift, or it was refused; $decided/outcome.txt says which):" \
+        "nothing to build or deploy"
 }
 
 (($# >= 1)) || usage

@@ -575,7 +575,9 @@ def test_push_training_after_a_rollout_undo_builds_on_the_model_in_force(ct, fet
 
 def test_a_cluster_serving_the_champion_or_naming_none_changes_nothing(ct):
     for in_force, cluster, said in ((CHAMPION, "up", f"the cluster serves model {CHAMPION}"),
-                                    ("", "up", "names no model version"), (CHAMPION, "empty", "no Deployment")):
+                                    ("", "up", "names no model version"),
+                                    (CHAMPION, "empty", "no Deployment, or one that names no model version "
+                                     "(deployed before ops/deploy.sh set it): following the champion")):
         fetch, _ = ct("retrain", "fetch", str(ct.tmp/"p"), FAKE_IN_FORCE=in_force, FAKE_CLUSTER=cluster)
         assert fetch.returncode == 0 and said in fetch.stdout
         result, log = ct("retrain", "run", str(ct.tmp/"p"), FAKE_MONITOR="0")
