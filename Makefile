@@ -112,9 +112,10 @@ lock: $(UV) ## re-export requirements.lock (hash-pinned, no index URLs) after ch
 system-deps: system-deps-tests ## Debian, as root: system-deps-tests, and podman with a local base image (container)
 	bash ops/install-container-tools.sh
 
-system-deps-tests: ## Debian, as root: the tests' tools (Chromium, wrk, Prometheus and promtool, faketime, shellcheck)
+# jq: ops/champion.sh, ops/deploy.sh and ops/retrain.sh read JSON with it (and the tests run them).
+system-deps-tests: ## Debian, as root: the tests' tools (Chromium, wrk, Prometheus, promtool, faketime, shellcheck, jq)
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core wrk faketime shellcheck
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core wrk faketime shellcheck jq
 	# The tests start their own Prometheus on loopback: no node exporter, and Debian's service (which would
 	# listen on every interface) stopped where systemd runs it.
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus

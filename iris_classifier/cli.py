@@ -104,10 +104,10 @@ def train_command(args:argparse.Namespace, # parsed `train` arguments
 def runs_command(args:argparse.Namespace, # parsed `runs` arguments
                 )->int: # exit code
     "Print the runs as a table, or two runs side by side"
-    from iris_classifier.runs import RUN_COLUMNS, compare_runs, find_run, read_runs, run_row, text_table
+    from iris_classifier.runs import RUN_COLUMNS, compare_runs, find_run, read_pruned, read_runs, run_row, text_table
     runs, current = read_runs(runs_dir(args.output_dir)), metadata_in_force(args.model_dir or model_dir(args.output_dir))
     if args.compare:
-        a, b = (find_run(runs, name) for name in args.compare)
+        a, b = (find_run(runs, name, read_pruned(runs_dir(args.output_dir))) for name in args.compare)
         diff = compare_runs(a, b)
         print(text_table(["field", a["run_id"], b["run_id"]], diff) if diff else f"Runs {a['run_id']} and {b['run_id']} recorded the same parameters, data and metrics.")
         return 0
@@ -134,11 +134,12 @@ def prune_runs_command(args:argparse.Namespace, # parsed `prune-runs` arguments
 def history_command(args:argparse.Namespace, # parsed `history` arguments
                    )->int: # exit code
     "Print the promotion history of the published model"
-    from iris_classifier.runs import HISTORY_COLUMNS, history_rows, text_table
-    dest = args.model_dir or model_dir(args.output_dir)
+    from iris_classifier.runs import HISTORY_COLUMNS, history_rows, read_pruned, read_runs, text_table
+    dest, root = args.model_dir or model_dir(args.output_dir), runs_dir(args.output_dir)
     history = read_history(dest)
     if not history: print(f"No promotion history in {dest}. Run `iris-classifier train`."); return 0
-    print(text_table(HISTORY_COLUMNS, history_rows(history, metadata_in_force(dest))))
+    rows = history_rows(history, metadata_in_force(dest), read_runs(root), read_pruned(root))
+    print(text_table(HISTORY_COLUMNS, rows))
     return 0
 
 def rollback_command(args:argparse.Namespace, # parsed `rollback` arguments

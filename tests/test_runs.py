@@ -198,7 +198,8 @@ def test_prune_runs_names_what_it_removes_and_keeps_the_model_in_force(trained, 
     assert sorted(p.name for p in (out/"runs").iterdir()) == names  # a dry run removes nothing
     proc = cli("prune-runs", "--output-dir", out, "--keep", "1", cwd=tmp_path)
     assert proc.returncode == 0 and f"removing {out/'runs'/names[1]}" in proc.stdout
-    assert sorted(p.name for p in (out/"runs").iterdir()) == [names[0], names[2]]  # the newest, and the one in force
+    assert sorted(p.name for p in (out/"runs").iterdir()) == [".pruned", names[0], names[2]]  # the newest, the one in force
+    assert (out/"runs"/".pruned").read_text() == names[1] + "\n"  # what history and runs --compare tell from "never here"
     assert read_metadata(out/"model")["run_id"] == names[0] == rollback["run_id"]
     assert cli("prune-runs", "--output-dir", out, cwd=tmp_path).returncode == 2  # neither --keep nor --older-than
 
@@ -215,3 +216,28 @@ def test_prune_runs_prunes_the_archive_with_the_runs_and_rollback_says_so(tmp_pa
     refused = cli("rollback", versions[0], "--output-dir", out, cwd=tmp_path)
     assert refused.returncode == 2 and "its archive was removed" in refused.stderr
     assert cli("rollback", "--output-dir", out, cwd=tmp_path).returncode == 0 and read_metadata(out/"model")["model_version"] == versions[1]
+
+def test_history_and_compare_say_which_runs_were_pruned(tmp_path):
+    out, ids = tmp_path/"artifacts", ["20261128T090000Z-a1b2c3", "20261129T090000Z-d4e5f6", "20261130T090000Z-0f0f0f"]
+    versions = [f"{i[:16]}-{i[-6:]}aa" for i in ids]
+    for run_id, version in zip(ids, versions):
+        (out/"runs"/run_id).mkdir(parents=True)
+        record = dict(run_id=run_id, model_version=version, published=True)
+        (out/"runs"/run_id/"run.json").write_text(json.dumps(record))
+    (out/"model").mkdir()
+    entry = lambda n, version, run_id: dict(entry=n, time=f"2026-11-{27 + n}T09:00:05+00:00", model_version=version,
+                                             model_sha256="0" * 8, why="trained", by="ana", run_id=run_id)
+    entries = [entry(1, versions[0], ids[0]), entry(2, versions[2], ids[2]),
+               entry(3, "20261101T000000Z-c0ffeeaa", "20261101T000000Z-c0ffee")]  # the last trained elsewhere
+    (out/"model"/"history.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
+    (out/"model"/"metadata.json").write_text(json.dumps(dict(model_version=versions[2], history=dict(entry=2))))
+    pruned = cli("prune-runs", "--keep", "1", "--output-dir", out, cwd=tmp_path)
+    assert pruned.returncode == 0, pruned.stderr
+    history = cli("history", "--output-dir", out, cwd=tmp_path)
+    assert history.returncode == 0, history.stderr
+    rows = {line.split()[0]: line for line in history.stdout.splitlines()[1:]}
+    assert f"{ids[0]} (pruned)" in rows["1"] and f"{ids[2]} " in rows["2"] and "(pruned)" not in rows["2"]
+    assert "20261101T000000Z-c0ffee (not in this runs directory)" in rows["3"]  # trained elsewhere, never pruned here
+    compare = cli("runs", "--compare", ids[1][:10], ids[2], "--output-dir", out, cwd=tmp_path)
+    assert compare.returncode != 0 and f"Run {ids[1]} was pruned" in compare.stderr
+    assert "Traceback" not in compare.stderr

@@ -135,6 +135,19 @@ def _workflow_job(config, workflow, job):
     (lambda c: c["jobs"]["deploy"]["steps"].insert(3, {"run": "bash ops/champion.sh upload artifacts/model"}),
      "uploads the champion before the rollout"),
     (lambda c: c["jobs"]["build_and_push"]["steps"].pop(2), "job build_and_push: does not stop before authenticating"),
+    (lambda c: _replace_run(c["jobs"]["deploy"], "ops/champion.sh check", "echo no check"),
+     "job deploy: does not run 'ops/champion.sh check'"),
+    (lambda c: c["jobs"]["deploy"]["steps"].append({"run": "bash ops/champion.sh check artifacts/model"})
+     or _replace_run(c["jobs"]["deploy"], "May this model", "echo later"), "checks the champion after the rollout"),
+    (lambda c: c["jobs"]["champion"]["steps"].remove("jq"), "job champion: runs an ops script that reads JSON with jq, without the jq step"),
+    (lambda c: _replace_run(c["jobs"]["champion"], "ops/retrain.sh in-force", "bash ops/champion.sh fetch x"),
+     "job champion: does not run 'ops/retrain.sh in-force'"),
+    (lambda c: c["jobs"]["champion"]["steps"].remove("cluster-credentials"),
+     "job champion: does not use the cluster-credentials command"),
+    (lambda c: c["jobs"]["fetch_production"]["steps"].remove("cluster-credentials"),
+     "job fetch_production: does not use the cluster-credentials command"),
+    (lambda c: _workflow_job(c, "retrain", "fetch_production").pop("requires"),
+     "workflow retrain: fetch_production does not require test"),
     (lambda c: c["commands"]["halt-unless-retrained"]["steps"][0]["run"].update(command="bash ops/retrain.sh decision || true"),
      "command halt-unless-retrained"),
 ])
@@ -181,6 +194,7 @@ def _deployment(docs):
      "does not select"),
     (lambda d: _deployment(d)["spec"]["template"]["spec"]["containers"][0]["volumeMounts"].clear(), "/tmp"),
     (lambda d: _deployment(d)["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=20), "terminationGracePeriodSeconds"),
+    (lambda d: _deployment(d)["spec"]["template"]["metadata"].pop("annotations"), "iris-classifier/model-version"),
 ])
 def test_manifest_check_catches(mutate, expected):
     docs = copy.deepcopy(MANIFEST)
@@ -220,9 +234,12 @@ def fake_kubectl(tmp_path):
     env = dict(os.environ, PATH=_fake_command(tmp_path, "kubectl", FAKE_KUBECTL), FAKE_LOG=str(tmp_path / "log"),
                FAKE_APPLIED=str(tmp_path / "applied.yaml"), FAKE_REVISION="3", FAKE_ROLLOUT="ok", FAKE_REPLICAS="",
                K8S_NAMESPACE="prod")
+    model = tmp_path/"model"
+    model.mkdir()
+    (model/"metadata.json").write_text(json.dumps({"model_version": DEPLOYED}))
 
-    def deploy(image, **overrides):
-        result = run("bash", "ops/deploy.sh", image, env={**env, **overrides})
+    def deploy(image, *model_dir, **overrides):
+        result = run("bash", "ops/deploy.sh", image, *(model_dir or [str(model)]), env={**env, **overrides})
         log = (tmp_path / "log").read_text() if (tmp_path / "log").exists() else ""
         applied = (tmp_path / "applied.yaml").read_text() if (tmp_path / "applied.yaml").exists() else ""
         return result, log, applied
@@ -230,6 +247,16 @@ def fake_kubectl(tmp_path):
 
 
 IMAGE = "europe-west1-docker.pkg.dev/proj/repo/iris-classifier:" + "a" * 40
+DEPLOYED = "20261202T080000Z-00c0ffee"
+
+
+def test_deploy_names_the_model_on_the_pod_template(fake_kubectl, tmp_path):
+    result, _, applied = fake_kubectl(IMAGE)
+    assert result.returncode == 0, result.stderr
+    template = _deployment(list(yaml.safe_load_all(applied)))["spec"]["template"]
+    assert template["metadata"]["annotations"] == {"iris-classifier/model-version": DEPLOYED}
+    result, log, _ = fake_kubectl(IMAGE, str(tmp_path/"no-model"))
+    assert result.returncode == 2 and "no published model" in result.stderr and log.count("apply") == 1
 
 
 def test_deploy_applies_the_commit_image_and_waits(fake_kubectl):
@@ -331,9 +358,23 @@ def test_shell_scripts_pass_shellcheck():
 # ---- ops/retrain.sh and ops/champion.sh against a stand-in gcloud (buckets are directories) and iris-classifier ----
 
 FAKE_STORAGE = r"""#!/usr/bin/env bash
-# `gcloud storage ls|rsync` on directories: gs://BUCKET/PATH is $FAKE_GCS/BUCKET/PATH.
+# `gcloud storage ls|rsync|cp|cat|objects describe` on directories: gs://BUCKET/PATH is $FAKE_GCS/BUCKET/PATH. An
+# object's generation is kept in $FAKE_GCS.gen/BUCKET/PATH (1 for one the test wrote itself); each write makes a
+# new one, and `cp --if-generation-match=G` fails as Cloud Storage does when the object's is not G (0: absent).
+# FAKE_RACE=NAME: another writer replaces the object NAME just before a `cp` to it.
 echo "$*" >> "$FAKE_LOG"
 local_path() { if [[ $1 == gs://* ]]; then echo "$FAKE_GCS/${1#gs://}"; else echo "$1"; fi; }
+gen_file() { echo "$FAKE_GCS.gen/${1#"$FAKE_GCS"/}"; }
+generation() {
+  if [[ ! -f $1 ]]; then echo 0; elif [[ -f $(gen_file "$1") ]]; then cat "$(gen_file "$1")"; else echo 1; fi
+}
+write() { # SRC DST
+  mkdir -p "$(dirname "$2")" && cp "$1" "$2"
+  [[ $2 == "$FAKE_GCS"/* ]] || return 0
+  local n=$(( $(cat "$FAKE_GCS.counter" 2>/dev/null || echo 100) + 1 ))
+  echo "$n" > "$FAKE_GCS.counter"
+  mkdir -p "$(dirname "$(gen_file "$2")")" && echo "$n" > "$(gen_file "$2")"
+}
 [[ $1 == storage ]] || exit 1
 case $2 in
   ls)
@@ -343,28 +384,68 @@ case $2 in
   rsync)
     src=$(local_path "${@: -2:1}"); dst=$(local_path "${@: -1}")
     [[ -d $src ]] || { echo "ERROR: $src not found" >&2; exit 1; }
+    exclude=""; for a in "$@"; do [[ $a == --exclude=* ]] && exclude=${a#--exclude=}; done
     [[ " $* " == *" --delete-unmatched-destination-objects "* ]] && rm -rf "$dst"
-    mkdir -p "$dst" && cp -R "$src/." "$dst/" ;;
+    mkdir -p "$dst"
+    (cd "$src" && find . -type f | sed 's|^\./||') | while read -r rel; do
+      [[ -n $exclude ]] && grep -qE "$exclude" <<<"$rel" && continue
+      write "$src/$rel" "$dst/$rel"
+    done ;;
+  cp)
+    src=$(local_path "${@: -2:1}"); dst=$(local_path "${@: -1}")
+    [[ -n ${FAKE_RACE:-} && $dst == */"$FAKE_RACE" ]] && write "$dst" "$dst"
+    for a in "$@"; do
+      [[ $a == --if-generation-match=* && ${a#*=} != "$(generation "$dst")" ]] &&
+        { echo "ERROR: HTTPError 412: At least one of the pre-conditions you specified did not hold." >&2; exit 1; }
+    done
+    write "$src" "$dst" ;;
+  cat) cat "$(local_path "$3")" ;;
+  objects)
+    [[ $3 == describe && $5 == --format=value\(generation\) ]] || exit 1
+    [[ -f $(local_path "$4") ]] || { echo "ERROR: $4 not found" >&2; exit 1; }
+    generation "$(local_path "$4")" ;;
   *) exit 1 ;;
 esac
 """
 
 FAKE_IRIS = r"""#!/usr/bin/env bash
-# iris-classifier: `monitor` exits $FAKE_MONITOR; `train` exits $FAKE_TRAIN and, on 0, publishes a new model.
+# iris-classifier: `monitor` notes the model it judges and exits $FAKE_MONITOR; `train` exits $FAKE_TRAIN and, on
+# 0, publishes a new model over the one in force (a history entry naming it); `rollback V --model-dir D` puts the
+# archived V back in force in D, with its history entry.
 echo "iris-classifier $*" >> "$FAKE_LOG"
+model=$IRIS_ARTIFACTS_DIR/model
+in_force() { [[ -f $model/metadata.json ]] && jq -r .model_version "$model/metadata.json"; }
 case $1 in
-  monitor) exit "${FAKE_MONITOR:-0}" ;;
+  monitor) echo "monitored model $(in_force)" >> "$FAKE_LOG"; exit "${FAKE_MONITOR:-0}" ;;
   train)
     if [[ ${FAKE_TRAIN:-0} == 0 ]]; then
-      mkdir -p "$IRIS_ARTIFACTS_DIR/model"
-      printf '{\n  "model_version": "%s"\n}\n' "$NEW_VERSION" > "$IRIS_ARTIFACTS_DIR/model/metadata.json"
+      mkdir -p "$model"
+      printf '{"model_version": "%s", "previous": "%s"}\n' "$NEW_VERSION" "$(in_force)" >> "$model/history.jsonl"
+      printf '{\n  "model_version": "%s"\n}\n' "$NEW_VERSION" > "$model/metadata.json"
     fi
     exit "${FAKE_TRAIN:-0}" ;;
+  rollback)
+    [[ $3 == --model-dir && -f $4/versions/$2/metadata.json ]] || exit 1
+    printf '{"model_version": "%s", "previous": "%s", "why": "rolled back"}\n' "$2" "$(in_force)" >> "$4/history.jsonl"
+    cp "$4/versions/$2/metadata.json" "$4/metadata.json"
+    exit 0 ;;
 esac
 exit 2
 """
 
+FAKE_CLUSTER = r"""#!/usr/bin/env bash
+# kubectl get deployment/iris-classifier --ignore-not-found -o json: a Deployment whose pod template names model
+# $FAKE_IN_FORCE (no annotation if empty); FAKE_CLUSTER=down: the cluster cannot be reached; =empty: no Deployment.
+echo "kubectl $*" >> "$FAKE_LOG"
+[[ ${FAKE_CLUSTER:-up} != down ]] || { echo "Unable to connect to the server" >&2; exit 1; }
+[[ $* == *"get deployment/iris-classifier --ignore-not-found -o json" ]] || exit 1
+[[ ${FAKE_CLUSTER:-up} == up ]] || exit 0
+jq -n --arg v "$FAKE_IN_FORCE" '{spec: {template: {metadata: {annotations: (if $v == "" then {} else
+  {"iris-classifier/model-version": $v} end)}}}}'
+"""
+
 CHAMPION, NEW_VERSION = "20261101T000000Z-c4a5e1d0", "20261201T063000Z-0badcafe"
+OLDER = "20261015T000000Z-01d01d01"  # the champion before CHAMPION, still in its archive
 
 
 @pytest.fixture
@@ -373,16 +454,23 @@ def ct(tmp_path):
     path = _fake_command(tmp_path, "gcloud", FAKE_STORAGE)
     (tmp_path/"bin"/"iris-classifier").write_text(FAKE_IRIS)
     (tmp_path/"bin"/"iris-classifier").chmod(0o755)
-    records = tmp_path/"gcs"/"records-bucket"/"iris-records"/"2026"/"11"/"30"
-    records.mkdir(parents=True)
-    (records/"06:00:00_06:59:59_S0.json").write_text('{"jsonPayload": {"kind": "prediction"}}\n{"jsonPayload": {"kind": "feedback"}}\n')
+    (tmp_path/"bin"/"kubectl").write_text(FAKE_CLUSTER)
+    (tmp_path/"bin"/"kubectl").chmod(0o755)
+    for day in ("2026/11/30", "2026/11/20"):
+        records = tmp_path/"gcs"/"records-bucket"/"iris-records"/day
+        records.mkdir(parents=True)
+        (records/"06:00:00_06:59:59_S0.json").write_text(
+            '{"jsonPayload": {"kind": "prediction"}}\n{"jsonPayload": {"kind": "feedback"}}\n')
     model = tmp_path/"gcs"/"model-bucket"/"model"
-    model.mkdir(parents=True)
+    (model/"versions"/OLDER).mkdir(parents=True)
+    (model/"versions"/OLDER/"metadata.json").write_text(json.dumps({"model_version": OLDER}))
     (model/"metadata.json").write_text(json.dumps({"model_version": CHAMPION}, indent=2))
-    (model/"history.jsonl").write_text('{"model_version": "' + CHAMPION + '"}\n')
+    (model/"history.jsonl").write_text(json.dumps({"model_version": OLDER, "previous": None}) + "\n"
+                                       + json.dumps({"model_version": CHAMPION, "previous": OLDER}) + "\n")
     base = {"PATH": path, "HOME": str(tmp_path), "FAKE_LOG": str(tmp_path/"log"), "FAKE_GCS": str(tmp_path/"gcs"),
             "IRIS_CLASSIFIER": str(tmp_path/"bin"/"iris-classifier"), "IRIS_ARTIFACTS_DIR": str(tmp_path/"artifacts"),
-            "RECORDS_BUCKET": "records-bucket", "MODEL_BUCKET": "model-bucket", "NEW_VERSION": NEW_VERSION}
+            "RECORDS_BUCKET": "records-bucket", "MODEL_BUCKET": "model-bucket", "NEW_VERSION": NEW_VERSION,
+            "FAKE_IN_FORCE": CHAMPION, "RETRAIN_NOW": "2026-12-01T06:00:00Z"}
 
     def script(name, *args, **env):
         env = {k: v for k, v in {**base, **env}.items() if v is not None}
@@ -414,6 +502,98 @@ def test_retrain_fetch_brings_records_and_the_champion(ct):
     assert (ct.tmp/"production"/"champion"/"history.jsonl").exists()
     assert "storage rsync --recursive gs://records-bucket" in log and "gs://model-bucket/model" in log
     assert "1 file(s) of records" in result.stdout
+
+
+def _fetched_days(production):
+    return sorted(str(p.relative_to(production/"records")) for p in (production/"records").glob("*/*/*/*"))
+
+
+@pytest.mark.parametrize("since, now, days", [
+    ("7d", "2026-12-01T06:00:00Z", ["iris-records/2026/11/30"]),
+    ("12h", "2026-12-01T06:00:00Z", ["iris-records/2026/11/30"]),
+    ("6h", "2026-12-01T06:00:00Z", []),
+    ("2026-11-20", "2026-12-01T06:00:00Z", ["iris-records/2026/11/20", "iris-records/2026/11/30"]),
+    ("14d", "2026-11-30T23:59:59Z", ["iris-records/2026/11/20", "iris-records/2026/11/30"]),
+    ("1d", "2026-11-21T00:00:00Z", ["iris-records/2026/11/20"]),
+])
+def test_retrain_fetch_copies_only_the_days_the_window_needs(ct, since, now, days):
+    result, log = ct("retrain", "fetch", str(ct.tmp/"production"), MONITOR_SINCE=since, RETRAIN_NOW=now)
+    assert result.returncode == 0, result.stderr
+    assert _fetched_days(ct.tmp/"production") == days
+    assert "rsync --recursive gs://records-bucket " not in log  # never the whole bucket
+    assert (ct.tmp/"production"/"until").read_text().strip() == now
+
+
+def test_retrain_fetch_refuses_a_window_it_cannot_read(ct):
+    result, _ = ct("retrain", "fetch", str(ct.tmp/"production"), MONITOR_SINCE="a week")
+    assert result.returncode == 2 and "MONITOR_SINCE 'a week' is not a duration" in result.stderr
+
+
+def test_monitor_judges_the_window_fetch_copied(ct, fetched):
+    result, log = ct("retrain", "run", str(fetched), RETRAIN_NOW="2030-01-01T00:00:00Z")
+    assert result.returncode == 0, result.stderr
+    assert "--since 7d --until 2026-12-01T06:00:00Z" in log
+
+
+def test_retrain_fetch_notes_the_model_the_cluster_serves(ct):
+    result, log = ct("retrain", "fetch", str(ct.tmp/"production"), FAKE_IN_FORCE=OLDER, K8S_NAMESPACE="prod")
+    assert result.returncode == 0, result.stderr
+    assert (ct.tmp/"production"/"in-force").read_text().strip() == OLDER
+    assert f"the cluster serves model {OLDER}" in result.stdout
+    assert "kubectl --namespace prod get deployment/iris-classifier --ignore-not-found -o json" in log
+    result, log = ct("retrain", "fetch", str(ct.tmp/"elsewhere"), FAKE_CLUSTER="down")
+    assert result.returncode == 1 and "the model in force is unknown" in result.stderr and "gcloud" not in log
+    assert not (ct.tmp/"elsewhere").exists()
+
+
+def test_after_a_rollout_undo_retrain_judges_and_builds_on_the_model_in_force(ct):
+    assert ct("retrain", "fetch", str(ct.tmp/"production"), FAKE_IN_FORCE=OLDER)[0].returncode == 0
+    result, log = ct("retrain", "run", str(ct.tmp/"production"), FAKE_MONITOR="3")
+    assert result.returncode == 0, result.stderr
+    assert f"the cluster serves model {OLDER}, not the champion {CHAMPION}" in result.stdout
+    steps = [log.index(step) for step in (f"rollback {OLDER} --model-dir", "iris-classifier monitor", "iris-classifier train")]
+    assert steps == sorted(steps)
+    assert f"monitored model {OLDER}" in log
+    history = [json.loads(line) for line in (ct.tmp/"artifacts"/"model"/"history.jsonl").read_text().splitlines()]
+    assert [(e["model_version"], e["previous"]) for e in history[-2:]] == [(OLDER, CHAMPION), (NEW_VERSION, OLDER)]
+    check, _ = ct("champion", "check", str(ct.tmp/"artifacts"/"model"))  # its deploy brings the bucket in line
+    assert check.returncode == 0, check.stderr
+
+
+def test_push_training_after_a_rollout_undo_builds_on_the_model_in_force(ct, fetched):
+    result, log = ct("retrain", "in-force", str(fetched/"in-force"), FAKE_IN_FORCE=OLDER)  # the champion job's note
+    assert result.returncode == 0 and (fetched/"in-force").read_text().strip() == OLDER
+    assert log.strip() == "kubectl get deployment/iris-classifier --ignore-not-found -o json"
+    result, log = ct("retrain", "train", "--champion", str(fetched/"champion"), "--min-accuracy", "0.9", FAKE_TRAIN="4")
+    assert result.returncode == 0, result.stderr
+    assert f"rollback {OLDER} --model-dir" in log and _version(ct.tmp/"artifacts"/"model") == OLDER  # refused: it stays
+    check, _ = ct("champion", "check", str(ct.tmp/"artifacts"/"model"))  # its redeploy brings the bucket in line
+    assert check.returncode == 0 and f"model {OLDER} may replace the champion {CHAMPION}" in check.stdout
+    result, log = ct("retrain", "in-force", str(fetched/"in-force"), FAKE_CLUSTER="down")
+    assert result.returncode == 1 and "the model in force is unknown" in result.stderr
+
+
+def test_a_cluster_serving_the_champion_or_naming_none_changes_nothing(ct):
+    for in_force, cluster, said in ((CHAMPION, "up", f"the cluster serves model {CHAMPION}"),
+                                    ("", "up", "names no model version"),
+                                    (CHAMPION, "empty", "no Deployment, or one that names no model version "
+                                     "(deployed before ops/deploy.sh set it): following the champion")):
+        fetch, _ = ct("retrain", "fetch", str(ct.tmp/"p"), FAKE_IN_FORCE=in_force, FAKE_CLUSTER=cluster)
+        assert fetch.returncode == 0 and said in fetch.stdout
+        result, log = ct("retrain", "run", str(ct.tmp/"p"), FAKE_MONITOR="0")
+        assert result.returncode == 0 and "rollback" not in log and f"monitored model {CHAMPION}" in log
+
+
+def test_not_enough_data_trains_nothing_and_stays_green(ct, fetched):
+    result, log = ct("retrain", "run", str(fetched), FAKE_MONITOR="4")
+    assert result.returncode == 0, result.stderr
+    assert "not enough records in the window" in result.stdout and "iris-classifier train" not in log
+    assert ct("retrain", "decision")[0].returncode == 1
+
+
+def test_a_failed_monitoring_notebook_fails_the_job(ct, fetched):
+    result, log = ct("retrain", "run", str(fetched), FAKE_MONITOR="1")
+    assert result.returncode == 1 and "its notebook failed" in result.stderr and "iris-classifier train" not in log
 
 
 @pytest.mark.parametrize("missing", ["RECORDS_BUCKET", "MODEL_BUCKET"])
@@ -509,18 +689,86 @@ def test_champion_without_a_bucket_is_a_no_op(ct):
     assert result.returncode == 2 and "set MODEL_BUCKET" in result.stderr
 
 
-def test_champion_upload_mirrors_the_deployed_model(ct, fetched):
-    deployed = ct.tmp/"artifacts"/"model"
-    shutil.copytree(fetched/"champion", deployed)
-    (deployed/"metadata.json").write_text(json.dumps({"model_version": NEW_VERSION}, indent=2))
-    (ct.tmp/"gcs"/"model-bucket"/"model"/"model-old.skops").write_text("stale")
+def _trained_from(champion, dest, version=NEW_VERSION):
+    "A model published over a copy of `champion` into `dest`, as `iris-classifier train` leaves it"
+    shutil.copytree(champion, dest)
+    (dest/"metadata.json").write_text(json.dumps({"model_version": version}, indent=2))
+    (dest/f"model-{version}.skops").write_text("model")
+    (dest/"versions"/version).mkdir(parents=True)
+    (dest/"versions"/version/"metadata.json").write_text(json.dumps({"model_version": version}))
+    previous = _version(champion)
+    with (dest/"history.jsonl").open("a") as f:
+        f.write(json.dumps({"model_version": version, "previous": previous}) + "\n")
+    return dest
+
+
+def _bucket(ct):
+    "Every file of the model bucket and its content"
+    root = ct.tmp/"gcs"/"model-bucket"
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_champion_upload_adds_the_model_and_replaces_the_champion_only_where_it_was(ct, fetched):
+    deployed = _trained_from(fetched/"champion", ct.tmp/"artifacts"/"model")
+    (ct.tmp/"gcs"/"model-bucket"/"model"/"model-old.skops").write_text("an older model's file")
     result, log = ct("champion", "upload", str(deployed))
     assert result.returncode == 0, result.stderr
     assert f"model {NEW_VERSION} is the champion in gs://model-bucket/model/" in result.stdout
     remote = ct.tmp/"gcs"/"model-bucket"/"model"
-    assert _version(remote) == NEW_VERSION and (remote/"history.jsonl").exists() and not (remote/"model-old.skops").exists()
+    assert _version(remote) == NEW_VERSION and _version(remote/"versions"/NEW_VERSION) == NEW_VERSION
+    assert (remote/"history.jsonl").read_text() == (deployed/"history.jsonl").read_text()
+    assert (remote/"model-old.skops").exists()  # nothing is deleted
+    assert "--delete-unmatched-destination-objects" not in log
+    assert f"cp --if-generation-match=1 {deployed}/history.jsonl gs://model-bucket/model/history.jsonl" in log
+    assert f"cp --if-generation-match=1 {deployed}/metadata.json gs://model-bucket/model/metadata.json" in log
     result, _ = ct("champion", "upload", str(ct.tmp/"empty"))
     assert result.returncode == 1 and "not a published model" in result.stderr
+
+
+def test_a_stale_deploy_fails_and_leaves_the_newer_champion(ct, fetched):
+    newer = _trained_from(fetched/"champion", ct.tmp/"other-pipeline", "20261201T050000Z-0e0e0e0e")
+    assert ct("champion", "upload", str(newer))[0].returncode == 0  # another pipeline deployed first
+    before = _bucket(ct)
+    stale = _trained_from(fetched/"champion", ct.tmp/"artifacts"/"model")  # trained against the older champion
+    for command in ("check", "upload"):
+        result, log = ct("champion", command, str(stale))
+        assert result.returncode == 3, result.stderr
+        assert f"stale: model {NEW_VERSION} was not made from the champion 20261201T050000Z-0e0e0e0e" in result.stderr
+        assert " cp " not in f" {log}" and "rsync" not in log
+    assert _bucket(ct) == before
+
+
+def test_a_deploy_of_a_model_made_from_the_newer_champion_passes_the_check(ct, fetched):
+    newer = _trained_from(fetched/"champion", ct.tmp/"other-pipeline", "20261201T050000Z-0e0e0e0e")
+    assert ct("champion", "upload", str(newer))[0].returncode == 0
+    later = _trained_from(newer, ct.tmp/"artifacts"/"model")
+    result, log = ct("champion", "check", str(later))
+    assert result.returncode == 0 and "may replace the champion 20261201T050000Z-0e0e0e0e" in result.stdout
+    assert "rsync" not in log and " cp " not in f" {log}"  # check writes nothing
+    assert ct("champion", "upload", str(later))[0].returncode == 0
+    assert _version(ct.tmp/"gcs"/"model-bucket"/"model") == NEW_VERSION
+
+
+@pytest.mark.parametrize("race", ["history.jsonl", "metadata.json"])
+def test_a_champion_replaced_during_the_upload_is_not_overwritten(ct, fetched, race):
+    deployed = _trained_from(fetched/"champion", ct.tmp/"artifacts"/"model")
+    result, _ = ct("champion", "upload", str(deployed), FAKE_RACE=race)
+    assert result.returncode == 3 and f"gs://model-bucket/model/{race} changed while uploading" in result.stderr
+    assert _version(ct.tmp/"gcs"/"model-bucket"/"model") == CHAMPION
+
+
+def test_the_first_champion_needs_an_empty_place_and_a_redeploy_writes_nothing(ct, fetched):
+    shutil.rmtree(ct.tmp/"gcs"/"model-bucket"/"model")
+    first = ct.tmp/"first"
+    first.mkdir()
+    (first/"metadata.json").write_text(json.dumps({"model_version": CHAMPION}))
+    (first/"history.jsonl").write_text(json.dumps({"model_version": CHAMPION, "previous": None}) + "\n")
+    result, log = ct("champion", "upload", str(first))
+    assert result.returncode == 0, result.stderr
+    assert "cp --if-generation-match=0" in log and _version(ct.tmp/"gcs"/"model-bucket"/"model") == CHAMPION
+    result, log = ct("champion", "upload", str(first))
+    assert result.returncode == 0 and "already the champion" in result.stdout
+    assert "rsync" not in log and " cp " not in log
 
 
 def test_champion_fetch_tells_an_empty_bucket_from_an_unreadable_one(ct):
