@@ -4,14 +4,15 @@
 
 # %% auto #0
 __all__ = ['FEATURES', 'TARGET', 'SPECIES', 'MAX_CM', 'CHUNK_ROWS', 'PROJECT', 'STAMP_FORMAT', 'METADATA_FILE', 'HISTORY_FILE',
-           'HISTORY_FIELDS', 'LOG_FORMAT', 'IrisError', 'DataValidationError', 'ParameterError', 'QualityGateError',
-           'ChallengerRefusedError', 'ChampionUndecidedError', 'ModelNotFoundError', 'ModelIntegrityError',
-           'TrainParams', 'project_root', 'artifacts_dir', 'model_dir', 'runs_dir', 'reports_dir', 'utc_now',
-           'new_run_id', 'read_metadata', 'metadata_in_force', 'read_history', 'setup_logging', 'sha256_bytes',
-           'sha256_file']
+           'HISTORY_FIELDS', 'LOG_FORMAT', 'bin_index', 'IrisError', 'DataValidationError', 'ParameterError',
+           'QualityGateError', 'ChallengerRefusedError', 'ChampionUndecidedError', 'ModelNotFoundError',
+           'ModelIntegrityError', 'TrainParams', 'project_root', 'artifacts_dir', 'model_dir', 'runs_dir',
+           'reports_dir', 'utc_now', 'new_run_id', 'read_metadata', 'metadata_in_force', 'read_history',
+           'setup_logging', 'sha256_bytes', 'sha256_file']
 
 # %% ../nbs/00_core.ipynb #3a139e73
 import hashlib, json, logging, os, re, secrets, sys, tomllib
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +23,13 @@ TARGET = "species"
 SPECIES = ["setosa", "versicolor", "virginica"]
 MAX_CM = 30.0  # no iris sepal or petal comes close; larger values are unit or typing mistakes
 CHUNK_ROWS = 65_536  # rows batch scoring reads, scores and writes at a time: memory stays flat, per-chunk overhead small
+
+# %% ../nbs/00_core.ipynb #b1dc0a02
+def bin_index(cuts:list[float], # a measurement's nine deciles in the training split, ascending
+              x:float, # a value of that measurement
+             )->int: # 0 for `(-inf, c1]`, 1 for `(c1, c2]`, ..., 9 for `(c9, inf)`
+    "The decile bin holding `x`"
+    return bisect_left(cuts, x)
 
 # %% ../nbs/00_core.ipynb #3709f831
 class IrisError(Exception):
