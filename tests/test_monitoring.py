@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iris_classifier.cli import main, monitoring_parameters
-from iris_classifier.core import FEATURES, METADATA_FILE, SPECIES, TARGET, read_metadata, sha256_file
+from iris_classifier.cli import _tell_verdict, main, monitoring_parameters
+from iris_classifier.core import FEATURES, METADATA_FILE, SPECIES, TARGET, read_metadata, sha256_file, setup_logging
+from iris_classifier.data_processing import load_iris_frame
 from iris_classifier.model_training import publish
-from iris_classifier.monitoring import Window, drift_report, load_reference, read_records, select_window, simulate_records, write_records
+from iris_classifier.monitoring import (MIN_LABELLED, MIN_PREDICTIONS, NOT_ENOUGH, Records, Window, drift_report, false_alarms, feedback_rows,
+                                        load_reference, read_records, select_window, simulate_records, species_shift, write_records)
 from iris_classifier.prediction import load_predictor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +71,51 @@ def test_the_same_verdicts_through_records_files(model, ref, tmp_path):
         assert report["drift"] == drift and report["predictions"] == 700, name
         if share_alert is not None: assert report["species"]["alert"] == share_alert, name
         assert json.loads(json.dumps(report, allow_nan=False)) == report  # drift.json is plain, strict JSON
+
+## The three parts of the verdict, and when there is not enough data (issue 25, findings 1, 2 and 7)
+
+def exit_code(report:dict, tmp_path)->int:
+    "The exit code `iris-classifier monitor` gives for `report`"
+    return _tell_verdict(report, tmp_path/"drift.json", setup_logging())
+
+def test_correct_inputs_with_wrong_labels_are_concept_drift_and_exit_3(ref, trained, tmp_path):
+    "Finding 1: 340 rows of feedback, every one naming another species, used to give drift False and exit 0"
+    flowers = ref.rows.sample(340, replace=True, random_state=3)
+    calm = verdict(flowers, ref, trained.pipeline)
+    assert calm["verdict"] == "calm" and exit_code(calm, tmp_path) == 0
+    other = dict(zip(SPECIES, SPECIES[1:] + SPECIES[:1]))
+    wrong = verdict(flowers.assign(**{TARGET: flowers[TARGET].map(other)}), ref, trained.pipeline)  # the same flowers, mislabelled
+    assert {k: p["verdict"] for k, p in wrong["parts"].items()} == dict(inputs="calm", outputs="calm", performance="drift")
+    assert wrong["verdict"] == "drift" and wrong["drift"] and wrong["performance"]["accuracy"] == 0.0
+    assert any(r.startswith("live accuracy 0.0% in 340 rows") for r in wrong["reasons"]) and exit_code(wrong, tmp_path) == 3
+
+def test_the_species_test_does_not_alarm_on_the_population_at_100k_predictions(ref, trained):
+    "Finding 2: predictions drawn from the Iris population itself were flagged in 43 of 50 windows of 100,000"
+    iris = load_iris_frame()
+    predicted, rng = trained.pipeline.predict(iris[FEATURES]), np.random.default_rng(2)
+    results = [species_shift(pd.Series(predicted[rng.integers(0, len(iris), 100_000)]), ref) for _ in range(10)]
+    assert not any(r["alert"] for r in results), results
+
+def test_small_windows_are_not_enough_data_never_calm_or_drift(ref, trained, tmp_path):
+    "Finding 7: five calm rows showed major PSI on every measurement; now a window below the minimum is exit 4"
+    flowers = ref.rows.sample(5, replace=True, random_state=1)
+    v = verdict(flowers, ref, trained.pipeline)
+    assert (v["verdict"], v["drift"], exit_code(v, tmp_path)) == (NOT_ENOUGH, False, 4)
+    assert v["parts"]["inputs"]["rows"] == 5 and v["parts"]["inputs"]["minimum"] == MIN_PREDICTIONS
+    shifted = verdict(flowers.assign(petal_length=flowers.petal_length + 3), ref, trained.pipeline)
+    assert shifted["verdict"] == NOT_ENOUGH and shifted["reasons"] == []  # not drift either, however far off
+    enough = ref.rows.sample(MIN_PREDICTIONS, replace=True, random_state=1).reset_index(drop=True)
+    assert verdict(enough, ref, trained.pipeline)["verdict"] == "calm"
+    few_labels = verdict(enough.assign(**{TARGET: enough[TARGET].where(enough.index < MIN_LABELLED - 1)}), ref, trained.pipeline)
+    assert (few_labels["parts"]["inputs"]["verdict"], few_labels["parts"]["performance"]["verdict"]) == ("calm", NOT_ENOUGH)
+    assert (few_labels["verdict"], exit_code(few_labels, tmp_path)) == (NOT_ENOUGH, 4)
+    assert few_labels["not_enough"] == [f"performance: {MIN_LABELLED - 1} rows with feedback, fewer than the {MIN_LABELLED} it needs"]
+
+def test_calm_windows_are_flagged_at_most_1_percent_of_the_time(ref, trained):
+    "The false-alarm bound of the chapter's table, at the small sizes, with a fixed seed and 100 windows each"
+    iris = load_iris_frame()
+    table = false_alarms(iris, trained.pipeline.predict(iris[FEATURES]), ref, [100, 1000], 100, seed=11)
+    assert (table["verdict"] <= 0.01).all(), table
 
 ## Records: feedback, versions, stray lines
 
