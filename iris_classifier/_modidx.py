@@ -27,7 +27,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'iris_classifier.app._raw_body': ('app.html#_raw_body', 'iris_classifier/app.py'),
                                      'iris_classifier.app._unexpected_error': ('app.html#_unexpected_error', 'iris_classifier/app.py'),
                                      'iris_classifier.app._wants_json': ('app.html#_wants_json', 'iris_classifier/app.py'),
-                                     'iris_classifier.app.bin_index': ('app.html#bin_index', 'iris_classifier/app.py'),
                                      'iris_classifier.app.check_batch_size': ('app.html#check_batch_size', 'iris_classifier/app.py'),
                                      'iris_classifier.app.count_predictions': ('app.html#count_predictions', 'iris_classifier/app.py'),
                                      'iris_classifier.app.create_app': ('app.html#create_app', 'iris_classifier/app.py'),

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from iris_classifier.cli import _tell_verdict, main, monitoring_parameters
-from iris_classifier.core import FEATURES, METADATA_FILE, SPECIES, TARGET, read_metadata, sha256_file, setup_logging
+from iris_classifier.core import FEATURES, METADATA_FILE, SPECIES, TARGET, DataValidationError, read_metadata, sha256_file, setup_logging
 from iris_classifier.data_processing import load_iris_frame
 from iris_classifier.model_training import publish
 from iris_classifier.monitoring import (MIN_LABELLED, MIN_PREDICTIONS, NOT_ENOUGH, Records, Window, drift_report, false_alarms, feedback_rows,
@@ -179,6 +179,31 @@ def test_lines_that_are_not_records_are_counted_and_located(ref, tmp_path):
                                 "predictions-2026-11-29-3.jsonl:4: not JSON", "predictions-2026-11-29-3.jsonl:5: prediction record with a missing or bad 'species'"]
     w = select_window(records, ref, WEEK_START, WEEK_END)
     assert drift_report(w, ref)["skipped_lines"] == records.skipped
+
+def test_colliding_predictions_are_never_labelled_and_are_counted(ref, tmp_path):
+    "Issue 25, finding 3: two predictions under one request id and row, then one feedback, which labelled both"
+    (tmp_path/"predictions-2026-11-29-1.jsonl").write_text("\n".join([
+        prediction(ref.version, "same", 0, "setosa", 9), prediction(ref.version, "same", 0, "virginica", 10), prediction(ref.version, "own", 0, "setosa", 9)]))
+    (tmp_path/"feedback-2026-11-29-1.jsonl").write_text("\n".join([feedback("same", 0, "virginica", 11), feedback("own", 0, "setosa", 11)]))
+    records = read_records(tmp_path)
+    report = drift_report(select_window(records, ref, WEEK_START, WEEK_END), ref)
+    assert (report["colliding_predictions"], report["feedback"], report["performance"]["rows"]) == (2, 1, 1)
+    rows = feedback_rows(records)
+    assert rows["request_id"].tolist() == ["own"] and rows.attrs["colliding_predictions"] == 2
+
+def test_day_files_outside_the_window_are_not_read(ref, tmp_path):
+    "Issue 25, finding 9: the reader parsed all of history first, so a damaged file of another month stopped this week's run"
+    late = json.dumps(dict(json.loads(prediction(ref.version, "late", 0, "setosa", 23)), time="2026-11-29T23:59:59.999+00:00"))
+    (tmp_path/"predictions-2026-11-29-web-7f9c-7.jsonl").write_text(prediction(ref.version, "a", 0, "setosa", 9) + "\n")  # host and pid
+    (tmp_path/"predictions-2026-11-30-7.jsonl").write_text(late + "\n")  # written after midnight: the day after the window
+    (tmp_path/"predictions-2026-10-01-7.jsonl").write_bytes(b'{"kind": "\xff"}\n')  # unreadable, two months earlier
+    (tmp_path/"feedback-2026-12-02-7.jsonl").write_bytes(b"\xff")  # unreadable, two days after
+    (tmp_path/"sink").mkdir()
+    (tmp_path/"sink"/"stdout.json").write_text(feedback("a", 0, "setosa", 10) + "\n")  # no day in its name: always read
+    records = read_records(tmp_path, (WEEK_START, WEEK_END))
+    assert sorted(records.predictions["request_id"]) == ["a", "late"] and len(records.feedback) == 1
+    with pytest.raises(DataValidationError, match="Cannot read records file"):
+        read_records(tmp_path)  # without a window every file is read, as `train --with-feedback` does
 
 ## `iris-classifier monitor`: bad input
 
