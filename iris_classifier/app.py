@@ -45,22 +45,24 @@ class DriftMetrics:
             for b in set(hits): self.bins[j][b].inc(hits.count(b))
 
 # %% ../nbs/06_app.ipynb #a9294cda
+_BIN_HELP = "Measurements asked about, by decile bin of the served model's training split (bin 0: at most the first decile; 9: above the ninth)"
+
 def create_drift_metrics(r:CollectorRegistry, # the registry to add them to
                          reference:dict, # the served model's training reference; without `deciles` nothing is counted
                          version:str="", # the served model's version, a label of every drift metric
                         )->DriftMetrics:
-    "The input counter per decile bin, and the training split's bin and species shares as gauges, labelled with `version`"
-    inputs = Counter("iris_input_bin", "Measurements asked about, by decile bin of the served model's training split (bin 0: at most the first decile; 9: above the ninth)",
-                     ["feature", "bin", "model_version"], registry=r)
+    "The input counter per decile bin, and the training split's bin and species shares as gauges, all labelled `version`"
+    inputs = Counter("iris_input_bin", _BIN_HELP, ["feature", "bin", "model_version"], registry=r)
     bin_ratio = Gauge("iris_reference_bin_ratio", "Share of the training split in each decile bin", ["feature", "bin", "model_version"],
                       registry=r, multiprocess_mode="mostrecent")
-    species_ratio = Gauge("iris_reference_species_ratio", "Share of each species in the training split", ["species", "model_version"],
-                          registry=r, multiprocess_mode="mostrecent")
+    species_ratio = Gauge("iris_reference_species_ratio", "Share of each species in the training split",
+                          ["species", "model_version"], registry=r, multiprocess_mode="mostrecent")
     for f, shares in reference.get("bin_shares", {}).items():
         for b, share in enumerate(shares): bin_ratio.labels(f, str(b), version).set(share)
     for s, share in reference.get("species_shares", {}).items(): species_ratio.labels(s, version).set(share)
     deciles = {FEATURES.index(f): cuts for f, cuts in reference.get("deciles", {}).items()}
-    return DriftMetrics(deciles, {j: [inputs.labels(FEATURES[j], str(b), version) for b in range(len(cuts) + 1)] for j, cuts in deciles.items()})
+    counters = {j: [inputs.labels(FEATURES[j], str(b), version) for b in range(len(cuts) + 1)] for j, cuts in deciles.items()}
+    return DriftMetrics(deciles, counters)
 
 # %% ../nbs/06_app.ipynb #415b1bdf
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -363,7 +365,8 @@ def create_serving(app:Flask, # the application, configured
     dest = Path(str(app.config["MODEL_DIR"])) if app.config["MODEL_DIR"] else None
     predictor, problem = load_serving(dest, log)
     app.extensions["iris_explain"] = load_explainer(dest, predictor, log)
-    metrics = create_metrics(predictor.classes if predictor else SPECIES, served_reference(predictor, log), predictor.version if predictor else "")
+    metrics = create_metrics(predictor.classes if predictor else SPECIES, served_reference(predictor, log),
+                             predictor.version if predictor else "")
     metrics.model_loaded.set(predictor is not None)
     openapi = json.loads((Path(app.root_path)/"openapi.json").read_text())
     return Serving(predictor, problem, metrics, openapi, create_recorder(app.config, metrics.records_failed))

@@ -60,7 +60,7 @@ def _feedback_csv(records:Path, run_dir:Path)->Path:
     from iris_classifier.monitoring import feedback_rows, read_records
     rows = feedback_rows(read_records(records))
     if n := rows.attrs.get("colliding_predictions"):
-        setup_logging().warning("%d prediction(s) share their request id and row with another; their feedback is not used", n)
+        setup_logging().warning("%d prediction(s) share their request id and row with another: their feedback is not used", n)
     clean_training_frame(rows, least=0)
     run_dir.mkdir(parents=True, exist_ok=True)
     rows.to_csv(run_dir/"feedback_rows.csv", index=False)
@@ -241,15 +241,19 @@ def monitor_command(args:argparse.Namespace, # parsed `monitor` arguments
 def _tell_verdict(v:dict, path:Path, log)->int:
     "Log the verdict in `drift.json` at `path`; its exit code: 0 calm, 3 drift, 4 not enough data"
     what = (v["predictions"], v["model_version"])
-    if v["verdict"] == "drift": log.warning("Drift in %d prediction(s) of model %s:\n  %s\nVerdict: %s", *what, "\n  ".join(v["reasons"]), path)
+    if v["verdict"] == "drift":
+        log.warning("Drift in %d prediction(s) of model %s:\n  %s\nVerdict: %s", *what, "\n  ".join(v["reasons"]), path)
     elif v["verdict"] == "calm": log.info("No drift in %d prediction(s) of model %s: calm. Verdict: %s", *what, path)
-    else: log.warning("Not enough data to judge %d prediction(s) of model %s:\n  %s\nVerdict: %s", *what, "\n  ".join(v["not_enough"]), path)
+    else: log.warning("Not enough data to judge %d prediction(s) of model %s:\n  %s\nVerdict: %s", *what,
+                      "\n  ".join(v["not_enough"]), path)
     return {"calm": 0, "drift": 3}.get(v["verdict"], 4)
 
 # %% ../nbs/11_cli.ipynb #ae21dca3
 def _monitor_parser(sub):
     monitor = sub.add_parser("monitor", help="compare recorded predictions with the model's training data by running the monitoring notebook",
-                             description="Run the monitoring notebook headlessly on a window of prediction and feedback records. Exit code 0: calm; 3: drift in the inputs, the predicted species or live accuracy; 4: not enough data to judge; 2: bad input; 1: the notebook failed (the executed notebook says where).")
+                             description="Run the monitoring notebook headlessly on a window of prediction and feedback records. "
+                                         "Exit code 0: calm; 3: drift in the inputs, the predicted species or live accuracy; "
+                                         "4: not enough data to judge; 2: bad input; 1: the notebook failed (the executed notebook says where).")
     monitor.add_argument("--records", type=Path, required=True, metavar="DIR", help="directory of prediction and feedback records (*.jsonl, *.json, at any depth): the server's records directory, or a download of the log sink's bucket")
     monitor.add_argument("--since", default="7d", metavar="WHEN", help="start of the window: a duration back from its end (7d, 12h) or an ISO 8601 date or time, UTC unless it says otherwise (default: 7d)")
     monitor.add_argument("--until", metavar="WHEN", help="end of the window, excluded: a duration back from now or an ISO 8601 date or time, as --since (default: now)")

@@ -194,8 +194,8 @@ _KEY = ["request_id", "row"]
 
 def join_feedback(predictions:pd.DataFrame, # prediction records
                   feedback:pd.DataFrame, # feedback records
-                 )->tuple[pd.DataFrame, int, int]: # predictions with `true_species`, unmatched feedback, colliding predictions
-    "Join feedback to its prediction by request id and row; the latest feedback counts, and none where predictions collide"
+                 )->tuple[pd.DataFrame, int, int]: # with `true_species`; unmatched feedback; colliding predictions
+    "Join feedback to its prediction by request id and row: the latest feedback counts, none where predictions collide"
     latest = feedback.sort_values("time").drop_duplicates(_KEY, keep="last")
     labels = latest[_KEY + ["species"]].rename(columns={"species": "true_species"})
     joined = predictions.merge(labels, on=_KEY, how="left")
@@ -254,7 +254,7 @@ def bin_shares(values, # measurements in cm
                deciles:list[float], # the nine inner cut points
               )->np.ndarray: # the share of `values` in each of the ten bins
     "Shares of `values` in the ten bins that the deciles bound, each value put in its bin by `bin_index`"
-    distinct, where = np.unique(np.asarray(values, dtype=float), return_inverse=True)  # a few dozen sizes, however many rows
+    distinct, where = np.unique(np.asarray(values, dtype=float), return_inverse=True)  # a few dozen sizes, any rows
     bins = np.array([bin_index(deciles, v) for v in distinct.tolist()], dtype=int)[where]
     return np.bincount(bins, minlength=len(deciles) + 1) / len(bins)
 
@@ -302,23 +302,24 @@ def species_shift(predicted:pd.Series, # the predicted species of the live rows
     shares = dict(live=(counts / n).to_dict(), training=share.to_dict(), predictions=n, largest_gap=gap)
     if (share * n).min() < 5: return dict(shares, chi2=None, p=None, alert=False)
     test = chi2_contingency(np.vstack([counts.to_numpy(), training.to_numpy()]))
-    return dict(shares, chi2=float(test.statistic), p=float(test.pvalue), alert=bool(test.pvalue < alpha and gap >= floor))
+    alert = bool(test.pvalue < alpha and gap >= floor)
+    return dict(shares, chi2=float(test.statistic), p=float(test.pvalue), alert=alert)
 
 # %% ../nbs/14_monitoring.ipynb #ba7253d8
 def _confusion(true:pd.Series, predicted:pd.Series)->np.ndarray:
-    "Confusion matrix over `SPECIES` (rows: true), counted through category codes: fast on 100,000 rows; other labels left out"
+    "Confusion matrix over `SPECIES` (rows: true), counted by category codes (fast on 100,000 rows); other labels left out"
     t, p = (pd.Categorical(s, categories=SPECIES).codes.astype(int) for s in (true, predicted))
     known = (t >= 0) & (p >= 0)
     return np.bincount(t[known] * len(SPECIES) + p[known], minlength=len(SPECIES) ** 2).reshape(len(SPECIES), -1)
 
 def live_performance(live:pd.DataFrame, # predictions with `true_species` where feedback came back
                      ref:Reference, # for the model's test metrics
-                    )->dict|None: # accuracy, recall per species, confusion matrix, beside the test metrics; None without feedback
+                    )->dict|None: # accuracy, recall per species, confusion matrix, test metrics; None without feedback
     "How often the model was right on the rows whose true species came back"
     known = live.dropna(subset=["true_species"])
     if known.empty: return None
     cm = _confusion(known["true_species"], known["species"])
-    recall = {s: float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None for i, s in enumerate(SPECIES)}  # None: no feedback for it
+    recall = {s: float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None for i, s in enumerate(SPECIES)}  # None: no feedback
     return dict(rows=len(known), correct=int(np.trace(cm)), accuracy=float(np.trace(cm) / cm.sum()),
                 test_accuracy=ref.metrics.get("accuracy"), recall=recall,
                 recall_macro=float(np.mean([r for r in recall.values() if r is not None])),
@@ -362,20 +363,26 @@ def _parts(n:int, measurements:pd.DataFrame, shares:dict, perf:dict|None, ref:Re
     "The three parts of the verdict, each with its sample size, minimum and thresholds"
     labelled, test_accuracy = (perf or {}).get("rows", 0), ref.metrics.get("accuracy")
     accuracy = accuracy_drop(perf["correct"], labelled, test_accuracy) if labelled and test_accuracy is not None else {}
-    return dict(inputs=dict(verdict=part_verdict(n, MIN_PREDICTIONS, measurements["drift"].any()), rows=n, minimum=MIN_PREDICTIONS,
-                            alpha=ALPHA, psi_floor=PSI_MODERATE),
-                outputs=dict(verdict=part_verdict(n, MIN_PREDICTIONS, shares["alert"]), rows=n, minimum=MIN_PREDICTIONS,
-                             alpha=SHARE_ALPHA, share_floor=SHARE_FLOOR, largest_gap=shares["largest_gap"], p=shares["p"]),
-                performance=dict(verdict=part_verdict(labelled if accuracy else 0, MIN_LABELLED, accuracy.get("dropped", False)),
-                                 rows=labelled, minimum=MIN_LABELLED, alpha=ACCURACY_ALPHA, margin=ACCURACY_MARGIN,
-                                 accuracy=(perf or {}).get("accuracy"), test_accuracy=test_accuracy, **accuracy))
+    inputs = dict(verdict=part_verdict(n, MIN_PREDICTIONS, measurements["drift"].any()), rows=n, minimum=MIN_PREDICTIONS,
+                  alpha=ALPHA, psi_floor=PSI_MODERATE)
+    outputs = dict(verdict=part_verdict(n, MIN_PREDICTIONS, shares["alert"]), rows=n, minimum=MIN_PREDICTIONS,
+                   alpha=SHARE_ALPHA, share_floor=SHARE_FLOOR, largest_gap=shares["largest_gap"], p=shares["p"])
+    judged = labelled if accuracy else 0  # no test accuracy to compare with: nothing judged
+    performance = dict(verdict=part_verdict(judged, MIN_LABELLED, accuracy.get("dropped", False)), rows=labelled,
+                       minimum=MIN_LABELLED, alpha=ACCURACY_ALPHA, margin=ACCURACY_MARGIN,
+                       accuracy=(perf or {}).get("accuracy"), test_accuracy=test_accuracy, **accuracy)
+    return dict(inputs=inputs, outputs=outputs, performance=performance)
+
+def _shares_line(shares:dict)->str:
+    "The species shares' finding, live against training"
+    live, training = (", ".join(f"{s} {shares[k][s]:.0%}" for s in SPECIES) for k in ("live", "training"))
+    return f"predicted species shares: chi-square p={shares['p']:.2g}; live {live} against training {training}"
 
 def _reasons(measurements:pd.DataFrame, shares:dict, parts:dict)->list[str]:
     "One line per finding of a part that drifted"
     out = [f"{f}: KS p={m.ks_p_bonferroni:.2g} (Bonferroni), PSI {m.psi:.2f} ({m.band})"
            for f, m in measurements.iterrows() if m.drift and parts["inputs"]["verdict"] == "drift"]
-    if parts["outputs"]["verdict"] == "drift": out.append("predicted species shares: chi-square p={:.2g}; live {} against training {}".format(
-        shares["p"], *(", ".join(f"{s} {shares[k][s]:.0%}" for s in SPECIES) for k in ("live", "training"))))
+    if parts["outputs"]["verdict"] == "drift": out.append(_shares_line(shares))
     if (p := parts["performance"])["verdict"] == "drift":
         out.append(f"live accuracy {p['accuracy']:.1%} in {p['rows']} rows with feedback, below test accuracy "
                    f"{p['test_accuracy']:.1%} less {p['margin']}: binomial p={p['p']:.2g}")
@@ -394,15 +401,17 @@ def drift_report(w:Window, # from `select_window`
                  ref:Reference, # the reference `w` was selected for
                 )->dict: # the verdict and everything behind it, ready for `json.dumps`
     "Judge the window in three parts: inputs, outputs (species shares) and live accuracy of the model's predictions"
-    measurements, shares, perf = measurement_drift(w.live, ref), species_shift(w.live["species"], ref), live_performance(w.live, ref)
+    measurements, shares = measurement_drift(w.live, ref), species_shift(w.live["species"], ref)
+    perf = live_performance(w.live, ref)
     parts = _parts(len(w.live), measurements, shares, perf, ref)
     verdict = window_verdict(parts)
     return dict(verdict=verdict, drift=verdict == "drift", reasons=_reasons(measurements, shares, parts),
                 not_enough=_not_enough(parts), parts=parts, model_version=ref.version,
                 window=dict(start=w.start.isoformat(), end=w.end.isoformat()), predictions=len(w.live),
-                feedback=int(w.live["true_species"].count()), unmatched_feedback=w.unmatched, colliding_predictions=w.colliding,
-                skipped_lines=w.skipped, skipped_examples=w.examples, measurements=measurements.to_dict(orient="index"),
-                species=shares, performance=perf, other_versions=w.others.to_dict(orient="index"))
+                feedback=int(w.live["true_species"].count()), unmatched_feedback=w.unmatched,
+                colliding_predictions=w.colliding, skipped_lines=w.skipped, skipped_examples=w.examples,
+                measurements=measurements.to_dict(orient="index"), species=shares, performance=perf,
+                other_versions=w.others.to_dict(orient="index"))
 
 # %% ../nbs/14_monitoring.ipynb #d709df73
 def _draw(flowers:pd.DataFrame, n:int, rng:np.random.Generator, mix:dict|None)->pd.DataFrame:
@@ -471,11 +480,18 @@ def calm_report(flowers:pd.DataFrame, # labelled flowers to draw from: `FEATURES
                )->dict: # `drift_report` of the window
     "The report on a calm window: `n` flowers drawn from `flowers`, answered, and labelled with their true species"
     i = rng.integers(0, len(flowers), n)
-    live = flowers.iloc[i].reset_index(drop=True).assign(species=np.asarray(predicted)[i], true_species=flowers[TARGET].to_numpy()[i],
-                                                         model_version=ref.version)
+    live = flowers.iloc[i].reset_index(drop=True).assign(species=np.asarray(predicted)[i],
+                                                         true_species=flowers[TARGET].to_numpy()[i], model_version=ref.version)
     return drift_report(Window(_CALM_START, _CALM_START + timedelta(days=7), live, pd.DataFrame(), 0, {}, []), ref)
 
 # %% ../nbs/14_monitoring.ipynb #sim00003
+def _flagged(reports:list[dict])->dict:
+    "Share of `reports` flagged by each part, by the verdict, and by some measurement's PSI above `PSI_MAJOR`"
+    share = lambda found: float(np.mean(found))
+    parts = {k: share([r["parts"][k]["verdict"] == "drift" for r in reports]) for k in ("inputs", "outputs", "performance")}
+    psi_over = share([max(m["psi"] for m in r["measurements"].values()) > PSI_MAJOR for r in reports])
+    return dict(parts, verdict=share([r["drift"] for r in reports]), psi_over_major=psi_over)
+
 def false_alarms(flowers:pd.DataFrame, # labelled flowers to draw from: `FEATURES` and `species`
                  predicted:np.ndarray, # the model's answer for each of `flowers`
                  ref:Reference, # the model's reference
@@ -484,13 +500,9 @@ def false_alarms(flowers:pd.DataFrame, # labelled flowers to draw from: `FEATURE
                  seed:int=0, # makes the draws repeatable
                 )->pd.DataFrame: # per size: the share of windows each part, the verdict and PSI > 0.25 flagged
     "Share of calm windows flagged as drift, per window size, by simulation"
-    rng, out = np.random.default_rng(seed), {}
-    for n in sizes:
-        reports = [calm_report(flowers, predicted, ref, n, rng) for _ in range(windows)]
-        flagged = {k: [r["parts"][k]["verdict"] == "drift" for r in reports] for k in ("inputs", "outputs", "performance")}
-        out[n] = dict({k: float(np.mean(v)) for k, v in flagged.items()}, verdict=float(np.mean([r["drift"] for r in reports])),
-                      psi_over_major=float(np.mean([max(m["psi"] for m in r["measurements"].values()) > PSI_MAJOR for r in reports])),
-                      windows=windows)
+    rng = np.random.default_rng(seed)
+    out = {n: dict(_flagged([calm_report(flowers, predicted, ref, n, rng) for _ in range(windows)]), windows=windows)
+           for n in sizes}
     return pd.DataFrame.from_dict(out, orient="index").rename_axis("predictions")
 
 # %% ../nbs/14_monitoring.ipynb #sim00005
@@ -503,14 +515,16 @@ def feedback_rows(records:Records, # from `read_records`
     joined, unmatched, colliding = join_feedback(records.predictions, records.feedback)
     labelled = joined[joined["true_species"].notna()]
     if labelled.empty:
-        raise DataValidationError(f"No feedback in the records names a recorded prediction ({len(records.feedback)} feedback record(s), "
-                                  f"{unmatched} of them for unknown requests; {colliding} colliding prediction(s) left unlabelled).",
+        raise DataValidationError(f"No feedback in the records names a recorded prediction ({len(records.feedback)} "
+                                  f"feedback record(s), {unmatched} of them for unknown requests; {colliding} colliding "
+                                  "prediction(s) left unlabelled).",
                                   "Point --with-feedback at a directory holding both the prediction and the feedback records.")
     bad = labelled[~labelled["true_species"].isin(SPECIES)]
     if len(bad):
         raise DataValidationError(f"Feedback names unknown species {sorted(bad['true_species'].unique())[:5]} (request {bad['request_id'].iloc[0]}, row {bad['row'].iloc[0]}, and {len(bad) - 1} more).",
                                   f"Feedback species must be one of: {', '.join(SPECIES)}.")
-    rows = labelled[FEATURES + ["true_species", "request_id", "row"]].rename(columns={"true_species": TARGET}).reset_index(drop=True)
+    rows = labelled[FEATURES + ["true_species", "request_id", "row"]].rename(columns={"true_species": TARGET})
+    rows = rows.reset_index(drop=True)
     rows.attrs["colliding_predictions"] = colliding
     return rows
 

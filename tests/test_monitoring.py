@@ -11,11 +11,13 @@ import pandas as pd
 import pytest
 
 from iris_classifier.cli import _tell_verdict, main, monitoring_parameters
-from iris_classifier.core import FEATURES, METADATA_FILE, SPECIES, TARGET, DataValidationError, read_metadata, sha256_file, setup_logging
+from iris_classifier.core import (FEATURES, METADATA_FILE, SPECIES, TARGET, DataValidationError, read_metadata, sha256_file,
+                                  setup_logging)
 from iris_classifier.data_processing import load_iris_frame
 from iris_classifier.model_training import publish
-from iris_classifier.monitoring import (MIN_LABELLED, MIN_PREDICTIONS, NOT_ENOUGH, Records, Window, drift_report, false_alarms, feedback_rows,
-                                        load_reference, read_records, select_window, simulate_records, species_shift, write_records)
+from iris_classifier.monitoring import (MIN_LABELLED, MIN_PREDICTIONS, NOT_ENOUGH, Window, drift_report, false_alarms,
+                                        feedback_rows, load_reference, read_records, select_window, simulate_records,
+                                        species_shift, write_records)
 from iris_classifier.prediction import load_predictor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +86,7 @@ def test_correct_inputs_with_wrong_labels_are_concept_drift_and_exit_3(ref, trai
     calm = verdict(flowers, ref, trained.pipeline)
     assert calm["verdict"] == "calm" and exit_code(calm, tmp_path) == 0
     other = dict(zip(SPECIES, SPECIES[1:] + SPECIES[:1]))
-    wrong = verdict(flowers.assign(**{TARGET: flowers[TARGET].map(other)}), ref, trained.pipeline)  # the same flowers, mislabelled
+    wrong = verdict(flowers.assign(**{TARGET: flowers[TARGET].map(other)}), ref, trained.pipeline)  # same flowers, mislabelled
     assert {k: p["verdict"] for k, p in wrong["parts"].items()} == dict(inputs="calm", outputs="calm", performance="drift")
     assert wrong["verdict"] == "drift" and wrong["drift"] and wrong["performance"]["accuracy"] == 0.0
     assert any(r.startswith("live accuracy 0.0% in 340 rows") for r in wrong["reasons"]) and exit_code(wrong, tmp_path) == 3
@@ -106,10 +108,12 @@ def test_small_windows_are_not_enough_data_never_calm_or_drift(ref, trained, tmp
     assert shifted["verdict"] == NOT_ENOUGH and shifted["reasons"] == []  # not drift either, however far off
     enough = ref.rows.sample(MIN_PREDICTIONS, replace=True, random_state=1).reset_index(drop=True)
     assert verdict(enough, ref, trained.pipeline)["verdict"] == "calm"
-    few_labels = verdict(enough.assign(**{TARGET: enough[TARGET].where(enough.index < MIN_LABELLED - 1)}), ref, trained.pipeline)
+    some = enough.assign(**{TARGET: enough[TARGET].where(enough.index < MIN_LABELLED - 1)})  # the others had no feedback
+    few_labels = verdict(some, ref, trained.pipeline)
     assert (few_labels["parts"]["inputs"]["verdict"], few_labels["parts"]["performance"]["verdict"]) == ("calm", NOT_ENOUGH)
     assert (few_labels["verdict"], exit_code(few_labels, tmp_path)) == (NOT_ENOUGH, 4)
-    assert few_labels["not_enough"] == [f"performance: {MIN_LABELLED - 1} rows with feedback, fewer than the {MIN_LABELLED} it needs"]
+    needs = f"performance: {MIN_LABELLED - 1} rows with feedback, fewer than the {MIN_LABELLED} it needs"
+    assert few_labels["not_enough"] == [needs]
 
 def test_calm_windows_are_flagged_at_most_1_percent_of_the_time(ref, trained):
     "The false-alarm bound of the chapter's table, at the small sizes, with a fixed seed and 100 windows each"
@@ -183,8 +187,10 @@ def test_lines_that_are_not_records_are_counted_and_located(ref, tmp_path):
 def test_colliding_predictions_are_never_labelled_and_are_counted(ref, tmp_path):
     "Issue 25, finding 3: two predictions under one request id and row, then one feedback, which labelled both"
     (tmp_path/"predictions-2026-11-29-1.jsonl").write_text("\n".join([
-        prediction(ref.version, "same", 0, "setosa", 9), prediction(ref.version, "same", 0, "virginica", 10), prediction(ref.version, "own", 0, "setosa", 9)]))
-    (tmp_path/"feedback-2026-11-29-1.jsonl").write_text("\n".join([feedback("same", 0, "virginica", 11), feedback("own", 0, "setosa", 11)]))
+        prediction(ref.version, "same", 0, "setosa", 9), prediction(ref.version, "same", 0, "virginica", 10),
+        prediction(ref.version, "own", 0, "setosa", 9)]))
+    (tmp_path/"feedback-2026-11-29-1.jsonl").write_text("\n".join([feedback("same", 0, "virginica", 11),
+                                                                    feedback("own", 0, "setosa", 11)]))
     records = read_records(tmp_path)
     report = drift_report(select_window(records, ref, WEEK_START, WEEK_END), ref)
     assert (report["colliding_predictions"], report["feedback"], report["performance"]["rows"]) == (2, 1, 1)
@@ -193,8 +199,8 @@ def test_colliding_predictions_are_never_labelled_and_are_counted(ref, tmp_path)
 
 def test_day_files_outside_the_window_are_not_read(ref, tmp_path):
     "Issue 25, finding 9: the reader parsed all of history first, so a damaged file of another month stopped this week's run"
-    late = json.dumps(dict(json.loads(prediction(ref.version, "late", 0, "setosa", 23)), time="2026-11-29T23:59:59.999+00:00"))
-    (tmp_path/"predictions-2026-11-29-web-7f9c-7.jsonl").write_text(prediction(ref.version, "a", 0, "setosa", 9) + "\n")  # host and pid
+    late = json.dumps(dict(json.loads(prediction(ref.version, "late", 0, "setosa", 23)), time="2026-11-29T23:59:59.9+00:00"))
+    (tmp_path/"predictions-2026-11-29-web-7f9c-7.jsonl").write_text(prediction(ref.version, "a", 0, "setosa", 9) + "\n")  # host
     (tmp_path/"predictions-2026-11-30-7.jsonl").write_text(late + "\n")  # written after midnight: the day after the window
     (tmp_path/"predictions-2026-10-01-7.jsonl").write_bytes(b'{"kind": "\xff"}\n')  # unreadable, two months earlier
     (tmp_path/"feedback-2026-12-02-7.jsonl").write_bytes(b"\xff")  # unreadable, two days after
