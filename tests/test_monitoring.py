@@ -337,3 +337,14 @@ def test_a_shifted_week_exits_3_and_says_what_drifted(shifted_run, ref):
     assert report["drift"] and report["measurements"]["petal_length"]["drift"] and report["predictions"] == 300
     assert report["other_versions"]["20261001T000000Z-0000beef"]["predictions"] == 40
     assert report["skipped_lines"] == {"JSON, but not a prediction or feedback record": 1}
+
+@pytest.mark.slow
+def test_a_window_too_small_to_judge_exits_4_with_its_verdict(model, recent, tmp_path):
+    "Half a day of the recent records: a few dozen predictions, fewer than the verdict needs"
+    out = tmp_path/"artifacts"
+    proc = cli("monitor", "--records", recent, "--since", "12h", "--until", NOW.isoformat(), "--model-dir", model, "--output-dir", out,
+               cwd=tmp_path)
+    assert proc.returncode == 4, proc.stderr
+    report = json.loads((out/"reports"/"drift.json").read_text())
+    assert (report["verdict"], report["drift"]) == (NOT_ENOUGH, False) and 0 < report["predictions"] < MIN_PREDICTIONS
+    assert "Not enough data to judge" in proc.stderr and f"fewer than the {MIN_PREDICTIONS} it needs" in proc.stderr
