@@ -4,17 +4,16 @@
 
 # %% auto #0
 __all__ = ['LATENCY_BUCKETS', 'METHODS', 'DISCARD_FACTOR', 'ENCODINGS', 'SANE_REQUEST_ID', 'REQUEST_ID', 'SERVER_ID',
-           'MIN_KEY_LENGTH', 'probes', 'DEFAULTS', 'SECURITY_HEADERS', 'API_PREFIXES', 'STARTED', 'bin_index',
-           'DriftMetrics', 'create_drift_metrics', 'Metrics', 'create_metrics', 'metrics_text', 'Serving',
-           'load_serving', 'current_serving', 'current_predictor', 'json_body', 'json_value', 'parse_json_value',
-           'parse_json', 'request_body', 'decoded_body', 'check_batch_size', 'count_predictions', 'issue_request_id',
+           'MIN_KEY_LENGTH', 'probes', 'DEFAULTS', 'SECURITY_HEADERS', 'API_PREFIXES', 'STARTED', 'DriftMetrics',
+           'create_drift_metrics', 'Metrics', 'create_metrics', 'metrics_text', 'Serving', 'load_serving',
+           'current_serving', 'current_predictor', 'json_body', 'json_value', 'parse_json_value', 'parse_json',
+           'request_body', 'decoded_body', 'check_batch_size', 'count_predictions', 'issue_request_id',
            'issued_request_id', 'signing_key', 'environ_request_id', 'sane_client_id', 'client_request_id',
            'request_id', 'track_predictions', 'JSONProvider', 'create_app', 'create_serving', 'served_reference',
            'create_recorder', 'secured']
 
 # %% ../nbs/06_app.ipynb #407ae615
 import base64, hmac, json, logging, os, re, sys, time, zlib
-from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,12 +30,6 @@ from .prediction import Predictor, load_predictor
 from .records import FILE_PREFIXES, Recorder
 
 # %% ../nbs/06_app.ipynb #28ceee88
-def bin_index(cuts:list[float], # a measurement's nine deciles in the training split
-              x:float, # a value of that measurement
-             )->int: # 0 for `(-inf, c1]`, 1 for `(c1, c2]`, ..., 9 for `(c9, inf)`
-    "The decile bin holding `x`, closed on the right like the training split's `bin_shares`"
-    return bisect_left(cuts, x)
-
 @dataclass
 class DriftMetrics:
     "Counts of the measurements asked about, in the bins of the served model's training deciles"
@@ -47,25 +40,31 @@ class DriftMetrics:
                ):
         "Count each value in its bin, with one counter update per bin however large the batch"
         if len(rows) == 1:  # most requests: one update per measurement, nothing to tally
-            for j, cuts in self.cuts.items(): self.bins[j][bisect_left(cuts, rows[0][j])].inc()
+            for j, cuts in self.cuts.items(): self.bins[j][bin_index(cuts, rows[0][j])].inc()
             return
         for j, cuts in self.cuts.items():
-            hits = [bisect_left(cuts, r[j]) for r in rows]
+            hits = [bin_index(cuts, r[j]) for r in rows]
             for b in set(hits): self.bins[j][b].inc(hits.count(b))
 
 # %% ../nbs/06_app.ipynb #a9294cda
+_BIN_HELP = "Measurements asked about, by decile bin of the served model's training split (bin 0: at most the first decile; 9: above the ninth)"
+
 def create_drift_metrics(r:CollectorRegistry, # the registry to add them to
                          reference:dict, # the served model's training reference; without `deciles` nothing is counted
+                         version:str="", # the served model's version, a label of every drift metric
                         )->DriftMetrics:
-    "The input counter per decile bin, and the training split's bin and species shares as gauges"
-    inputs = Counter("iris_input_bin", "Measurements asked about, by decile bin of the training split (bin 0: at most the first decile; 9: above the ninth)", ["feature", "bin"], registry=r)
-    bin_ratio = Gauge("iris_reference_bin_ratio", "Share of the training split in each decile bin", ["feature", "bin"], registry=r, multiprocess_mode="mostrecent")
-    species_ratio = Gauge("iris_reference_species_ratio", "Share of each species in the training split", ["species"], registry=r, multiprocess_mode="mostrecent")
+    "The input counter per decile bin, and the training split's bin and species shares as gauges, all labelled `version`"
+    inputs = Counter("iris_input_bin", _BIN_HELP, ["feature", "bin", "model_version"], registry=r)
+    bin_ratio = Gauge("iris_reference_bin_ratio", "Share of the training split in each decile bin", ["feature", "bin", "model_version"],
+                      registry=r, multiprocess_mode="mostrecent")
+    species_ratio = Gauge("iris_reference_species_ratio", "Share of each species in the training split",
+                          ["species", "model_version"], registry=r, multiprocess_mode="mostrecent")
     for f, shares in reference.get("bin_shares", {}).items():
-        for b, share in enumerate(shares): bin_ratio.labels(f, str(b)).set(share)
-    for s, share in reference.get("species_shares", {}).items(): species_ratio.labels(s).set(share)
+        for b, share in enumerate(shares): bin_ratio.labels(f, str(b), version).set(share)
+    for s, share in reference.get("species_shares", {}).items(): species_ratio.labels(s, version).set(share)
     deciles = {FEATURES.index(f): cuts for f, cuts in reference.get("deciles", {}).items()}
-    return DriftMetrics(deciles, {j: [inputs.labels(FEATURES[j], str(b)) for b in range(len(cuts) + 1)] for j, cuts in deciles.items()})
+    counters = {j: [inputs.labels(FEATURES[j], str(b), version) for b in range(len(cuts) + 1)] for j, cuts in deciles.items()}
+    return DriftMetrics(deciles, counters)
 
 # %% ../nbs/06_app.ipynb #415b1bdf
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -102,6 +101,7 @@ class Metrics:
 
 def create_metrics(classes:list[str]=SPECIES, # the species a model can predict
                    reference:dict|None=None, # the served model's training reference (`metadata.json`), for the drift metrics
+                   version:str="", # the served model's version, which labels the drift metrics
                   )->Metrics:
     "Fresh metrics in their own registry"
     r = CollectorRegistry()
@@ -113,7 +113,7 @@ def create_metrics(classes:list[str]=SPECIES, # the species a model can predict
                 Counter("iris_records_failed", "Prediction and feedback records that could not be written, by kind", ["kind"], registry=r),
                 Counter("iris_feedback", "Feedback accepted", registry=r),
                 Gauge("iris_model_loaded", "1 when a verified model is loaded, else 0", registry=r, multiprocess_mode="min"),
-                create_drift_metrics(r, reference or {}))
+                create_drift_metrics(r, reference or {}, version))
     for kind in FILE_PREFIXES: m.records_failed.labels(kind)  # exported as 0 from the start, so that a first failure shows in `increase()`
     return m
 
@@ -412,7 +412,8 @@ def create_serving(app:Flask, # the application, configured
     dest = Path(str(app.config["MODEL_DIR"])) if app.config["MODEL_DIR"] else None
     predictor, problem = load_serving(dest, log)
     app.extensions["iris_explain"] = load_explainer(dest, predictor, log)
-    metrics = create_metrics(predictor.classes if predictor else SPECIES, served_reference(predictor, log))
+    metrics = create_metrics(predictor.classes if predictor else SPECIES, served_reference(predictor, log),
+                             predictor.version if predictor else "")
     metrics.model_loaded.set(predictor is not None)
     openapi = json.loads((Path(app.root_path)/"openapi.json").read_text())
     recorder = create_recorder(app.config, metrics.records_failed)

@@ -68,6 +68,8 @@ def _feedback_csv(records:Path, run_dir:Path)->Path:
     from iris_classifier.data_processing import clean_training_frame
     from iris_classifier.monitoring import feedback_rows, read_records
     rows = feedback_rows(read_records(records))
+    if n := rows.attrs.get("colliding_predictions"):
+        setup_logging().warning("%d prediction(s) share their request id and row with another: their feedback is not used", n)
     clean_training_frame(rows, least=0)
     run_dir.mkdir(parents=True, exist_ok=True)
     rows.to_csv(run_dir/"feedback_rows.csv", index=False)
@@ -223,13 +225,13 @@ def run_monitoring_notebook(parameters:dict, # from `monitoring_parameters`
 
 # %% ../nbs/11_cli.ipynb #89cd2f3a
 def monitor_command(args:argparse.Namespace, # parsed `monitor` arguments
-                   )->int: # exit code: 0 no drift, 3 drift
+                   )->int: # exit code: 0 calm, 3 drift, 4 not enough data
     "Check the window's records and the reference, run the monitoring notebook, and exit with its verdict"
     end = parse_since(args.until, args.now, "--until") if args.until else args.now
     start = parse_since(args.since, end)
     from iris_classifier.monitoring import load_reference, read_records, select_window
     model = args.model_dir or model_dir()
-    window = select_window(read_records(args.records), load_reference(model), start, end)
+    window = select_window(read_records(args.records, (start, end)), load_reference(model), start, end)
     log = setup_logging()
     if window.skipped: log.warning("%d line(s) of the records files are not records (%s); the first: %s", sum(window.skipped.values()), "; ".join(f"{n} {why}" for why, n in window.skipped.items()), window.examples[0])
     log.info("Monitoring %d prediction(s) of model %s from %s to %s; %d of other model versions are reported apart", len(window.live), window.live["model_version"][0], f"{start:%Y-%m-%d %H:%M}", f"{end:%Y-%m-%d %H:%M} UTC", int(window.others["predictions"].sum()))
@@ -243,15 +245,21 @@ def monitor_command(args:argparse.Namespace, # parsed `monitor` arguments
     return _tell_verdict(json.loads(verdict.read_text()), verdict, log)
 
 def _tell_verdict(v:dict, path:Path, log)->int:
-    "Log the verdict in `drift.json` at `path`; its exit code"
-    if v["drift"]: log.warning("Drift in %d prediction(s) of model %s:\n  %s\nVerdict: %s", v["predictions"], v["model_version"], "\n  ".join(v["reasons"]), path)
-    else: log.info("No drift in %d prediction(s) of model %s. Verdict: %s", v["predictions"], v["model_version"], path)
-    return 3 if v["drift"] else 0
+    "Log the verdict in `drift.json` at `path`; its exit code: 0 calm, 3 drift, 4 not enough data"
+    what = (v["predictions"], v["model_version"])
+    if v["verdict"] == "drift":
+        log.warning("Drift in %d prediction(s) of model %s:\n  %s\nVerdict: %s", *what, "\n  ".join(v["reasons"]), path)
+    elif v["verdict"] == "calm": log.info("No drift in %d prediction(s) of model %s: calm. Verdict: %s", *what, path)
+    else: log.warning("Not enough data to judge %d prediction(s) of model %s:\n  %s\nVerdict: %s", *what,
+                      "\n  ".join(v["not_enough"]), path)
+    return {"calm": 0, "drift": 3}.get(v["verdict"], 4)
 
 # %% ../nbs/11_cli.ipynb #ae21dca3
 def _monitor_parser(sub):
     monitor = sub.add_parser("monitor", help="compare recorded predictions with the model's training data by running the monitoring notebook",
-                             description="Run the monitoring notebook headlessly on a window of prediction and feedback records. Exit code 0: no drift; 3: drift; 2: bad input; 1: the notebook failed (the executed notebook says where).")
+                             description="Run the monitoring notebook headlessly on a window of prediction and feedback records. "
+                                         "Exit code 0: calm; 3: drift in the inputs, the predicted species or live accuracy; "
+                                         "4: not enough data to judge; 2: bad input; 1: the notebook failed (the executed notebook says where).")
     monitor.add_argument("--records", type=Path, required=True, metavar="DIR", help="directory of prediction and feedback records (*.jsonl, *.json, at any depth): the server's records directory, or a download of the log sink's bucket")
     monitor.add_argument("--since", default="7d", metavar="WHEN", help="start of the window: a duration back from its end (7d, 12h) or an ISO 8601 date or time, UTC unless it says otherwise (default: 7d)")
     monitor.add_argument("--until", metavar="WHEN", help="end of the window, excluded: a duration back from now or an ISO 8601 date or time, as --since (default: now)")

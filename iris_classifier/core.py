@@ -4,14 +4,15 @@
 
 # %% auto #0
 __all__ = ['FEATURES', 'TARGET', 'SPECIES', 'MAX_CM', 'CHUNK_ROWS', 'PROJECT', 'STAMP_FORMAT', 'METADATA_FILE', 'HISTORY_FILE',
-           'HISTORY_FIELDS', 'LOG_FORMAT', 'json_int', 'IrisError', 'DataValidationError', 'ParameterError',
-           'QualityGateError', 'ChallengerRefusedError', 'ChampionUndecidedError', 'ModelNotFoundError',
-           'ModelIntegrityError', 'TrainParams', 'project_root', 'artifacts_dir', 'model_dir', 'runs_dir',
-           'reports_dir', 'utc_now', 'new_run_id', 'read_metadata', 'metadata_in_force', 'read_history',
+           'HISTORY_FIELDS', 'LOG_FORMAT', 'json_int', 'bin_index', 'IrisError', 'DataValidationError',
+           'ParameterError', 'QualityGateError', 'ChallengerRefusedError', 'ChampionUndecidedError',
+           'ModelNotFoundError', 'ModelIntegrityError', 'TrainParams', 'project_root', 'artifacts_dir', 'model_dir',
+           'runs_dir', 'reports_dir', 'utc_now', 'new_run_id', 'read_metadata', 'metadata_in_force', 'read_history',
            'setup_logging', 'sha256_bytes', 'sha256_file', 'verified_file', 'atomic_path', 'write_atomic']
 
 # %% ../nbs/00_core.ipynb #3a139e73
 import hashlib, json, logging, os, re, secrets, shutil, sys, tomllib, uuid
+from bisect import bisect_left
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,6 +30,13 @@ def json_int(v, # a value decoded from JSON
             ):
     "`v` as an int when it is a whole-number float, else `v` unchanged: JSON's 3.0 is the integer 3"
     return int(v) if type(v) is float and v.is_integer() else v
+
+# %% ../nbs/00_core.ipynb #b1dc0a02
+def bin_index(cuts:list[float], # a measurement's nine deciles in the training split, ascending
+              x:float, # a value of that measurement
+             )->int: # 0 for `(-inf, c1]`, 1 for `(c1, c2]`, ..., 9 for `(c9, inf)`
+    "The decile bin holding `x`"
+    return bisect_left(cuts, x)
 
 # %% ../nbs/00_core.ipynb #3709f831
 class IrisError(Exception):

@@ -155,8 +155,8 @@ def deciles(values:pd.Series, # one measurement in the training split
 def bin_shares(values:pd.Series, # one measurement
                cuts:list[float], # from `deciles`
               )->list[float]: # the share of `values` in each bin, ten for nine cuts
-    "How `values` fall into the bins `(-inf, c1]`, `(c1, c2]`, ..., `(c9, inf)`"
-    return (np.bincount(np.searchsorted(cuts, values, side="left"), minlength=len(cuts) + 1) / len(values)).tolist()
+    "How `values` fall into the bins `(-inf, c1]`, `(c1, c2]`, ..., `(c9, inf)`, as `bin_index` puts them"
+    return (np.bincount([bin_index(cuts, v) for v in values], minlength=len(cuts) + 1) / len(values)).tolist()
 
 # %% ../nbs/05_model_training.ipynb #97d05fb0
 def reference(train:pd.DataFrame, # the training split

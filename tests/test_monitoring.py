@@ -10,10 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iris_classifier.cli import main, monitoring_parameters
-from iris_classifier.core import FEATURES, METADATA_FILE, SPECIES, TARGET, read_metadata, sha256_file
+from iris_classifier.cli import _tell_verdict, main, monitoring_parameters
+from iris_classifier.core import (FEATURES, METADATA_FILE, SPECIES, TARGET, DataValidationError, read_metadata, sha256_file,
+                                  setup_logging)
+from iris_classifier.data_processing import load_iris_frame
 from iris_classifier.model_training import publish
-from iris_classifier.monitoring import Window, drift_report, load_reference, read_records, select_window, simulate_records, write_records
+from iris_classifier.monitoring import (MIN_LABELLED, MIN_PREDICTIONS, NOT_ENOUGH, Window, drift_report, false_alarms,
+                                        feedback_rows, load_reference, read_records, select_window, simulate_records,
+                                        species_shift, write_records)
 from iris_classifier.prediction import load_predictor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +73,53 @@ def test_the_same_verdicts_through_records_files(model, ref, tmp_path):
         assert report["drift"] == drift and report["predictions"] == 700, name
         if share_alert is not None: assert report["species"]["alert"] == share_alert, name
         assert json.loads(json.dumps(report, allow_nan=False)) == report  # drift.json is plain, strict JSON
+
+## The three parts of the verdict, and when there is not enough data (issue 25, findings 1, 2 and 7)
+
+def exit_code(report:dict, tmp_path)->int:
+    "The exit code `iris-classifier monitor` gives for `report`"
+    return _tell_verdict(report, tmp_path/"drift.json", setup_logging())
+
+def test_correct_inputs_with_wrong_labels_are_concept_drift_and_exit_3(ref, trained, tmp_path):
+    "Finding 1: 340 rows of feedback, every one naming another species, used to give drift False and exit 0"
+    flowers = ref.rows.sample(340, replace=True, random_state=3)
+    calm = verdict(flowers, ref, trained.pipeline)
+    assert calm["verdict"] == "calm" and exit_code(calm, tmp_path) == 0
+    other = dict(zip(SPECIES, SPECIES[1:] + SPECIES[:1]))
+    wrong = verdict(flowers.assign(**{TARGET: flowers[TARGET].map(other)}), ref, trained.pipeline)  # same flowers, mislabelled
+    assert {k: p["verdict"] for k, p in wrong["parts"].items()} == dict(inputs="calm", outputs="calm", performance="drift")
+    assert wrong["verdict"] == "drift" and wrong["drift"] and wrong["performance"]["accuracy"] == 0.0
+    assert any(r.startswith("live accuracy 0.0% in 340 rows") for r in wrong["reasons"]) and exit_code(wrong, tmp_path) == 3
+
+def test_the_species_test_does_not_alarm_on_the_population_at_100k_predictions(ref, trained):
+    "Finding 2: predictions drawn from the Iris population itself were flagged in 43 of 50 windows of 100,000"
+    iris = load_iris_frame()
+    predicted, rng = trained.pipeline.predict(iris[FEATURES]), np.random.default_rng(2)
+    results = [species_shift(pd.Series(predicted[rng.integers(0, len(iris), 100_000)]), ref) for _ in range(10)]
+    assert not any(r["alert"] for r in results), results
+
+def test_small_windows_are_not_enough_data_never_calm_or_drift(ref, trained, tmp_path):
+    "Finding 7: five calm rows showed major PSI on every measurement; now a window below the minimum is exit 4"
+    flowers = ref.rows.sample(5, replace=True, random_state=1)
+    v = verdict(flowers, ref, trained.pipeline)
+    assert (v["verdict"], v["drift"], exit_code(v, tmp_path)) == (NOT_ENOUGH, False, 4)
+    assert v["parts"]["inputs"]["rows"] == 5 and v["parts"]["inputs"]["minimum"] == MIN_PREDICTIONS
+    shifted = verdict(flowers.assign(petal_length=flowers.petal_length + 3), ref, trained.pipeline)
+    assert shifted["verdict"] == NOT_ENOUGH and shifted["reasons"] == []  # not drift either, however far off
+    enough = ref.rows.sample(MIN_PREDICTIONS, replace=True, random_state=1).reset_index(drop=True)
+    assert verdict(enough, ref, trained.pipeline)["verdict"] == "calm"
+    some = enough.assign(**{TARGET: enough[TARGET].where(enough.index < MIN_LABELLED - 1)})  # the others had no feedback
+    few_labels = verdict(some, ref, trained.pipeline)
+    assert (few_labels["parts"]["inputs"]["verdict"], few_labels["parts"]["performance"]["verdict"]) == ("calm", NOT_ENOUGH)
+    assert (few_labels["verdict"], exit_code(few_labels, tmp_path)) == (NOT_ENOUGH, 4)
+    needs = f"performance: {MIN_LABELLED - 1} rows with feedback, fewer than the {MIN_LABELLED} it needs"
+    assert few_labels["not_enough"] == [needs]
+
+def test_calm_windows_are_flagged_at_most_1_percent_of_the_time(ref, trained):
+    "The false-alarm bound of the chapter's table, at the small sizes, with a fixed seed and 100 windows each"
+    iris = load_iris_frame()
+    table = false_alarms(iris, trained.pipeline.predict(iris[FEATURES]), ref, [100, 1000], 100, seed=11)
+    assert (table["verdict"] <= 0.01).all(), table
 
 ## Records: feedback, versions, stray lines
 
@@ -132,6 +183,33 @@ def test_lines_that_are_not_records_are_counted_and_located(ref, tmp_path):
                                 "predictions-2026-11-29-3.jsonl:4: not JSON", "predictions-2026-11-29-3.jsonl:5: prediction record with a missing or bad 'species'"]
     w = select_window(records, ref, WEEK_START, WEEK_END)
     assert drift_report(w, ref)["skipped_lines"] == records.skipped
+
+def test_colliding_predictions_are_never_labelled_and_are_counted(ref, tmp_path):
+    "Issue 25, finding 3: two predictions under one request id and row, then one feedback, which labelled both"
+    (tmp_path/"predictions-2026-11-29-1.jsonl").write_text("\n".join([
+        prediction(ref.version, "same", 0, "setosa", 9), prediction(ref.version, "same", 0, "virginica", 10),
+        prediction(ref.version, "own", 0, "setosa", 9)]))
+    (tmp_path/"feedback-2026-11-29-1.jsonl").write_text("\n".join([feedback("same", 0, "virginica", 11),
+                                                                    feedback("own", 0, "setosa", 11)]))
+    records = read_records(tmp_path)
+    report = drift_report(select_window(records, ref, WEEK_START, WEEK_END), ref)
+    assert (report["colliding_predictions"], report["feedback"], report["performance"]["rows"]) == (2, 1, 1)
+    rows = feedback_rows(records)
+    assert rows["request_id"].tolist() == ["own"] and rows.attrs["colliding_predictions"] == 2
+
+def test_day_files_outside_the_window_are_not_read(ref, tmp_path):
+    "Issue 25, finding 9: the reader parsed all of history first, so a damaged file of another month stopped this week's run"
+    late = json.dumps(dict(json.loads(prediction(ref.version, "late", 0, "setosa", 23)), time="2026-11-29T23:59:59.9+00:00"))
+    (tmp_path/"predictions-2026-11-29-web-7f9c-7.jsonl").write_text(prediction(ref.version, "a", 0, "setosa", 9) + "\n")  # host
+    (tmp_path/"predictions-2026-11-30-7.jsonl").write_text(late + "\n")  # written after midnight: the day after the window
+    (tmp_path/"predictions-2026-10-01-7.jsonl").write_bytes(b'{"kind": "\xff"}\n')  # unreadable, two months earlier
+    (tmp_path/"feedback-2026-12-02-7.jsonl").write_bytes(b"\xff")  # unreadable, two days after
+    (tmp_path/"sink").mkdir()
+    (tmp_path/"sink"/"stdout.json").write_text(feedback("a", 0, "setosa", 10) + "\n")  # no day in its name: always read
+    records = read_records(tmp_path, (WEEK_START, WEEK_END))
+    assert sorted(records.predictions["request_id"]) == ["a", "late"] and len(records.feedback) == 1
+    with pytest.raises(DataValidationError, match="Cannot read records file"):
+        read_records(tmp_path)  # without a window every file is read, as `train --with-feedback` does
 
 ## `iris-classifier monitor`: bad input
 
@@ -259,3 +337,14 @@ def test_a_shifted_week_exits_3_and_says_what_drifted(shifted_run, ref):
     assert report["drift"] and report["measurements"]["petal_length"]["drift"] and report["predictions"] == 300
     assert report["other_versions"]["20261001T000000Z-0000beef"]["predictions"] == 40
     assert report["skipped_lines"] == {"JSON, but not a prediction or feedback record": 1}
+
+@pytest.mark.slow
+def test_a_window_too_small_to_judge_exits_4_with_its_verdict(model, recent, tmp_path):
+    "Half a day of the recent records: a few dozen predictions, fewer than the verdict needs"
+    out = tmp_path/"artifacts"
+    proc = cli("monitor", "--records", recent, "--since", "12h", "--until", NOW.isoformat(), "--model-dir", model, "--output-dir", out,
+               cwd=tmp_path)
+    assert proc.returncode == 4, proc.stderr
+    report = json.loads((out/"reports"/"drift.json").read_text())
+    assert (report["verdict"], report["drift"]) == (NOT_ENOUGH, False) and 0 < report["predictions"] < MIN_PREDICTIONS
+    assert "Not enough data to judge" in proc.stderr and f"fewer than the {MIN_PREDICTIONS} it needs" in proc.stderr

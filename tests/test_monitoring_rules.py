@@ -3,11 +3,13 @@ tests, the GKE manifest agrees with the rules file and the Deployment (ops/check
 rules and the dashboard read is one the server exports or a rule records. Fast: no server, no Prometheus."""
 import copy, json, re, shutil, subprocess, sys
 
+import numpy as np
 import pytest
 import yaml
 
 from conftest import ROOT, skip_or_fail
 from iris_classifier.app import create_app
+from iris_classifier.monitoring import ALERT_MIN_ROWS, PSI_EPS, psi
 
 sys.path.insert(0, str(ROOT/"ops"))
 import check_pipeline  # noqa: E402
@@ -38,7 +40,50 @@ def test_the_unit_tests_catch_a_psi_that_assumes_ten_percent_bins(tmp_path):
     (tmp_path/"rules.yml").write_text(text)
     shutil.copy(MONITORING/"rules.test.yml", tmp_path)
     r = subprocess.run([promtool(), "test", "rules", "rules.test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0 and 'feature="petal_width"} 5.25E-01' in r.stdout + r.stderr, r.stdout + r.stderr  # PSI 0.525 instead of 0
+    assert r.returncode != 0 and 'feature="petal_width", model_version="v1"} 5.25E-01' in r.stdout + r.stderr, r.stdout + r.stderr  # PSI 0.525 instead of 0
+
+def promtool_test(tmp_path, rules:str, tests:list[dict])->subprocess.CompletedProcess:
+    "Run promtool's unit tests `tests` on the rules text `rules`, in `tmp_path`"
+    (tmp_path/"rules.yml").write_text(rules)
+    (tmp_path/"t.yml").write_text(yaml.safe_dump(dict(rule_files=["rules.yml"], evaluation_interval="1m", tests=tests)))
+    return subprocess.run([promtool(), "test", "rules", "t.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+ONE_HOUR = {  # name: training shares of petal_length's ten bins, and the rows an hour put in each
+    "identical 100-row bins with empty ones": ([0.2, 0.0] + [0.1] * 8, [20, 0] + [10] * 8),
+    "a row in a bin training left empty": ([0.2, 0.0] + [0.1] * 8, [19, 1] + [10] * 8),
+    "live rows in two bins only": ([0.1] * 10, [0, 0, 0, 0, 0, 0, 0, 0, 60, 40]),
+    "a calm hour of 100 rows": ([0.1] * 10, [8, 13, 9, 11, 10, 7, 12, 10, 9, 11]),
+}
+
+@pytest.mark.parametrize("case", ONE_HOUR)
+def test_prometheus_and_monitor_compute_the_same_psi_from_the_same_counts(case, tmp_path):
+    "Issue 25, finding 6: the rule floored shares at 0.001 and `monitor` at 0.0001, so the same bins gave 0.409 and 0.587"
+    reference, rows = ONE_HOUR[case]
+    label = lambda b: f'feature="petal_length",bin="{b}",model_version="v1"'
+    series = [dict(series=f"iris_reference_bin_ratio{{{label(b)}}}", values=f"{v}x70") for b, v in enumerate(reference)]
+    series += [dict(series=f"iris_input_bin_total{{{label(b)}}}", values=f"0+{n}x70") for b, n in enumerate(rows)]  # n a minute
+    expected = round(psi(np.array(reference), np.array(rows) / sum(rows)), 4)
+    check = dict(expr="round(iris:input_psi:1h, 0.0001)", eval_time="65m",
+                 exp_samples=[dict(labels='{feature="petal_length",model_version="v1"}', value=expected)])
+    tests = [dict(interval="1m", input_series=series, promql_expr_test=[check])]
+    r = promtool_test(tmp_path, (MONITORING/"rules.yml").read_text(), tests)
+    assert r.returncode == 0 and "SUCCESS" in r.stdout, (expected, r.stdout + r.stderr)
+    assert "clamp_min(iris:reference_bin_ratio, %s)" % PSI_EPS in (MONITORING/"rules.yml").read_text()
+
+def test_the_drift_alert_waits_for_the_rows_the_simulation_asks_for():
+    "Issue 25, finding 7: calm hours of 100 rows exceeded PSI 0.25 one time in ten; the chapter found 200 rows enough"
+    (alert,) = [r for g in RULES["groups"] for r in g["rules"] if r.get("alert") == "IrisInputDrift"]
+    assert re.search(rf"iris:input_rows:1h >= {ALERT_MIN_ROWS}$", alert["expr"].strip()), alert["expr"]
+
+def test_the_unit_tests_catch_rules_that_add_up_two_model_versions(tmp_path):
+    "Mutation check: rules without `model_version` would add up a rollout's two sets of bins (PSI 0.48 on calm traffic)"
+    text = (MONITORING/"rules.yml").read_text().replace("model_version, ", "")
+    (tmp_path/"rules.yml").write_text(text)
+    shutil.copy(MONITORING/"rules.test.yml", tmp_path)
+    r = subprocess.run([promtool(), "test", "rules", "rules.test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "name: during a rollout each version is compared with its own reference" in out, out
+    print(out[out.index("during a rollout"):][:600])
 
 def test_every_required_alert_is_there():
     alerts = {r["alert"] for g in RULES["groups"] for r in g["rules"] if "alert" in r}
@@ -100,7 +145,7 @@ def metric_names(expr:str)->set[str]:
     "Metric names an expression selects (identifiers followed by `{`, `[` or a space that are not functions or keywords)"
     expr = re.sub(r'"[^"]*"', '""', expr)  # no label values
     words = set(re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", expr))
-    keywords = {"sum", "count", "max", "min", "avg", "by", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "le", "feature", "bin", "species", "endpoint", "kind", "status", "job", "instance", "__rate_interval"}
+    keywords = {"sum", "count", "max", "min", "avg", "by", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "le", "feature", "bin", "model_version", "species", "endpoint", "kind", "status", "job", "instance", "__rate_interval"}
     return {w for w in words if not w in keywords and not re.fullmatch(r"\d.*|[smhd]", w)}
 
 def recorded()->set[str]: return {r["record"] for g in RULES["groups"] for r in g["rules"] if "record" in r}

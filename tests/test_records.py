@@ -102,7 +102,7 @@ def test_sampling_records_a_share_of_requests_and_counts_them_all(published, tmp
     for _ in range(10): none.post("/api/predict", json={"instances": [ROW, ROW]})
     assert not (tmp_path/"none").exists()
     assert metric(none, 'iris_predictions_total{species="setosa"}') == 20  # metrics see every request
-    assert metric(none, 'iris_input_bin_total{bin="0",feature="petal_width"}') == 20
+    assert metric(none, 'iris_input_bin_total{bin="0",feature="petal_width",model_version=') == 20
     half = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path/"half", "RECORDS_SAMPLE": 0.5}).test_client()
     random.seed(3)
     for _ in range(200): half.post("/api/predict", json={"instances": [ROW, OTHER]})
