@@ -10,7 +10,7 @@ import copy
 
 from flask import Blueprint, abort, current_app, request
 
-from .app import check_batch_size, current_predictor, current_serving, json_body, track_predictions
+from .serving import check_batch_size, current_predictor, current_serving, json_body, track_predictions
 from .explain import current_explainer
 from .prediction import predict_rows, read_rows, shown
 

@@ -36,11 +36,12 @@ def add_train_params(parser:argparse.ArgumentParser, # parser to add `--seed`, `
 def run_notebook(notebook:Path, # the notebook to execute
                  report:Path, # where the executed copy goes; its directory is created
                  parameters:dict, # values for the notebook's `parameters` cell
+                 progress:bool=True, # show papermill's progress bar on standard error
                 )->Path: # `report`
     "Execute `notebook` with papermill in the `python3` kernel, writing the executed copy to `report`"
     import papermill as pm
     report.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(notebook, report, parameters=parameters, kernel_name="python3", progress_bar=True)
+    pm.execute_notebook(notebook, report, parameters=parameters, kernel_name="python3", progress_bar=progress)
     return report
 
 # %% ../nbs/11_cli.ipynb #cfadcd1c

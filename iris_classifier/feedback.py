@@ -12,7 +12,7 @@ from flask import Blueprint, abort, current_app, request
 from werkzeug.datastructures import WWWAuthenticate
 
 from .core import *
-from .app import check_batch_size, current_serving, issued_request_id, json_value, request_id
+from .serving import check_batch_size, current_serving, issued_request_id, json_value, request_id
 from .prediction import shown
 from .records import feedback_record
 

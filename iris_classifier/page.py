@@ -11,7 +11,7 @@ from typing import Mapping
 from flask import Blueprint, render_template, request
 
 from .core import *
-from .app import current_serving, track_predictions
+from .serving import current_serving, track_predictions
 from .explain import current_explainer, page_view
 from .prediction import Predictor, measurement_problem, predict_rows
 

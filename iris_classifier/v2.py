@@ -15,7 +15,7 @@ from flask import Blueprint, Response, abort, current_app, request
 
 import iris_classifier
 from .core import *
-from .app import check_batch_size, current_predictor, json_body, parse_json, request_body, track_predictions
+from .serving import check_batch_size, current_predictor, json_body, parse_json, request_body, track_predictions
 from .prediction import Predictor, predict_rows, read_rows, shown
 
 # %% ../nbs/08_v2.ipynb #eaa60e14

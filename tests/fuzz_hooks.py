@@ -2,7 +2,7 @@
 that JSON Schema cannot state."""
 import schemathesis
 
-from iris_classifier.app import issue_request_id, signing_key
+from iris_classifier.serving import issue_request_id, signing_key
 from conftest import LIVE_FEEDBACK_TOKEN
 
 LIVE_ID_KEY = signing_key(None, LIVE_FEEDBACK_TOKEN)  # what the live server signs its ids with: it sets no IRIS_ID_KEY

@@ -5,7 +5,8 @@ import hmac, json
 import pytest
 
 import iris_classifier.feedback
-from iris_classifier.app import create_app, issue_request_id, signing_key
+from iris_classifier.app import create_app
+from iris_classifier.serving import issue_request_id, signing_key
 from iris_classifier.core import FEATURES
 from test_records import OTHER, ROW, metric, records
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from iris_classifier.app import SERVER_ID, create_app
+from iris_classifier.app import create_app
+from iris_classifier.serving import SERVER_ID
 from iris_classifier.core import FEATURES, read_metadata
 from iris_classifier.records import record_file, record_file_day
 from conftest import Server, container_command
