@@ -278,7 +278,7 @@ def _labels_match(selector: dict, labels: dict) -> bool:
 
 
 def manifest_problems(documents: list[dict], dockerfile: str, graceful_timeout: int) -> list[str]:
-    """`graceful_timeout`: gunicorn's, from `iris_classifier.gunicorn_conf`."""
+    """`graceful_timeout`: the server's, from `iris_classifier.gunicorn_conf` (granian's kill timeout is the same)."""
     problems = []
     by_kind = {doc["kind"]: doc for doc in documents if doc}
     for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
@@ -338,10 +338,10 @@ def manifest_problems(documents: list[dict], dockerfile: str, graceful_timeout: 
         problems.append("automountServiceAccountToken must be false")
     pre_stop = ((container.get("lifecycle") or {}).get("preStop") or {}).get("sleep", {}).get("seconds", 0)
     if pod.get("terminationGracePeriodSeconds", 30) <= pre_stop + graceful_timeout:
-        problems.append(f"terminationGracePeriodSeconds must exceed preStop ({pre_stop} s) + gunicorn's "
+        problems.append(f"terminationGracePeriodSeconds must exceed preStop ({pre_stop} s) + the server's "
                         f"graceful_timeout ({graceful_timeout} s), or in-flight requests are killed")
     if not any(e["name"] == "WEB_CONCURRENCY" for e in container.get("env", [])):
-        problems.append("WEB_CONCURRENCY must be set: gunicorn's default follows the node's CPUs, not the pod's")
+        problems.append("WEB_CONCURRENCY must be set: the server's default follows the node's CPUs, not the pod's")
     resources = container.get("resources") or {}
     if not (resources.get("requests", {}).get("cpu") and resources.get("requests", {}).get("memory")
             and resources.get("limits", {}).get("memory")):
