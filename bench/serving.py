@@ -88,6 +88,8 @@ ENDPOINTS = {TRIVIAL: ("/healthz", "GET", None, None), # path, method, body, hea
              PREDICT: ("/api/predict", "POST", *json_request(BODY)),
              V2_JSON: (INFER, "POST", *json_request({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}]})),
              V2_BINARY: (INFER, "POST", *v2_binary_request(ROW))}
+PREDICT_CLOSE = "POST /api/predict (1 row, a new connection each)"  # as clients that do not keep connections open (--servers)
+ENDPOINTS[PREDICT_CLOSE] = ("/api/predict", "POST", ENDPOINTS[PREDICT][2], {**ENDPOINTS[PREDICT][3], "Connection": "close"})
 RECORDED = (PREDICT, V2_JSON)  # the endpoints measured with prediction records on and off
 
 @dataclass
@@ -152,7 +154,7 @@ def served(name:str, # what the report calls it
           )->App:
     "A checkout's production server, started through its CLI, loaded on every endpoint it serves"
     argv = lambda port: cli("serve", "--port", str(port), "--workers", str(workers), "--model-dir", str(models))
-    return App(name, argv, checkout, child_env(checkout, cache), tuple(e for e in ENDPOINTS if e != V2_BINARY or serves_binary(checkout)))
+    return App(name, argv, checkout, child_env(checkout, cache), (TRIVIAL, PREDICT, V2_JSON) + ((V2_BINARY,) if serves_binary(checkout) else ()))
 
 def serves_binary(checkout:Path)->bool:
     "Whether `checkout` answers V2 requests in the binary tensor data extension (older commits answer them with an error)"
@@ -166,11 +168,6 @@ def records_off(app:App)->App:
 def records_written(directory:Path)->int:
     "The prediction records in `directory`, one line each"
     return sum(len(f.read_bytes().splitlines()) for f in directory.glob("predictions-*.jsonl"))
-
-def gunicorn_config(checkout:Path)->str:
-    "The checkout's gunicorn config: the package module in the new layout, else webapp/gunicorn.conf.py"
-    if (checkout/"iris_classifier"/"gunicorn_conf.py").exists(): return "python:iris_classifier.gunicorn_conf"
-    return str(checkout/"webapp"/"gunicorn.conf.py")
 
 def fit_minimal(dest:Path)->Path:
     "A DecisionTreeClassifier fitted on scikit-learn's Iris data, joblib-dumped to `dest`"
@@ -186,7 +183,7 @@ def minimal(model:Path, # the joblib-dumped tree
             workers:int, # gunicorn workers
            )->App:
     "bench/minimal_app.py under the current checkout's gunicorn config"
-    argv = lambda port: [sys.executable, "-m", "gunicorn", "--config", gunicorn_config(ROOT), "--bind", f"127.0.0.1:{port}",
+    argv = lambda port: [sys.executable, "-m", "gunicorn", "--config", "python:iris_classifier.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
                          "--workers", str(workers), "--chdir", str(ROOT/"bench"), "minimal_app:app"]
     return App("minimal", argv, ROOT, dict(child_env(ROOT, cache), IRIS_BENCH_MODEL=str(model)))
 
@@ -260,8 +257,8 @@ def children(pid:int)->list[int]:
     return [int(c) for f in Path(f"/proc/{pid}/task").glob("*/children") for c in f.read_text().split()]
 
 def server_cpu(master:int)->float|None:
-    "CPU seconds used so far by the gunicorn workers of `master` (Linux), None elsewhere"
-    try: stats = [Path(f"/proc/{k}/stat").read_text().rsplit(")", 1)[1].split() for k in children(master)]
+    "CPU seconds used so far by the server `master` and its workers (Linux), None elsewhere"
+    try: stats = [Path(f"/proc/{k}/stat").read_text().rsplit(")", 1)[1].split() for k in [master, *children(master)]]
     except OSError: return None
     return sum(int(s[11]) + int(s[12]) for s in stats) / os.sysconf("SC_CLK_TCK")
 
@@ -381,8 +378,8 @@ def throughput(servers:dict[str, tuple[int, int, tuple]], # from `serving`
                args:argparse.Namespace, # wrk settings
               )->dict[str, dict[str, dict|None]]: # name -> endpoint -> medians over rounds, None where it was not loaded
     "Each server's requests/s, latency and CPU per request on each of its endpoints"
-    runs = load_rounds(servers, scripts, args)
-    return {s: {e: {k: round(statistics.median(r[k] for r in es[e]), 3) for k in es[e][0]} if e in es else None for e in ENDPOINTS} for s, es in runs.items()}
+    runs, measured = load_rounds(servers, scripts, args), [e for e in ENDPOINTS if any(e in es for _, _, es in servers.values())]
+    return {s: {e: {k: round(statistics.median(r[k] for r in es[e]), 3) for k in es[e][0]} if e in es else None for e in measured} for s, es in runs.items()}
 
 ROUNDS_PER_START = 4  # rounds of runs between two fresh starts of the servers compared
 
@@ -424,20 +421,14 @@ def rounds_summary(rounds:list[dict], # from `records_rounds`, on one endpoint
 
 ## In process
 
-def module(new:str, # its name in the new layout
-           old:str, # its name in the old layout
-          ):
-    "The checkout's module `iris_classifier.new` if it has one (the new layout), else `iris_classifier.old`"
-    return importlib.import_module(f"iris_classifier.{new if (ROOT/'iris_classifier'/f'{new}.py').exists() else old}")
-
 def in_process(models:Path, # the current checkout's published model
                records:Path, # where the recording timed here writes
               )->dict:
     "Microseconds per one-row prediction: the package's prediction path (checks included) and plain `pipeline.predict`; and per record written"
     import pandas as pd
     sys.path.insert(0, str(ROOT))  # the checkout under test, whichever checkout this interpreter has installed
-    m = module("prediction", "serving")
-    p, pipe = m.load_predictor(models), module("persistence", "model_training").load_published_model(models)[0]
+    m = importlib.import_module("iris_classifier.prediction")
+    p, pipe = m.load_predictor(models), importlib.import_module("iris_classifier.persistence").load_published_model(models)[0]
     frame = pd.DataFrame([ROW], columns=FEATURES)
     def usec(f):
         number = timeit.Timer(f).autorange()[0]  # calls that take at least 0.2 s
@@ -545,6 +536,71 @@ def print_targets(t:dict):
     print("\nTargets:")
     for name, v in t.items(): print(f"  {name:76s} {v['value']:7.3f} {'>=' if v['at_least'] else '<='} {v['limit']:<5} {'met' if v['met'] else 'MISSED'}")
 
+## The HTTP layers (--servers)
+
+LAYERS = ("flask dev", "minimal gunicorn sync", "gunicorn sync", "gunicorn gthread", "granian")
+REFERENCE, MINIMAL, TODAY, DEFAULT = "flask dev", "minimal gunicorn sync", "gunicorn sync", "granian"
+# The issue's targets for the default server (granian) against the others: (endpoint, against, at least)
+LAYER_TARGETS = [(PREDICT, REFERENCE, 6.0), (PREDICT, MINIMAL, 2.0), (V2_JSON, REFERENCE, 5.0), (PREDICT_CLOSE, TODAY, 1.0)]
+
+def layers(model:Path, # the current checkout's published model
+           tree:Path, # the minimal app's joblib-dumped tree
+           cache:Path, # bytecode cache
+           workers:int, # workers of every multi-process server
+          )->dict[str, App]:
+    "The same application under each HTTP layer, Flask's development server (the seed's shape) and the minimal app"
+    env = dict(child_env(ROOT, cache), IRIS_MODEL_DIR=str(model), IRIS_RECORDS="off")  # the same work: no records anywhere
+    gunicorn = lambda *opts: lambda port: [sys.executable, "-m", "gunicorn", "--config", "python:iris_classifier.gunicorn_conf",
+                                           "--bind", f"127.0.0.1:{port}", "--workers", str(workers), *opts]
+    serve = lambda opts: lambda port: cli("serve", "--port", str(port), "--workers", str(workers), "--model-dir", str(model), *opts)
+    ours = (PREDICT, V2_JSON, PREDICT_CLOSE)
+    return {"flask dev": App("flask dev", lambda port: [sys.executable, "-m", "flask", "--app", "iris_classifier.app:create_app()",
+                                                        "run", "--port", str(port)], ROOT, env, ours),
+            "minimal gunicorn sync": replace(minimal(tree, cache, workers), name="minimal gunicorn sync", endpoints=(PREDICT, PREDICT_CLOSE)),
+            "gunicorn sync": App("gunicorn sync", serve(["--server", "gunicorn"]), ROOT, env, ours),  # today's default, started as it was
+            "gunicorn gthread": App("gunicorn gthread", gunicorn("--worker-class", "gthread", "--threads", "4"), ROOT, env, ours),
+            "granian": App("granian", serve([]), ROOT, env, ours)}
+
+def measure_layers(args:argparse.Namespace, tmp:Path)->dict:
+    "Train, then each HTTP layer's throughput in interleaved rounds, and the cold start and memory of the two defaults"
+    cache = tmp/"pycache"
+    model = train(dict(current=ROOT), tmp, cache)["current"]
+    progress("trained")
+    apps, scripts = layers(model, fit_minimal(tmp/"tree.joblib"), cache, args.workers), wrk_scripts(tmp)
+    with serving(list(apps.values()), scripts, args, tmp) as servers: http = throughput(servers, scripts, args)
+    cold = cold_starts([apps[TODAY], apps[DEFAULT]], args.starts, args.workers, tmp)
+    return dict(http=http, cold_start=cold)
+
+def layer_targets(figures:dict)->dict[str, dict]:
+    "The issue's targets: the default's requests/s over the others', and its cold start and memory over today's"
+    http, cold = figures["http"], figures["cold_start"]
+    t = {f"{DEFAULT} / {other}: {e}": target(ratio(http[DEFAULT][e]["rps"], http[other][e]["rps"]), limit, True)
+         for e, other, limit in LAYER_TARGETS}
+    return t | {f"{DEFAULT} / {TODAY}: cold start {k}": target(ratio(cold[DEFAULT][k], cold[TODAY][k]), 1.0, False) for k in ("seconds", "pss_mib")}
+
+def report_layers(args:argparse.Namespace, figures:dict)->bool:
+    "Print the HTTP layers' table, their cold starts and the targets; write the JSON; whether every target is met"
+    http, cold = figures["http"], figures["cold_start"]
+    print(f"\nHTTP layers, the same application (records off), {args.workers} workers each, on {os.cpu_count()} CPUs; wrk -t{args.threads}"
+          f" -c{args.connections}, {args.rounds} x {args.duration} s, medians over rounds. Load at the start: {figures['machine_load']['start']};"
+          f" at the end: {figures['machine_load']['end']}\n")
+    print(f"{'server':24s} {'endpoint':50s} {'requests/s':>11s} {'vs flask dev':>13s} {'p50 ms':>8s} {'p99 ms':>8s} {'CPU us/req':>11s}")
+    for name, es in http.items():
+        for e, v in es.items():
+            if v: print(f"{name:24s} {e:50s} {v['rps']:11.0f} {ratio(v['rps'], http[REFERENCE][e]['rps']):13.2f} {v['p50_ms']:8.2f}"
+                        f" {v['p99_ms']:8.2f} {v['cpu_us']:11.0f}")
+    print(f"\nCold start (to the first 200 on POST /api/predict) and memory (PSS, all processes), medians over {args.starts} starts")
+    for name, c in cold.items(): print(f"{name:24s} {c['seconds']:6.2f} s {c['pss_mib']:8.1f} MiB")
+    t = layer_targets(figures)
+    print_targets(t)
+    ok = all(v["met"] for v in t.values())
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(dict(workers=args.workers, cpus=os.cpu_count(), starts=args.starts, **figures, targets=t, targets_met=ok,
+                                           wrk=dict(threads=args.threads, connections=args.connections, duration_s=args.duration, rounds=args.rounds)),
+                                      indent=2))
+    print(f"Figures written to {args.output}")
+    return ok
+
 ## The run
 
 def parse_args()->argparse.Namespace:
@@ -560,6 +616,8 @@ def parse_args()->argparse.Namespace:
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers of every server (default 2)")
     ap.add_argument("--output", type=Path, default=ROOT/"artifacts"/"bench"/"serving.json", help="where to write the figures as JSON")
     ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    ap.add_argument("--servers", action="store_true", help="only compare the HTTP layers (Flask dev, gunicorn sync and gthread, granian), keep-alive and"
+                                                           " a new connection per request, and the cold start of the two defaults")
     args = ap.parse_args()
     if min(args.starts, args.duration, args.rounds, args.workers, args.records_rounds, args.records_duration) < 1:
         ap.error("--starts, --duration, --rounds, --workers, --records-rounds and --records-duration must be at least 1")
@@ -618,6 +676,10 @@ def main()->int:
     labels = dict(current=f"current ({git('describe', '--always', '--dirty')})", minimal="minimal Flask + scikit-learn")
     load = machine_load()
     if load["load_1min"] > os.cpu_count() / 2: print(f"warning: the machine is busy ({load}): the figures will be noisy", file=sys.stderr)
+    if args.servers:
+        with tempfile.TemporaryDirectory(prefix="iris-bench-") as tmp:
+            ok = report_layers(args, dict(measure_layers(args, Path(tmp)), machine_load=dict(start=load, end=machine_load())))
+        return 1 if args.check and not ok else 0
     with tempfile.TemporaryDirectory(prefix="iris-bench-") as tmp, ExitStack() as stack:
         tmp, checkouts = Path(tmp), dict(current=ROOT)
         if args.against:

@@ -33,7 +33,7 @@ def granian_server(host:str="0.0.0.0", # address to listen on
                   )->Server:
     "granian serving the application over WSGI: keep-alive, dead workers replaced, a graceful stop on SIGTERM"
     return Server("iris_classifier.granian_conf:worker_app", address=host, port=port or int(os.environ.get("PORT", "5000")),
-                  interface=Interfaces.WSGI, factory=True, workers=workers or default_workers(), websockets=False,
+                  interface=Interfaces.WSGI, factory=True, workers=workers or default_workers(), websockets=False, blocking_threads=1,
                   respawn_failed_workers=True, workers_kill_timeout=graceful_timeout,
                   http1_settings=HTTP1Settings(header_read_timeout=HEADER_READ_TIMEOUT_MS),
                   log_dictconfig=logging_config(["_granian", "granian.access", "iris_classifier"]), log_access=True)

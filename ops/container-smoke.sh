@@ -107,7 +107,7 @@ mem=$("$engine" stats --no-stream --format '{{.MemUsage}}' "$name" | head -n1)
 workers() { "$engine" exec "$name" sh -c 'cat /proc/1/task/*/children'; }
 read -r -a before <<<"$(workers)"
 ((${#before[@]} >= 2)) || fail "expected at least 2 workers, found: ${before[*]}"
-"$engine" exec "$name" kill -KILL "${before[0]}" || fail "could not kill worker ${before[0]}"
+"$engine" exec "$name" sh -c "kill -KILL ${before[0]}" || fail "could not kill worker ${before[0]}"
 replaced=""
 for _ in $(seq 60); do
     read -r -a now <<<"$(workers)"
