@@ -111,7 +111,8 @@ def create_metrics(classes:list[str]=SPECIES, # the species a model can predict
                 predictions, {c: predictions.labels(c) for c in classes},
                 Counter("iris_records_failed", "Prediction and feedback records that could not be written, by kind", ["kind"], registry=r),
                 Counter("iris_feedback", "Feedback accepted", registry=r),
-                Gauge("iris_model_loaded", "1 when a verified model is loaded, else 0", registry=r, multiprocess_mode="livemin"),
+                Gauge("iris_model_loaded", "1 when a verified model is loaded, else 0", registry=r,
+                      multiprocess_mode="livemin"),
                 create_drift_metrics(r, reference or {}))
     for kind in FILE_PREFIXES: m.records_failed.labels(kind)  # exported as 0 from the start, so that a first failure shows in `increase()`
     return m

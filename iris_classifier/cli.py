@@ -165,7 +165,8 @@ def server_command(host:str="127.0.0.1", # address to listen on; 0.0.0.0 for eve
         argv = [sys.executable, "-m", "gunicorn", "--config", "python:iris_classifier.gunicorn_conf",
                 "--bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     else: argv = [sys.executable, "-m", "iris_classifier.granian_conf", "--host", host, "--port", str(port)]
-    return argv + (["--workers", str(workers)] if workers else []), dict(os.environ, IRIS_MODEL_DIR=str(Path(model or model_dir()).resolve()))
+    env = dict(os.environ, IRIS_MODEL_DIR=str(Path(model or model_dir()).resolve()))
+    return argv + (["--workers", str(workers)] if workers else []), env
 
 def serve_command(args:argparse.Namespace, # parsed `serve` arguments
                  )->int: # never returns: the process becomes the server
@@ -317,12 +318,14 @@ def _predict_parser(sub):
 
 def _serve_parser(sub):
     serve = sub.add_parser("serve", help="serve the prediction page and the JSON API on http://127.0.0.1:5000/",
-                           description="Start the production server (granian with iris_classifier.granian_conf, or gunicorn) for the published model.")
+                           description="Start the production server (granian with iris_classifier.granian_conf,"
+                                       " or gunicorn) for the published model.")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for every interface (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=5000, help="port to listen on (default: 5000)")
     serve.add_argument("--workers", type=int, metavar="N", help="worker processes (default: $WEB_CONCURRENCY, else one per CPU, at least 2)")
     serve.add_argument("--model-dir", type=Path, metavar="DIR", help="published model directory (default: $IRIS_MODEL_DIR, else model/ in the artifacts directory)")
-    serve.add_argument("--server", choices=SERVERS, default=SERVERS[0], help="the HTTP server: granian (default) or gunicorn (sync workers)")
+    serve.add_argument("--server", choices=SERVERS, default=SERVERS[0],
+                       help="the HTTP server: granian (default) or gunicorn (sync workers)")
     serve.set_defaults(func=serve_command)
 
 # %% ../nbs/11_cli.ipynb #2d393bc1

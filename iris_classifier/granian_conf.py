@@ -17,7 +17,7 @@ from .gunicorn_conf import (default_workers, forget_dead_workers, graceful_timeo
 
 # %% ../nbs/10a_granian.ipynb #5acef143
 def worker_app():
-    "The application of one granian worker, once dead workers' live gauges are forgotten; what it loaded is exempt from GC"
+    "One granian worker's application, once dead workers' live gauges are forgotten; what it loaded is exempt from GC"
     from iris_classifier.app import create_app
     forget_dead_workers()
     app = create_app()
@@ -32,9 +32,10 @@ def granian_server(host:str="0.0.0.0", # address to listen on
                    workers:int|None=None, # worker processes; None: $WEB_CONCURRENCY, else one per CPU, at least 2
                   )->Server:
     "granian serving the application over WSGI: keep-alive, dead workers replaced, a graceful stop on SIGTERM"
-    return Server("iris_classifier.granian_conf:worker_app", address=host, port=port or int(os.environ.get("PORT", "5000")),
-                  interface=Interfaces.WSGI, factory=True, workers=workers or default_workers(), websockets=False, blocking_threads=1,
-                  respawn_failed_workers=True, workers_kill_timeout=graceful_timeout,
+    port = port or int(os.environ.get("PORT", "5000"))
+    return Server("iris_classifier.granian_conf:worker_app", address=host, port=port,
+                  interface=Interfaces.WSGI, factory=True, workers=workers or default_workers(), blocking_threads=1,
+                  websockets=False, respawn_failed_workers=True, workers_kill_timeout=graceful_timeout,
                   http1_settings=HTTP1Settings(header_read_timeout=HEADER_READ_TIMEOUT_MS),
                   log_dictconfig=logging_config(["_granian", "granian.access", "iris_classifier"]), log_access=True)
 
@@ -42,10 +43,12 @@ def granian_server(host:str="0.0.0.0", # address to listen on
 def parse_args(argv:list[str]|None=None, # the command line after the program's name; None: sys.argv's
               )->argparse.Namespace:
     "The launcher's options: where to listen and how many workers"
-    ap = argparse.ArgumentParser(prog="python -m iris_classifier.granian_conf", description="Serve the application under granian.")
+    ap = argparse.ArgumentParser(prog="python -m iris_classifier.granian_conf",
+                                 description="Serve the application under granian.")
     ap.add_argument("--host", default="0.0.0.0", help="address to listen on (default: every interface)")
     ap.add_argument("--port", type=int, help="port to listen on (default: $PORT, else 5000)")
-    ap.add_argument("--workers", type=int, help="worker processes (default: $WEB_CONCURRENCY, else one per CPU, at least 2)")
+    ap.add_argument("--workers", type=int,
+                    help="worker processes (default: $WEB_CONCURRENCY, else one per CPU, at least 2)")
     return ap.parse_args(argv)
 
 # %% ../nbs/10a_granian.ipynb #f2bab0a3

@@ -45,7 +45,8 @@ def logging_config(loggers:list[str], # the loggers that log at INFO: the server
     "Every line on stdout, as text or JSON (`IRIS_LOG_FORMAT`); other loggers at WARNING"
     return {"version": 1, "disable_existing_loggers": False,
             "formatters": {"text": {"format": LOG_FORMAT}, "json": {"()": json_formatter}},
-            "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": log_format()}},
+            "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout",
+                                    "formatter": log_format()}},
             "root": {"level": "WARNING", "handlers": ["stdout"]},
             "loggers": {name: {"level": "INFO", "handlers": ["stdout"], "propagate": False} for name in loggers}}
 
