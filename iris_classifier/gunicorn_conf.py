@@ -78,7 +78,8 @@ def prepare_metrics_dir(parent:str|None=None, # where to create one if none is g
     for stale in glob.glob(os.path.join(path, "*.db")): os.remove(stale)
 
 # %% ../nbs/10_server.ipynb #0371369e
-def alive(pid:int)->bool: # whether a process `pid` exists (it may belong to another user)
+def alive(pid:int, # a process id
+         )->bool: # whether it exists (it may belong to another user)
     "Whether process `pid` is running"
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
