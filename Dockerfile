@@ -1,4 +1,4 @@
-# Serving image for the iris classifier: the project's wheel under gunicorn,
+# Serving image for the iris classifier: the project's wheel under granian,
 # with the model the pipeline's training step produced (artifacts/model/ in the
 # context).
 #
@@ -99,6 +99,8 @@ EXPOSE 5000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('PORT', '5000'), timeout=2)"]
 
-# Exec form: gunicorn is PID 1 and gets SIGTERM directly for a graceful stop.
-# The settings name the application (wsgi_app) and bind to $PORT.
-CMD ["gunicorn", "--config", "python:iris_classifier.gunicorn_conf"]
+# Exec form: granian's main process is PID 1 and gets SIGTERM directly for a
+# graceful stop; it binds to $PORT with $WEB_CONCURRENCY workers. gunicorn, the
+# other server the wheel carries, is one override away:
+#   gunicorn --config python:iris_classifier.gunicorn_conf
+CMD ["python", "-m", "iris_classifier.granian_conf"]

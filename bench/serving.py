@@ -5,6 +5,7 @@ Usage (from the project root; needs Debian's `wrk`: apt-get install wrk):
     .venv/bin/python bench/serving.py                     # about eight minutes on 2 cores
     .venv/bin/python bench/serving.py --against main      # before/after, side by side: about ten minutes
     .venv/bin/python bench/serving.py --duration 3 --rounds 1 --starts 3 --records-rounds 5   # a quick look
+    .venv/bin/python bench/serving.py --servers --rounds 4 --starts 7   # the HTTP layers: about seven minutes
 
 In one run on one machine, all traffic on 127.0.0.1, it
 1. trains a model for the checkout under test, and for `--against REV` (checked out into a temporary
@@ -54,6 +55,17 @@ the next target. With records on, each of the two endpoints keeps at least 0.95 
 records off (the median of the rounds' ratios). The figures are printed and written to
 artifacts/bench/serving.json. It is a measurement, not a test: the exit code is 0 unless something failed to
 run; `--check` makes missed targets exit 1 as well.
+
+With `--servers` it measures only the HTTP layers, on the same application with records off: Flask's
+development server (`flask run`, the seed's shape: the reference, 1.00x), the minimal app under gunicorn's
+sync workers, and the package's application under gunicorn's sync workers (the default until granian,
+started by `iris-classifier serve --server gunicorn`), gunicorn's `gthread` workers (4 threads, keep-alive)
+and granian (`iris-classifier serve`, the default), two workers each. wrk loads each on one-row POST
+/api/predict and V2 JSON infer with keep-alive connections (wrk's default), and on /api/predict with a new
+connection per request (`Connection: close`), in the interleaved rounds above; then the two defaults are
+started `--starts` times each, as in step 4. Targets, all ratios within the run: granian's requests/s on
+/api/predict at least 6x Flask dev's and 2x the minimal app's; on V2 infer at least 5x Flask dev's; with a
+new connection per request at least gunicorn sync's; its cold start and PSS at most gunicorn sync's.
 """
 import argparse, importlib, json, os, re, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, time, timeit, urllib.request
 from contextlib import ExitStack, contextmanager
@@ -88,6 +100,9 @@ ENDPOINTS = {TRIVIAL: ("/healthz", "GET", None, None), # path, method, body, hea
              PREDICT: ("/api/predict", "POST", *json_request(BODY)),
              V2_JSON: (INFER, "POST", *json_request({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}]})),
              V2_BINARY: (INFER, "POST", *v2_binary_request(ROW))}
+# As clients that do not keep connections open (--servers): wrk reconnects after each answer
+PREDICT_CLOSE = "POST /api/predict (1 row, a new connection each)"
+ENDPOINTS[PREDICT_CLOSE] = ("/api/predict", "POST", ENDPOINTS[PREDICT][2], {**ENDPOINTS[PREDICT][3], "Connection": "close"})
 RECORDED = (PREDICT, V2_JSON)  # the endpoints measured with prediction records on and off
 
 @dataclass
@@ -152,7 +167,8 @@ def served(name:str, # what the report calls it
           )->App:
     "A checkout's production server, started through its CLI, loaded on every endpoint it serves"
     argv = lambda port: cli("serve", "--port", str(port), "--workers", str(workers), "--model-dir", str(models))
-    return App(name, argv, checkout, child_env(checkout, cache), tuple(e for e in ENDPOINTS if e != V2_BINARY or serves_binary(checkout)))
+    endpoints = (TRIVIAL, PREDICT, V2_JSON) + ((V2_BINARY,) if serves_binary(checkout) else ())
+    return App(name, argv, checkout, child_env(checkout, cache), endpoints)
 
 def serves_binary(checkout:Path)->bool:
     "Whether `checkout` answers V2 requests in the binary tensor data extension (older commits answer them with an error)"
@@ -166,11 +182,6 @@ def records_off(app:App)->App:
 def records_written(directory:Path)->int:
     "The prediction records in `directory`, one line each"
     return sum(len(f.read_bytes().splitlines()) for f in directory.glob("predictions-*.jsonl"))
-
-def gunicorn_config(checkout:Path)->str:
-    "The checkout's gunicorn config: the package module in the new layout, else webapp/gunicorn.conf.py"
-    if (checkout/"iris_classifier"/"gunicorn_conf.py").exists(): return "python:iris_classifier.gunicorn_conf"
-    return str(checkout/"webapp"/"gunicorn.conf.py")
 
 def fit_minimal(dest:Path)->Path:
     "A DecisionTreeClassifier fitted on scikit-learn's Iris data, joblib-dumped to `dest`"
@@ -186,7 +197,8 @@ def minimal(model:Path, # the joblib-dumped tree
             workers:int, # gunicorn workers
            )->App:
     "bench/minimal_app.py under the current checkout's gunicorn config"
-    argv = lambda port: [sys.executable, "-m", "gunicorn", "--config", gunicorn_config(ROOT), "--bind", f"127.0.0.1:{port}",
+    argv = lambda port: [sys.executable, "-m", "gunicorn", "--config", "python:iris_classifier.gunicorn_conf",
+                         "--bind", f"127.0.0.1:{port}",
                          "--workers", str(workers), "--chdir", str(ROOT/"bench"), "minimal_app:app"]
     return App("minimal", argv, ROOT, dict(child_env(ROOT, cache), IRIS_BENCH_MODEL=str(model)))
 
@@ -256,14 +268,23 @@ def first_answer(proc:subprocess.Popen, # the server
     sys.exit(f"the server did not answer in {READY_TIMEOUT} s; see {log}")
 
 def children(pid:int)->list[int]:
-    "The child processes of `pid` (Linux /proc)"
-    return [int(c) for f in Path(f"/proc/{pid}/task").glob("*/children") for c in f.read_text().split()]
+    "The child processes of `pid` (Linux /proc), read thread by thread: a thread that ends meanwhile has none"
+    return [int(c) for f in Path(f"/proc/{pid}/task").glob("*/children") for c in read_or_empty(f).split()]
+
+def read_or_empty(path:Path)->str:
+    "The text of `path`, or '' if it has gone (a thread or process of /proc that ended)"
+    try: return path.read_text()
+    except OSError: return ""
 
 def server_cpu(master:int)->float|None:
-    "CPU seconds used so far by the gunicorn workers of `master` (Linux), None elsewhere"
-    try: stats = [Path(f"/proc/{k}/stat").read_text().rsplit(")", 1)[1].split() for k in children(master)]
+    "CPU seconds used so far by the server `master` and its workers (Linux), None elsewhere"
+    if not Path(f"/proc/{master}/stat").exists(): return None
+    return sum(int(s[11]) + int(s[12]) for s in map(proc_stat, [master, *children(master)]) if s) / os.sysconf("SC_CLK_TCK")
+
+def proc_stat(pid:int)->list[str]|None:
+    "The fields of /proc/PID/stat after the command name; None if the process has gone (a worker replaced meanwhile)"
+    try: return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError: return None
-    return sum(int(s[11]) + int(s[12]) for s in stats) / os.sysconf("SC_CLK_TCK")
 
 def settle(master:int, # the gunicorn master
            workers:int, # how many workers it should have
@@ -381,8 +402,9 @@ def throughput(servers:dict[str, tuple[int, int, tuple]], # from `serving`
                args:argparse.Namespace, # wrk settings
               )->dict[str, dict[str, dict|None]]: # name -> endpoint -> medians over rounds, None where it was not loaded
     "Each server's requests/s, latency and CPU per request on each of its endpoints"
-    runs = load_rounds(servers, scripts, args)
-    return {s: {e: {k: round(statistics.median(r[k] for r in es[e]), 3) for k in es[e][0]} if e in es else None for e in ENDPOINTS} for s, es in runs.items()}
+    runs, measured = load_rounds(servers, scripts, args), [e for e in ENDPOINTS if any(e in es for _, _, es in servers.values())]
+    median = lambda rs: {k: round(statistics.median(r[k] for r in rs), 3) for k in rs[0]}
+    return {s: {e: median(es[e]) if e in es else None for e in measured} for s, es in runs.items()}
 
 ROUNDS_PER_START = 4  # rounds of runs between two fresh starts of the servers compared
 
@@ -424,20 +446,15 @@ def rounds_summary(rounds:list[dict], # from `records_rounds`, on one endpoint
 
 ## In process
 
-def module(new:str, # its name in the new layout
-           old:str, # its name in the old layout
-          ):
-    "The checkout's module `iris_classifier.new` if it has one (the new layout), else `iris_classifier.old`"
-    return importlib.import_module(f"iris_classifier.{new if (ROOT/'iris_classifier'/f'{new}.py').exists() else old}")
-
 def in_process(models:Path, # the current checkout's published model
                records:Path, # where the recording timed here writes
               )->dict:
     "Microseconds per one-row prediction: the package's prediction path (checks included) and plain `pipeline.predict`; and per record written"
     import pandas as pd
     sys.path.insert(0, str(ROOT))  # the checkout under test, whichever checkout this interpreter has installed
-    m = module("prediction", "serving")
-    p, pipe = m.load_predictor(models), module("persistence", "model_training").load_published_model(models)[0]
+    m = importlib.import_module("iris_classifier.prediction")
+    pipe = importlib.import_module("iris_classifier.persistence").load_published_model(models)[0]
+    p = m.load_predictor(models)
     frame = pd.DataFrame([ROW], columns=FEATURES)
     def usec(f):
         number = timeit.Timer(f).autorange()[0]  # calls that take at least 0.2 s
@@ -545,6 +562,74 @@ def print_targets(t:dict):
     print("\nTargets:")
     for name, v in t.items(): print(f"  {name:76s} {v['value']:7.3f} {'>=' if v['at_least'] else '<='} {v['limit']:<5} {'met' if v['met'] else 'MISSED'}")
 
+## The HTTP layers (--servers)
+
+REFERENCE, MINIMAL, TODAY, DEFAULT = "flask dev", "minimal gunicorn sync", "gunicorn sync", "granian"
+# The targets of the default server (granian) against the others, in requests/s: (endpoint, against, at least)
+LAYER_TARGETS = [(PREDICT, REFERENCE, 6.0), (PREDICT, MINIMAL, 2.0), (V2_JSON, REFERENCE, 5.0), (PREDICT_CLOSE, TODAY, 1.0)]
+
+def layers(model:Path, # the current checkout's published model
+           tree:Path, # the minimal app's joblib-dumped tree
+           cache:Path, # bytecode cache
+           workers:int, # workers of every multi-process server
+          )->dict[str, App]:
+    "The same application under each HTTP layer, Flask's development server (the seed's shape) and the minimal app"
+    env = dict(child_env(ROOT, cache), IRIS_MODEL_DIR=str(model), IRIS_RECORDS="off")  # the same work: no records
+    serve = lambda *opts: lambda port: cli("serve", "--port", str(port), "--workers", str(workers), "--model-dir", str(model), *opts)
+    gthread = lambda port: [sys.executable, "-m", "gunicorn", "--config", "python:iris_classifier.gunicorn_conf", "--bind",
+                            f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "gthread", "--threads", "4"]
+    flask = lambda port: [sys.executable, "-m", "flask", "--app", "iris_classifier.app:create_app()", "run", "--port", str(port)]
+    ours = (PREDICT, V2_JSON, PREDICT_CLOSE)
+    return {REFERENCE: App(REFERENCE, flask, ROOT, env, ours),
+            MINIMAL: replace(minimal(tree, cache, workers), name=MINIMAL, endpoints=(PREDICT, PREDICT_CLOSE)),
+            TODAY: App(TODAY, serve("--server", "gunicorn"), ROOT, env, ours),  # today's default, started as it was
+            "gunicorn gthread": App("gunicorn gthread", gthread, ROOT, env, ours),
+            DEFAULT: App(DEFAULT, serve(), ROOT, env, ours)}
+
+def measure_layers(args:argparse.Namespace, tmp:Path)->dict:
+    "Train, then each HTTP layer's throughput in interleaved rounds, and the cold start and memory of the two defaults"
+    cache = tmp/"pycache"
+    model = train(dict(current=ROOT), tmp, cache)["current"]
+    progress("trained")
+    apps, scripts = layers(model, fit_minimal(tmp/"tree.joblib"), cache, args.workers), wrk_scripts(tmp)
+    with serving(list(apps.values()), scripts, args, tmp) as servers: http = throughput(servers, scripts, args)
+    return dict(http=http, cold_start=cold_starts([apps[TODAY], apps[DEFAULT]], args.starts, args.workers, tmp))
+
+def layer_targets(figures:dict)->dict[str, dict]:
+    "The targets: the default's requests/s over the others', and its cold start and memory over today's default's"
+    http, cold = figures["http"], figures["cold_start"]
+    t = {f"{DEFAULT} / {other}: {e}": target(ratio(http[DEFAULT][e]["rps"], http[other][e]["rps"]), limit, True)
+         for e, other, limit in LAYER_TARGETS}
+    return t | {f"{DEFAULT} / {TODAY}: cold start {k}": target(ratio(cold[DEFAULT][k], cold[TODAY][k]), 1.0, False)
+                for k in ("seconds", "pss_mib")}
+
+def print_layers(args:argparse.Namespace, figures:dict):
+    "The HTTP layers' table and their cold starts"
+    http, load = figures["http"], figures["machine_load"]
+    print(f"\nHTTP layers, the same application (records off), {args.workers} workers each, on {os.cpu_count()} CPUs;"
+          f" wrk -t{args.threads} -c{args.connections}, {args.rounds} x {args.duration} s, medians over rounds."
+          f" Load at the start: {load['start']}; at the end: {load['end']}\n")
+    print(f"{'server':22s} {'endpoint':50s} {'requests/s':>10s} {'vs flask dev':>12s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU us/req':>10s}")
+    for name, es in http.items():
+        for e, v in ((e, v) for e, v in es.items() if v):
+            print(f"{name:22s} {e:50s} {v['rps']:10.0f} {ratio(v['rps'], http[REFERENCE][e]['rps']):12.2f}"
+                  f" {v['p50_ms']:7.2f} {v['p99_ms']:7.2f} {v['cpu_us']:10.0f}")
+    print(f"\nCold start (to the first 200 on POST /api/predict) and memory (PSS and RSS, all processes), medians over {args.starts} starts")
+    for name, c in figures["cold_start"].items(): print(f"{name:22s} {c['seconds']:6.2f} s {c['pss_mib']:7.1f} MiB PSS {c['rss_mib']:7.1f} MiB RSS")
+
+def report_layers(args:argparse.Namespace, figures:dict)->bool:
+    "Print the tables and the targets, write the JSON; whether every target is met"
+    print_layers(args, figures)
+    t = layer_targets(figures)
+    print_targets(t)
+    ok = all(v["met"] for v in t.values())
+    wrk = dict(threads=args.threads, connections=args.connections, duration_s=args.duration, rounds=args.rounds)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(dict(workers=args.workers, cpus=os.cpu_count(), starts=args.starts, wrk=wrk, **figures,
+                                           targets=t, targets_met=ok), indent=2))
+    print(f"Figures written to {args.output}")
+    return ok
+
 ## The run
 
 def parse_args()->argparse.Namespace:
@@ -560,6 +645,8 @@ def parse_args()->argparse.Namespace:
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers of every server (default 2)")
     ap.add_argument("--output", type=Path, default=ROOT/"artifacts"/"bench"/"serving.json", help="where to write the figures as JSON")
     ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    ap.add_argument("--servers", action="store_true", help="only compare the HTTP layers (Flask dev, gunicorn sync and gthread,"
+                    " granian), keep-alive and a new connection per request, and the cold start of the two defaults")
     args = ap.parse_args()
     if min(args.starts, args.duration, args.rounds, args.workers, args.records_rounds, args.records_duration) < 1:
         ap.error("--starts, --duration, --rounds, --workers, --records-rounds and --records-duration must be at least 1")
@@ -618,6 +705,11 @@ def main()->int:
     labels = dict(current=f"current ({git('describe', '--always', '--dirty')})", minimal="minimal Flask + scikit-learn")
     load = machine_load()
     if load["load_1min"] > os.cpu_count() / 2: print(f"warning: the machine is busy ({load}): the figures will be noisy", file=sys.stderr)
+    if args.servers:
+        with tempfile.TemporaryDirectory(prefix="iris-bench-") as tmp:
+            figures = measure_layers(args, Path(tmp))
+        ok = report_layers(args, dict(figures, machine_load=dict(start=load, end=machine_load())))
+        return 1 if args.check and not ok else 0
     with tempfile.TemporaryDirectory(prefix="iris-bench-") as tmp, ExitStack() as stack:
         tmp, checkouts = Path(tmp), dict(current=ROOT)
         if args.against:

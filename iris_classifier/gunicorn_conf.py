@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['wsgi_app', 'bind', 'workers', 'preload_app', 'timeout', 'graceful_timeout', 'keepalive', 'control_socket_disable',
-           'worker_tmp_dir', 'accesslog', 'access_log_format', 'logconfig_dict', 'cpus', 'JsonFormatter', 'log_format',
-           'on_starting', 'post_worker_init', 'on_exit']
+           'worker_tmp_dir', 'accesslog', 'access_log_format', 'logconfig_dict', 'cpus', 'default_workers',
+           'json_formatter', 'log_format', 'logging_config', 'prepare_metrics_dir', 'alive', 'forget_dead_workers',
+           'on_starting', 'post_worker_init', 'child_exit', 'on_exit']
 
 # %% ../nbs/10_server.ipynb #d648b5b6
-import gc, glob, json, logging, math, os, shutil, tempfile
-from datetime import datetime, timezone
+import gc, glob, logging, math, os, re, shutil, tempfile
 
 from .core import LOG_FORMAT
 
@@ -22,13 +22,16 @@ def cpus()->int: # CPUs this process may use
         return n if quota == "max" else max(1, min(n, math.ceil(int(quota) / int(period))))
     except (OSError, ValueError): return n
 
+def default_workers()->int: # $WEB_CONCURRENCY, else one per CPU, at least 2
+    "How many worker processes to start"
+    return int(os.environ.get("WEB_CONCURRENCY") or max(2, cpus()))
+
 # %% ../nbs/10_server.ipynb #3a8184f9
-class JsonFormatter(logging.Formatter):
-    "A log record as one line of JSON with the `time`, `severity` and `message` fields Cloud Logging reads"
-    def format(self, record:logging.LogRecord)->str:
-        message = record.getMessage() + (f"\n{self.formatException(record.exc_info)}" if record.exc_info else "")
-        return json.dumps(dict(time=datetime.fromtimestamp(record.created, timezone.utc).isoformat(), severity=record.levelname,
-                               logger=record.name, message=message))
+def json_formatter()->logging.Formatter: # python-json-logger's, with Cloud Logging's field names
+    "A log record as one line of JSON with the `time`, `severity`, `logger`, `message` and `stack_trace` fields"
+    from pythonjsonlogger.json import JsonFormatter
+    return JsonFormatter("{levelname}{name}{message}", style="{", timestamp="time",
+                         rename_fields={"levelname": "severity", "name": "logger", "exc_info": "stack_trace"})
 
 def log_format()->str:
     "`IRIS_LOG_FORMAT`: text (the default) or json"
@@ -36,10 +39,21 @@ def log_format()->str:
     if fmt not in ("text", "json"): raise ValueError(f"IRIS_LOG_FORMAT must be text or json (got {fmt!r}).")
     return fmt
 
+# %% ../nbs/10_server.ipynb #266a345d
+def logging_config(loggers:list[str], # the loggers that log at INFO: the server's, its access log's, the application's
+                  )->dict: # for `logging.config.dictConfig`
+    "Every line on stdout, as text or JSON (`IRIS_LOG_FORMAT`); other loggers at WARNING"
+    return {"version": 1, "disable_existing_loggers": False,
+            "formatters": {"text": {"format": LOG_FORMAT}, "json": {"()": json_formatter}},
+            "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout",
+                                    "formatter": log_format()}},
+            "root": {"level": "WARNING", "handlers": ["stdout"]},
+            "loggers": {name: {"level": "INFO", "handlers": ["stdout"], "propagate": False} for name in loggers}}
+
 # %% ../nbs/10_server.ipynb #85635f79
 wsgi_app = "iris_classifier.app:create_app()"
 bind = [f"0.0.0.0:{os.environ.get('PORT', '5000')}"]
-workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, cpus()))
+workers = default_workers()
 preload_app = False
 
 timeout = 30  # a worker silent this long is killed and replaced
@@ -53,30 +67,56 @@ accesslog = "-"
 # gunicorn's default line, then the server's request id (the response's X-Request-ID) and the client's ("-" for none)
 access_log_format = ('%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
                      ' %({x-request-id}o)s %({x-request-id}i)s')
-logconfig_dict = {
-    "version": 1, "disable_existing_loggers": False,
-    "formatters": {"text": {"format": LOG_FORMAT}, "json": {"()": JsonFormatter}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": log_format()}},
-    "root": {"level": "WARNING", "handlers": ["stdout"]},
-    "loggers": {name: {"level": "INFO", "handlers": ["stdout"], "propagate": False}
-                for name in ["gunicorn.error", "gunicorn.access", "iris_classifier"]},
-}
+logconfig_dict = logging_config(["gunicorn.error", "gunicorn.access", "iris_classifier"])
+
+# %% ../nbs/10_server.ipynb #0b721cbf
+def prepare_metrics_dir(parent:str|None=None, # where to create one if none is given; None: the system temp dir
+                       )->str|None: # the directory this call created, for its caller to remove at exit
+    "An empty `PROMETHEUS_MULTIPROC_DIR` for the workers: the one the environment names, emptied, else a new one"
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path = tempfile.mkdtemp(prefix="iris-metrics-", dir=parent)
+        return path
+    os.makedirs(path, exist_ok=True)  # given from outside: start from zero, as the client library requires
+    for stale in glob.glob(os.path.join(path, "*.db")): os.remove(stale)
+
+# %% ../nbs/10_server.ipynb #0371369e
+def alive(pid:int, # a process id
+         )->bool: # whether it exists (it may belong to another user)
+    "Whether process `pid` is running"
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass
+    return True
+
+def forget_dead_workers(path:str|None=None, # the metrics directory; default: PROMETHEUS_MULTIPROC_DIR
+                       )->list[int]: # the processes forgotten
+    "`mark_process_dead` for every process that left files in `path` and is no longer running"
+    path = path or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path: return []
+    from prometheus_client import multiprocess
+    pids = {int(m[1]) for f in os.listdir(path) if (m := re.fullmatch(r"\w+?_(\d+)\.db", f))}
+    dead = sorted(pid for pid in pids if not alive(pid))
+    for pid in dead: multiprocess.mark_process_dead(pid, path)
+    return dead
 
 # %% ../nbs/10_server.ipynb #22da4674
 def on_starting(server, # the gunicorn arbiter (master process)
                ):
     "Give the workers an empty directory for their Prometheus metrics, so /metrics adds up all of them"
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if path:  # given from outside: start from zero, as the client library requires
-        os.makedirs(path, exist_ok=True)
-        for stale in glob.glob(os.path.join(path, "*.db")): os.remove(stale)
-    else:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = server.iris_metrics_dir = tempfile.mkdtemp(prefix="iris-metrics-", dir=worker_tmp_dir)
+    server.iris_metrics_dir = prepare_metrics_dir(worker_tmp_dir)
 
 def post_worker_init(worker, # the gunicorn worker, its application loaded
                     ):
     "Once the worker has loaded the application: exempt what is loaded (libraries, the model) from garbage collection"
     gc.freeze()  # collections then scan only what requests allocate
+
+def child_exit(server, # the gunicorn arbiter (master process)
+               worker, # the worker that exited
+              ):
+    "Forget the live gauges of a worker that exited"
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid)
 
 def on_exit(server, # the gunicorn arbiter (master process)
            ):

@@ -108,7 +108,8 @@ def create_metrics(classes:list[str]=SPECIES, # the species a model can predict
                 predictions, {c: predictions.labels(c) for c in classes},
                 Counter("iris_records_failed", "Prediction and feedback records that could not be written, by kind", ["kind"], registry=r),
                 Counter("iris_feedback", "Feedback accepted", registry=r),
-                Gauge("iris_model_loaded", "1 when a verified model is loaded, else 0", registry=r, multiprocess_mode="min"),
+                Gauge("iris_model_loaded", "1 when a verified model is loaded, else 0", registry=r,
+                      multiprocess_mode="livemin"),
                 create_drift_metrics(r, reference or {}, version))
     for kind in FILE_PREFIXES: m.records_failed.labels(kind)  # exported as 0 from the start, so that a first failure shows in `increase()`
     return m
@@ -116,7 +117,7 @@ def create_metrics(classes:list[str]=SPECIES, # the species a model can predict
 # %% ../nbs/06_serving.ipynb #5b533aaa
 def metrics_text(m:Metrics, # this process's metrics
                 )->bytes: # Prometheus text format
-    "The metrics in Prometheus' text format: all gunicorn workers in multiprocess mode, else this process"
+    "The metrics in Prometheus' text format: all workers in multiprocess mode, else this process"
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"): return generate_latest(m.registry)
     registry = CollectorRegistry()
     MultiProcessCollector(registry)

@@ -496,14 +496,14 @@ def security_problems(pod: dict,  # the Deployment's pod spec
 
 
 def shutdown_problems(pod: dict,  # the Deployment's pod spec
-                      graceful_timeout: int,  # gunicorn's, from `iris_classifier.gunicorn_conf`
+                      graceful_timeout: int,  # the server's, from `iris_classifier.gunicorn_conf` (granian's is the same)
                       ) -> list[str]:
-    """The kubelet waits for the preStop pause and gunicorn's graceful shutdown before it kills the pod."""
+    """The kubelet waits for the preStop pause and the server's graceful shutdown before it kills the pod."""
     container = pod["containers"][0]
     pre_stop = ((container.get("lifecycle") or {}).get("preStop") or {}).get("sleep", {}).get("seconds", 0)
     if pod.get("terminationGracePeriodSeconds", 30) > pre_stop + graceful_timeout:
         return []
-    return [f"terminationGracePeriodSeconds must exceed preStop ({pre_stop} s) + gunicorn's "
+    return [f"terminationGracePeriodSeconds must exceed preStop ({pre_stop} s) + the server's "
             f"graceful_timeout ({graceful_timeout} s), or in-flight requests are killed"]
 
 
@@ -512,7 +512,7 @@ def resource_problems(container: dict,  # the Deployment's container
     """Workers follow the pod's size, which requests and a memory limit set; the feedback token is a secret."""
     problems = []
     if not _env(container, "WEB_CONCURRENCY"):
-        problems.append("WEB_CONCURRENCY must be set: gunicorn's default follows the node's CPUs, not the pod's")
+        problems.append("WEB_CONCURRENCY must be set: the server's default follows the node's CPUs, not the pod's")
     resources = container.get("resources") or {}
     if not (resources.get("requests", {}).get("cpu") and resources.get("requests", {}).get("memory")
             and resources.get("limits", {}).get("memory")):
@@ -526,7 +526,7 @@ def resource_problems(container: dict,  # the Deployment's container
 
 def manifest_problems(documents: list[dict],  # kubernetes-deployment.yaml, parsed
                       dockerfile: str,  # the Dockerfile's text
-                      graceful_timeout: int,  # gunicorn's, from `iris_classifier.gunicorn_conf`
+                      graceful_timeout: int,  # the server's, from `iris_classifier.gunicorn_conf` (granian's is the same)
                       ) -> list[str]:
     """The manifest runs the image as the Dockerfile built it, safely, and scales and stops it gently."""
     by_kind = {doc["kind"]: doc for doc in documents if doc}

@@ -9,7 +9,8 @@
 #
 # Checks: ready within READY_TIMEOUT s; a prediction through the published
 # port on loopback; the HEALTHCHECK passes; the server does not run as root;
-# SIGTERM stops it cleanly (exit code 0) well inside the grace period.
+# a worker killed is replaced; SIGTERM stops it cleanly (exit code 0) well
+# inside the grace period.
 # Writes a JSON report (time to ready, memory, stop time, image size).
 #
 # Environment: CONTAINER_ENGINE (docker | podman; default as ops/build-image.sh),
@@ -86,7 +87,7 @@ assert reply.get("model_version"), reply
 EOF
 echo "prediction ok: $prediction"
 
-# PID 1 is the gunicorn master (exec-form CMD); its workers inherit its UID.
+# PID 1 is the server's main process (exec-form CMD); its workers inherit its UID.
 uids=$("$engine" exec "$name" sh -c 'grep -hs "^Uid:" /proc/[0-9]*/status; true' | awk '{ print $2 }' | sort -u | tr '\n' ' ')
 [[ -n $uids && " $uids " != *" 0 "* ]] || fail "a process runs as root (uids: $uids)"
 echo "process uids: $uids"
@@ -100,6 +101,25 @@ print("\n".join(test[1:]))' "$healthcheck") || fail "image has no exec-form HEAL
 "$engine" exec "$name" "${healthcheck_cmd[@]}" || fail "HEALTHCHECK command failed"
 
 mem=$("$engine" stats --no-stream --format '{{.MemUsage}}' "$name" | head -n1)
+
+# A worker that dies is replaced: kill one (a child of PID 1) and wait for a
+# new one beside the survivor, still ready.
+workers() { "$engine" exec "$name" sh -c 'cat /proc/1/task/*/children'; }
+read -r -a before <<<"$(workers)"
+((${#before[@]} >= 2)) || fail "expected at least 2 workers, found: ${before[*]}"
+"$engine" exec "$name" sh -c "kill -KILL ${before[0]}" || fail "could not kill worker ${before[0]}"
+replaced=""
+for _ in $(seq 60); do
+    read -r -a now <<<"$(workers)"
+    if ((${#now[@]} == ${#before[@]})) && [[ " ${now[*]} " != *" ${before[0]} "* ]] &&
+        curl -fsS -o /dev/null --max-time 2 "$base/readyz"; then
+        replaced=yes
+        break
+    fi
+    sleep 0.5
+done
+[[ -n $replaced ]] || fail "worker ${before[0]} was not replaced (workers now: ${now[*]})"
+echo "worker ${before[0]} killed and replaced: ${now[*]}"
 
 stop_started=$(date +%s.%N)
 "$engine" stop --time "$grace" "$name" >/dev/null

@@ -1,5 +1,5 @@
 """Shared pytest fixtures: the project root, strict skips, a trained model published in a temporary directory,
-and gunicorn on loopback."""
+and the server on loopback."""
 import json, os, signal, socket, subprocess, sys, time
 from pathlib import Path
 
@@ -76,19 +76,19 @@ class Server:
         "Return once the server answers liveness"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"gunicorn exited: {self.stdout()} {self.stderr()}"
+            assert self.proc.poll() is None, f"the server exited: {self.stdout()} {self.stderr()}"
             try: return self.get("/healthz")
             except OSError: time.sleep(0.3)
-        pytest.fail(f"gunicorn did not answer in {timeout} s: {self.stdout()}")
+        pytest.fail(f"the server did not answer in {timeout} s: {self.stdout()}")
 
     def request(self, path:str, body:dict|None=None, method:str|None=None,
-                headers:dict|None=None)->tuple[int, dict, bytes]:
-        "Status, headers and body of one HTTP request"
+                headers:dict|None=None)->tuple[int, requests.structures.CaseInsensitiveDict, bytes]:
+        "Status, headers (looked up without regard to case: granian sends them in lower case) and body of a request"
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json", **(headers or {})} if data else headers or {}
         r = requests.request(method or ("POST" if data else "GET"), f"http://127.0.0.1:{self.port}{path}",
                              data=data, headers=headers, timeout=30)
-        return r.status_code, dict(r.headers), r.content
+        return r.status_code, r.headers, r.content
 
     def get(self, path:str): return self.request(path)
     def stdout(self)->str: return (self.tmp/"stdout").read_text()
@@ -101,14 +101,19 @@ class Server:
 
 def container_command(port:int, # loopback port to bind
                      )->list[str]:
-    "gunicorn with the package's settings, as the container's CMD runs it"
+    "granian with the package's settings, as the container's CMD runs it"
+    return [sys.executable, "-m", "iris_classifier.granian_conf", "--host", "127.0.0.1", "--port", str(port)]
+
+def gunicorn_command(port:int, # loopback port to bind
+                    )->list[str]:
+    "gunicorn with the package's settings, the server one can choose instead"
     return [str(GUNICORN), "--config", "python:iris_classifier.gunicorn_conf", "-b", f"127.0.0.1:{port}"]
 
 LIVE_FEEDBACK_TOKEN = "live-server-feedback-token"  # feedback is on, as in production, so every route can be exercised
 
 @pytest.fixture(scope="session")
 def live_server(trained, tmp_path_factory):
-    "gunicorn as the container runs it (two workers), serving a published model on a free loopback port, all session"
+    "The server as the container runs it (two workers), serving a published model on a free loopback port, all session"
     models = tmp_path_factory.mktemp("live-model")
     publish(trained, models/"model")
     server = Server(tmp_path_factory.mktemp("live"), container_command,

@@ -139,6 +139,6 @@ def test_image_runs_the_installed_wheel_byte_compiled(image):
     found = json.loads(probe.stdout)
     assert found["package"].startswith("/opt/venv/lib/"), found["package"]
     assert found["app"] == ["artifacts"], found["app"]           # the model only: no source tree in /app
-    assert "gunicorn_conf" in found["modules"] and found["compiled"] == found["modules"], found
+    assert {"granian_conf", "gunicorn_conf"} <= set(found["modules"]) and found["compiled"] == found["modules"], found
     for name in ("openapi.json", "templates/index.html", "static/app.js", "notebooks/05_model_training.ipynb"):
         assert name in found["data"], found["data"]

@@ -1,7 +1,7 @@
-"""The production server for real: gunicorn with `iris_classifier.gunicorn_conf` on free loopback ports, spoken to over
-HTTP. Two servers per module, started together: one with a published model, started the way the container
-starts it, and one without a model, started by `iris-classifier serve`. Both run as the container would:
-nothing written to $HOME, logs on stdout."""
+"""The production server for real: granian with `iris_classifier.granian_conf` on free loopback ports, spoken to over
+HTTP. Three servers per module, started together: one with a published model, started the way the container
+starts it, one without a model, started by `iris-classifier serve`, and gunicorn, started by `iris-classifier serve
+--server gunicorn`. All run as the container would: nothing written to $HOME, logs on stdout."""
 import importlib, json, sys
 from pathlib import Path
 
@@ -17,18 +17,20 @@ ROW = [5.1, 3.5, 1.4, 0.2]
 
 @pytest.fixture(scope="module")
 def servers(trained, tmp_path_factory):
-    "A server with a published model (two workers, as in the container) and one without (one worker, via the CLI), started together"
+    "A server with a published model (two workers, as in the container), one without (one worker, via the CLI), and gunicorn"
     models = tmp_path_factory.mktemp("models")
     publish(trained, models/"model")
     good = Server(tmp_path_factory.mktemp("good"), container_command, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2", PORT="1"),  # -b wins over PORT
                   cwd=tmp_path_factory.mktemp("anywhere"))  # the package carries everything it serves
     cli = lambda port: [str(CLI), "serve", "--port", str(port), "--workers", "1", "--model-dir", "none"]
     bare = Server(tmp_path_factory.mktemp("bare"), cli, {}, cwd=models)  # a relative --model-dir: resolved where the command runs
+    gunicorn = lambda port: [str(CLI), "serve", "--server", "gunicorn", "--port", str(port), "--workers", "2", "--model-dir", "model"]
+    chosen = Server(tmp_path_factory.mktemp("gunicorn"), gunicorn, dict(PYTHONUNBUFFERED="1"), cwd=models)  # as in the image
     try:
-        good.wait(), bare.wait()
-        yield dict(good=good, bare=bare)
+        good.wait(), bare.wait(), chosen.wait()
+        yield dict(good=good, bare=bare, gunicorn=chosen)
     finally:
-        for s in (good, bare):
+        for s in (good, bare, chosen):
             if s.proc.poll() is None: s.stop()
 
 @pytest.fixture(scope="module")
@@ -76,9 +78,17 @@ def test_metrics_add_up_all_workers(server):
 
 def test_runs_like_in_a_container(server):
     out = server.stdout()
-    assert "Serving model" in out and "(history entry 1)" in out and "Booting worker" in out and "GET /healthz" in out  # app, gunicorn and access logs: stdout
-    assert "Serving model" not in server.stderr()
-    assert not (server.home/".gunicorn").exists()  # no control socket: the container has no writable $HOME
+    assert "Serving model" in out and "(history entry 1)" in out and "Started worker-2" in out  # app and server logs: stdout
+    assert '"GET /healthz HTTP/1.1" 200' in out  # the access log
+    assert "Serving model" not in server.stderr() and not list(server.home.iterdir())  # the container has no writable $HOME
+
+def test_gunicorn_is_one_option_away(servers):
+    chosen = servers["gunicorn"]
+    status, _, body = chosen.request("/api/predict", dict(zip(FEATURES, ROW)))
+    assert status == 200 and json.loads(body)["predictions"][0]["species"] == "setosa"
+    out = chosen.stdout()
+    assert "Booting worker" in out and "GET /healthz" in out and "Serving model" in out
+    assert not (chosen.home/".gunicorn").exists()  # no control socket: the container has no writable $HOME
 
 def test_without_a_model_liveness_is_200_readiness_and_predictions_503(servers):
     bare = servers["bare"]
@@ -89,7 +99,7 @@ def test_without_a_model_liveness_is_200_readiness_and_predictions_503(servers):
 
 def test_serve_binds_loopback_by_default(servers):
     bare = servers["bare"]
-    assert f"Listening at: http://127.0.0.1:{bare.port}" in bare.stdout()
+    assert f"Listening at: http://127.0.0.1:{bare.port}" in bare.stdout() and "Starting granian" in bare.stdout()
     assert f"from {bare.tmp.parent}" not in bare.stdout() and "models" in bare.stdout()  # the model dir was resolved before gunicorn's chdir
 
 def test_config_reads_the_environment(monkeypatch):
@@ -105,4 +115,4 @@ def test_config_reads_the_environment(monkeypatch):
 def test_graceful_shutdown(servers):
     for s in servers.values():
         assert s.stop() == 0
-        assert "Shutting down" in s.stdout() or "Handling signal: term" in s.stdout()
+        assert "Granian shutdown completed" in s.stdout() or "Handling signal: term" in s.stdout()
