@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['HEADLINE_METRICS', 'MIN_COMPARE_ROWS', 'cross_validate_pipeline', 'evaluate', 'plot_confusion_matrix',
            'feature_importances', 'plot_feature_importances', 'plot_decision_tree', 'TrainResult', 'train_model',
-           'library_versions', 'git_commit', 'deciles', 'bin_shares', 'reference', 'model_record', 'check_quality_gate',
+           'library_versions', 'git_commit', 'deciles', 'reference', 'model_record', 'check_quality_gate',
            'held_out_rows', 'paired_comparison', 'challenge', 'check_challenge', 'run_record', 'publish',
            'save_reports']
 
@@ -27,6 +27,7 @@ from sklearn.tree import plot_tree
 from scipy.stats import binomtest
 
 from .core import *
+from .drift import bin_shares
 from .data_processing import frame_sha256, load_feedback_rows, load_training_data
 from .pipeline import (build_pipeline, load_published_model, quality_report, save_data_artifacts,
                                       split_data)
@@ -56,13 +57,15 @@ def evaluate(pipe:Pipeline, # fitted pipeline
                 confusion_matrix=confusion_matrix(y, pred, labels=SPECIES).tolist(), labels=SPECIES)
 
 # %% ../nbs/05_model_training.ipynb #49e30c06
-def plot_confusion_matrix(metrics:dict, # from `evaluate`
+def plot_confusion_matrix(metrics:dict, # from `evaluate`, or monitoring's `live_performance`
+                          title:str="Confusion matrix (test split)", # the picture's title
+                          cmap:str="Blues", # matplotlib's colour map: the monitoring report draws live rows in oranges
                          )->plt.Figure:
-    "Confusion matrix of the test split"
+    "The confusion matrix in `metrics`, with the species as labels"
     fig, ax = plt.subplots(figsize=(4.5, 4))
     display = ConfusionMatrixDisplay(np.array(metrics["confusion_matrix"]), display_labels=metrics["labels"])
-    display.plot(ax=ax, colorbar=False, cmap="Blues")
-    ax.set_title("Confusion matrix (test split)")
+    display.plot(ax=ax, colorbar=False, cmap=cmap)
+    ax.set_title(title)
     fig.tight_layout()
     return fig
 
@@ -151,13 +154,6 @@ def deciles(values:pd.Series, # one measurement in the training split
     "Cut points of ten bins that each hold about a tenth of `values` (numpy's default quantile method)"
     return np.quantile(values, np.linspace(0.1, 0.9, 9)).round(6).tolist()
 
-# %% ../nbs/05_model_training.ipynb #6a0973f9
-def bin_shares(values:pd.Series, # one measurement
-               cuts:list[float], # from `deciles`
-              )->list[float]: # the share of `values` in each bin, ten for nine cuts
-    "How `values` fall into the bins `(-inf, c1]`, `(c1, c2]`, ..., `(c9, inf)`, as `bin_index` puts them"
-    return (np.bincount([bin_index(cuts, v) for v in values], minlength=len(cuts) + 1) / len(values)).tolist()
-
 # %% ../nbs/05_model_training.ipynb #97d05fb0
 def reference(train:pd.DataFrame, # the training split
              )->dict: # examples, ranges, deciles, bin shares, species shares and row count
@@ -166,7 +162,7 @@ def reference(train:pd.DataFrame, # the training split
     shares = train[TARGET].value_counts(normalize=True).sort_index()
     return dict(examples={s: examples.loc[s].tolist() for s in examples.index},
                 ranges={f: [float(train[f].min()), float(train[f].max())] for f in FEATURES},
-                deciles=cuts, bin_shares={f: bin_shares(train[f], cuts[f]) for f in FEATURES},
+                deciles=cuts, bin_shares={f: bin_shares(train[f], cuts[f]).tolist() for f in FEATURES},
                 species_shares={str(s): float(v) for s, v in shares.items()},
                 rows=len(train))
 
