@@ -17,6 +17,7 @@ from .core import *
 from .drift import *
 from .live_records import *
 from .prediction import Predictor, predict_rows
+from .records import feedback_record, prediction_records, record_file, record_line
 
 # %% ../nbs/14_monitoring.ipynb #verd0002
 def _parts(n:int, measurements:pd.DataFrame, shares:dict, perf:dict|None, ref:Reference)->dict:
@@ -89,7 +90,7 @@ def _requests(n:int, rng:np.random.Generator)->list[tuple[str, int]]:
     return out[:n]
 
 # %% ../nbs/14_monitoring.ipynb #875ea35f
-def _iso(t:float)->str: return datetime.fromtimestamp(t, timezone.utc).isoformat()
+def _utc_time(t:float)->datetime: return datetime.fromtimestamp(t, timezone.utc)
 
 def simulate_records(p:Predictor, # the model that answers
                      flowers:pd.DataFrame, # labelled flowers to draw from, such as the training split
@@ -106,28 +107,28 @@ def simulate_records(p:Predictor, # the model that answers
     drawn = _draw(flowers, n, rng, mix)
     for f, cm in (shift or {}).items(): drawn[f] = (drawn[f] + cm).round(2)
     times, ids = np.sort(rng.uniform(start.timestamp(), end.timestamp(), n)), _requests(n, rng)
-    records, answers = [], predict_rows(p, drawn[FEATURES].to_numpy().tolist())
+    rows = drawn[FEATURES].to_numpy().tolist()
+    records, answers = [], predict_rows(p, rows)
     for i, ((rid, row), a, flower) in enumerate(zip(ids, answers, drawn.itertuples())):
         t = times[i - row]  # a batch's rows share its time
-        records.append(dict(kind="prediction", time=_iso(t), request_id=rid, row=row, model_version=p.version, route=str(rng.choice(["api", "page", "v2"])),
-                            measurements={f: getattr(flower, f) for f in FEATURES}, species=a["species"], probabilities=a["probabilities"]))
+        route = str(rng.choice(["api", "page", "v2"]))
+        (record,) = prediction_records(rid, p.version, route, [rows[i]], [a], _utc_time(t))  # the server's shape
+        records.append(dict(record, row=row))
         if rng.random() < feedback:
             later = min(t + rng.uniform(60, 86400), end.timestamp() - 1e-3)
-            records.append(dict(kind="feedback", time=_iso(later), request_id=rid, row=row, species=getattr(flower, TARGET)))
+            records.append(feedback_record(rid, row, getattr(flower, TARGET), _utc_time(later)))
     return records
 
 def write_records(records:list[dict], # from `simulate_records`
                   dest:Path, # records directory (created if needed)
                   pid:int=1, # stands for the writing process in the file names
                  )->list[Path]: # the files written
-    "Write records as the server's directory destination does: `<kind>-<YYYY-MM-DD>-<pid>.jsonl`, one file per kind and UTC day"
+    "Write records as the server's directory destination does, one file per kind and UTC day, named by `record_file`"
     files = {}
-    for r in records:
-        name = f"{'predictions' if r['kind'] == 'prediction' else 'feedback'}-{r['time'][:10]}-{pid}.jsonl"
-        files.setdefault(name, []).append(json.dumps(r))
+    for r in records: files.setdefault(record_file(dest, r["kind"], r["time"][:10], pid), []).append(record_line(r))
     Path(dest).mkdir(parents=True, exist_ok=True)
-    for name, lines in files.items(): (Path(dest)/name).write_text("\n".join(lines) + "\n")
-    return [Path(dest)/name for name in files]
+    for path, lines in files.items(): path.write_text("".join(lines))
+    return list(files)
 
 # %% ../nbs/14_monitoring.ipynb #sim00002
 _CALM_START = datetime(2026, 1, 1, tzinfo=timezone.utc)  # a calm window's times do not matter; fixed, so reports repeat
