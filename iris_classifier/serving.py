@@ -156,9 +156,9 @@ def load_serving(dest:Path|None, # model directory; None for `model_dir()`
                  f" (history entry {entry})" if entry else "", dest or model_dir(), p.path)
         return p, None
     except Exception as e:
-        detail = str(e) if isinstance(e, IrisError) else (f"The published model could not be loaded "
-                                                          f"({type(e).__name__}: {e}). Run `iris-classifier train` "
-                                                          "to publish a fresh model.")
+        if isinstance(e, IrisError): detail = str(e)
+        else: detail = (f"The published model could not be loaded ({type(e).__name__}: {e}). "
+                        "Run `iris-classifier train` to publish a fresh model.")
         log.error("No model to serve: %s Then restart the server. "
                   "Until then liveness answers 200, readiness and predictions 503.", detail)
         # Clients get the kind of problem and the fix; paths and file details stay in the server's log.
