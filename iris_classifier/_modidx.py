@@ -613,6 +613,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'iris_classifier.serving.track_predictions': ( 'serving.html#track_predictions',
                                                                                         'iris_classifier/serving.py')},
             'iris_classifier.v2': { 'iris_classifier.v2.V2Request': ('v2.html#v2request', 'iris_classifier/v2.py'),
+                                    'iris_classifier.v2._binary_output': ('v2.html#_binary_output', 'iris_classifier/v2.py'),
                                     'iris_classifier.v2._binary_rows': ('v2.html#_binary_rows', 'iris_classifier/v2.py'),
                                     'iris_classifier.v2._flag': ('v2.html#_flag', 'iris_classifier/v2.py'),
                                     'iris_classifier.v2._is_binary': ('v2.html#_is_binary', 'iris_classifier/v2.py'),

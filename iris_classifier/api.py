@@ -10,7 +10,8 @@ import copy
 
 from flask import Blueprint, abort, current_app, request
 
-from .serving import check_batch_size, current_predictor, current_serving, json_body, track_predictions
+from .serving import (check_batch_size, current_predictor, current_serving, json_body,
+                                     track_predictions)
 from .explain import current_explainer
 from .prediction import predict_rows, read_rows, shown
 
@@ -22,7 +23,8 @@ def explain_option(args, # the request's query arguments
                   )->bool:
     "The `explain` query option: `true` or `false`, anything else a 400 that names it"
     value = args.get("explain", "false")
-    if value not in ("true", "false"): abort(400, description=f"explain must be true or false (got {shown(value)}).")
+    if value not in ("true", "false"):
+        abort(400, description=f"explain must be true or false (got {shown(value)}).")
     return value == "true"
 
 # %% ../nbs/07_api.ipynb #a975974c
@@ -61,8 +63,10 @@ def model():
     p = current_predictor()
     return {"name": current_app.config["MODEL_NAME"], "prediction_path": p.path, **p.meta}
 
+# %% ../nbs/07_api.ipynb #fd65c23b
 @bp.get("/openapi.json")
 def openapi():
     "The OpenAPI description of the JSON API and the V2 protocol, naming the served model"
     s = current_serving()
-    return served_openapi(s.openapi, current_app.config["MODEL_NAME"], s.predictor.version if s.predictor else None)
+    version = s.predictor.version if s.predictor else None
+    return served_openapi(s.openapi, current_app.config["MODEL_NAME"], version)

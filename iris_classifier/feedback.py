@@ -12,7 +12,8 @@ from flask import Blueprint, abort, current_app, request
 from werkzeug.datastructures import WWWAuthenticate
 
 from .core import *
-from .serving import check_batch_size, current_serving, issued_request_id, json_value, request_id
+from .serving import (check_batch_size, current_serving, issued_request_id, json_value,
+                                     request_id)
 from .prediction import shown
 from .records import feedback_record
 
@@ -25,8 +26,8 @@ def configured_token(value, # the `FEEDBACK_TOKEN` setting
     "The feedback token, or None when it is unset or too weak to protect anything"
     if value is None or value == "": return None
     if not isinstance(value, str) or len(value) < MIN_TOKEN_LENGTH:
-        log.error("IRIS_FEEDBACK_TOKEN is not a string of at least %d characters, so POST /api/feedback stays off (404). "
-                  "Make one with `openssl rand -hex 32`.", MIN_TOKEN_LENGTH)
+        log.error("IRIS_FEEDBACK_TOKEN is not a string of at least %d characters, "
+                  "so POST /api/feedback stays off (404). Make one with `openssl rand -hex 32`.", MIN_TOKEN_LENGTH)
         return None
     return value
 
@@ -38,17 +39,10 @@ def check_token():
     auth = request.authorization  # werkzeug parses the header
     given = auth.token if auth is not None and auth.type == "bearer" and auth.token else ""
     if not hmac.compare_digest(given.encode(), token.encode()):
-        abort(401, description="Send the feedback token in the header Authorization: Bearer <token>.", www_authenticate=WWWAuthenticate("bearer"))
+        abort(401, description="Send the feedback token in the header Authorization: Bearer <token>.",
+              www_authenticate=WWWAuthenticate("bearer"))
 
-# %% ../nbs/13_feedback.ipynb #bba5bd50
-def read_feedback(items:list, # the body's items
-                  classes:list[str], # the species an item may name
-                  rows:int, # most rows in one prediction request: rows are counted from 0 to `rows` - 1
-                  key:bytes, # the key that signed the request ids the server issued
-                 )->list[tuple[str, int, str]]: # the request id, row and species of each item
-    "Check feedback items, with an error naming the first bad one"
-    return [_item(item, f"feedback[{i}]", classes, rows, key) for i, item in enumerate(items)]
-
+# %% ../nbs/13_feedback.ipynb #87fafdba
 _WHICH_ID = "Send the request_id the prediction's answer carried (in V2, parameters.request_id), not an id of your own."
 
 def _item(item, where:str, classes:list[str], rows:int, key:bytes)->tuple[str, int, str]:
@@ -67,6 +61,15 @@ def _item(item, where:str, classes:list[str], rows:int, key:bytes)->tuple[str, i
                                   f"(got {shown(row)}).")
     return rid, row, species
 
+# %% ../nbs/13_feedback.ipynb #bba5bd50
+def read_feedback(items:list, # the body's items
+                  classes:list[str], # the species an item may name
+                  rows:int, # most rows in one prediction request: rows are counted from 0 to `rows` - 1
+                  key:bytes, # the key that signed the request ids the server issued
+                 )->list[tuple[str, int, str]]: # the request id, row and species of each item
+    "Check feedback items, with an error naming the first bad one"
+    return [_item(item, f"feedback[{i}]", classes, rows, key) for i, item in enumerate(items)]
+
 # %% ../nbs/13_feedback.ipynb #da72f677
 bp = Blueprint("feedback", __name__)
 
@@ -82,6 +85,7 @@ def feedback():
     checked = read_feedback(items, classes, current_app.config["MAX_BATCH_ROWS"], s.id_key)
     records = [feedback_record(rid, row, species) for rid, row, species in checked]
     if not s.recorder.write("feedback", records):
-        abort(503, description="The feedback could not be stored (records are off or cannot be written on this server); nothing was kept. Try again later.")
+        abort(503, description="The feedback could not be stored (records are off or cannot be written on this "
+                               "server); nothing was kept. Try again later.")
     s.metrics.feedback.inc(len(records))
     return {"accepted": len(records), "request_id": request_id()}

@@ -43,23 +43,25 @@ class DriftMetrics:
             for b in set(hits): self.bins[j][b].inc(hits.count(b))
 
 # %% ../nbs/06_serving.ipynb #a9294cda
-_BIN_HELP = "Measurements asked about, by decile bin of the served model's training split (bin 0: at most the first decile; 9: above the ninth)"
+_BIN_HELP = ("Measurements asked about, by decile bin of the served model's training split "
+             "(bin 0: at most the first decile; 9: above the ninth)")
 
 def create_drift_metrics(r:CollectorRegistry, # the registry to add them to
                          reference:dict, # the served model's training reference; without `deciles` nothing is counted
                          version:str="", # the served model's version, a label of every drift metric
                         )->DriftMetrics:
-    "The input counter per decile bin, and the training split's bin and species shares as gauges, all labelled `version`"
+    "The input counter per decile bin, the training split's bin and species shares as gauges, labelled `version`"
     inputs = Counter("iris_input_bin", _BIN_HELP, ["feature", "bin", "model_version"], registry=r)
-    bin_ratio = Gauge("iris_reference_bin_ratio", "Share of the training split in each decile bin", ["feature", "bin", "model_version"],
-                      registry=r, multiprocess_mode="mostrecent")
+    bin_ratio = Gauge("iris_reference_bin_ratio", "Share of the training split in each decile bin",
+                      ["feature", "bin", "model_version"], registry=r, multiprocess_mode="mostrecent")
     species_ratio = Gauge("iris_reference_species_ratio", "Share of each species in the training split",
                           ["species", "model_version"], registry=r, multiprocess_mode="mostrecent")
     for f, shares in reference.get("bin_shares", {}).items():
         for b, share in enumerate(shares): bin_ratio.labels(f, str(b), version).set(share)
     for s, share in reference.get("species_shares", {}).items(): species_ratio.labels(s, version).set(share)
     deciles = {FEATURES.index(f): cuts for f, cuts in reference.get("deciles", {}).items()}
-    counters = {j: [inputs.labels(FEATURES[j], str(b), version) for b in range(len(cuts) + 1)] for j, cuts in deciles.items()}
+    def bins(j, cuts): return [inputs.labels(FEATURES[j], str(b), version) for b in range(len(cuts) + 1)]
+    counters = {j: bins(j, cuts) for j, cuts in deciles.items()}
     return DriftMetrics(deciles, counters)
 
 # %% ../nbs/06_serving.ipynb #415b1bdf
@@ -79,7 +81,8 @@ class Metrics:
     feedback:Counter # feedback accepted, by whether this process had answered its request id
     model_loaded:Gauge # 1 when a verified model is loaded
     drift:DriftMetrics # the inputs by decile bin of the training split
-    answered:dict=field(default_factory=dict) # per (method, endpoint, status), its children of `requests`, `errors` and `latency`
+    # per (method, endpoint, status), its children of `requests`, `errors` and `latency`
+    answered:dict=field(default_factory=dict)
 
     def count_response(self, method:str, # the request's method, or "other"
                        endpoint:str, # the view that answered, or "unmatched"
@@ -89,29 +92,36 @@ class Metrics:
         "Count and time one response"
         key = (method, endpoint, status)
         if key not in self.answered:
-            self.answered[key] = (self.requests.labels(*key), self.errors.labels(endpoint, status) if status >= 400 else None, self.latency.labels(endpoint))
+            errors = self.errors.labels(endpoint, status) if status >= 400 else None
+            self.answered[key] = (self.requests.labels(*key), errors, self.latency.labels(endpoint))
         requests, errors, latency = self.answered[key]
         requests.inc()
         if errors is not None: errors.inc()
         latency.observe(seconds)
 
+# %% ../nbs/06_serving.ipynb #02935e84
 def create_metrics(classes:list[str]=SPECIES, # the species a model can predict
-                   reference:dict|None=None, # the served model's training reference (`metadata.json`), for the drift metrics
+                   reference:dict|None=None, # the served model's training reference (`metadata.json`), for drift
                    version:str="", # the served model's version, which labels the drift metrics
                   )->Metrics:
     "Fresh metrics in their own registry"
     r = CollectorRegistry()
     predictions = Counter("iris_predictions", "Rows predicted, by predicted species", ["species"], registry=r)
-    m = Metrics(r, Counter("iris_http_requests", "HTTP requests answered", ["method", "endpoint", "status"], registry=r),
-                Counter("iris_http_errors", "HTTP responses with status 400 or above", ["endpoint", "status"], registry=r),
-                Histogram("iris_http_request_duration_seconds", "Time to answer an HTTP request", ["endpoint"], buckets=LATENCY_BUCKETS, registry=r),
+    m = Metrics(r, Counter("iris_http_requests", "HTTP requests answered", ["method", "endpoint", "status"],
+                           registry=r),
+                Counter("iris_http_errors", "HTTP responses with status 400 or above", ["endpoint", "status"],
+                        registry=r),
+                Histogram("iris_http_request_duration_seconds", "Time to answer an HTTP request", ["endpoint"],
+                          buckets=LATENCY_BUCKETS, registry=r),
                 predictions, {c: predictions.labels(c) for c in classes},
-                Counter("iris_records_failed", "Prediction and feedback records that could not be written, by kind", ["kind"], registry=r),
+                Counter("iris_records_failed", "Prediction and feedback records that could not be written, by kind",
+                        ["kind"], registry=r),
                 Counter("iris_feedback", "Feedback accepted", registry=r),
                 Gauge("iris_model_loaded", "1 when a verified model is loaded, else 0", registry=r,
                       multiprocess_mode="livemin"),
                 create_drift_metrics(r, reference or {}, version))
-    for kind in FILE_PREFIXES: m.records_failed.labels(kind)  # exported as 0 from the start, so that a first failure shows in `increase()`
+    # exported as 0 from the start, so that a first failure shows in `increase()`
+    for kind in FILE_PREFIXES: m.records_failed.labels(kind)
     return m
 
 # %% ../nbs/06_serving.ipynb #5b533aaa
@@ -134,6 +144,7 @@ class Serving:
     recorder:Recorder # where prediction and feedback records go
     id_key:bytes # signs the request ids this server issues (see *Request ids*)
 
+# %% ../nbs/06_serving.ipynb #1c64722e
 def load_serving(dest:Path|None, # model directory; None for `model_dir()`
                  log:logging.Logger, # where to say what was loaded, or why nothing was
                 )->tuple[Predictor|None, str|None]: # the predictor, or None and the problem with what to run
@@ -141,46 +152,55 @@ def load_serving(dest:Path|None, # model directory; None for `model_dir()`
     try:
         p = load_predictor(dest)
         entry = p.meta.get("history", {}).get("entry")
-        log.info("Serving model %s%s from %s (%s prediction path)", p.version, f" (history entry {entry})" if entry else "", dest or model_dir(), p.path)
+        log.info("Serving model %s%s from %s (%s prediction path)", p.version,
+                 f" (history entry {entry})" if entry else "", dest or model_dir(), p.path)
         return p, None
     except Exception as e:
-        detail = str(e) if isinstance(e, IrisError) else f"The published model could not be loaded ({type(e).__name__}: {e}). Run `iris-classifier train` to publish a fresh model."
-        log.error("No model to serve: %s Then restart the server. Until then liveness answers 200, readiness and predictions 503.", detail)
+        if isinstance(e, IrisError): detail = str(e)
+        else: detail = (f"The published model could not be loaded ({type(e).__name__}: {e}). "
+                        "Run `iris-classifier train` to publish a fresh model.")
+        log.error("No model to serve: %s Then restart the server. "
+                  "Until then liveness answers 200, readiness and predictions 503.", detail)
         # Clients get the kind of problem and the fix; paths and file details stay in the server's log.
-        return None, f"No verified model is loaded ({type(e).__name__}; the server log says why). Run `iris-classifier train` to publish one, then restart the server."
+        return None, (f"No verified model is loaded ({type(e).__name__}; the server log says why). "
+                      "Run `iris-classifier train` to publish one, then restart the server.")
 
 # %% ../nbs/06_serving.ipynb #34d2c42f
 def current_serving()->Serving:
     "What this application serves"
     return current_app.extensions["iris_classifier"]
 
+# %% ../nbs/06_serving.ipynb #e12792a7
 def current_predictor()->Predictor:
     "The loaded model, or a 503 saying what to run"
     s = current_serving()
     if s.predictor is None: abort(503, description=s.problem)
     return s.predictor
 
-# %% ../nbs/06_serving.ipynb #4b3e81d1
-def json_body(untyped:bool=False, # also take a body sent without Content-Type, as V2 clients such as Triton's send it
-              environ:dict|None=None, # the request's WSGI environ, if the caller has it at hand
-             )->dict:
-    "The request's JSON object, or a 415, 413 or 400 that says what to send"
-    environ = environ or request.environ  # each look-up through Flask's `request` proxy costs about a microsecond
-    content_type = environ.get("CONTENT_TYPE", "")
-    if not (_is_json(content_type) or untyped and not content_type):
-        abort(415, description="Send the body as JSON, with the header Content-Type: application/json.")
-    return parse_json(request_body(environ))
-
+# %% ../nbs/06_serving.ipynb #7e62654a
 def _is_json(content_type:str)->bool:
     "werkzeug's `Request.is_json` rule, `application/json` or `application/*+json`, read from the raw header"
     mimetype = content_type.partition(";")[0].strip().lower()  # parameters such as `; charset=utf-8` do not matter
     return mimetype == "application/json" or mimetype.startswith("application/") and mimetype.endswith("+json")
 
+# %% ../nbs/06_serving.ipynb #4b3e81d1
+def json_body(untyped:bool=False, # also take a body sent without Content-Type, as V2 clients (Triton's) send it
+              environ:dict|None=None, # the request's WSGI environ, if the caller has it at hand
+             )->dict:
+    "The request's JSON object, or a 415, 413 or 400 that says what to send"
+    # each look-up through Flask's `request` proxy costs about a microsecond
+    environ = environ or request.environ
+    content_type = environ.get("CONTENT_TYPE", "")
+    if not (_is_json(content_type) or untyped and not content_type):
+        abort(415, description="Send the body as JSON, with the header Content-Type: application/json.")
+    return parse_json(request_body(environ))
+
 # %% ../nbs/06_serving.ipynb #931d701e
 def json_value():
     "The request's JSON value of any type, or a 415, 413 or 400 that says what to send"
     environ = request.environ
-    if not _is_json(environ.get("CONTENT_TYPE", "")): abort(415, description="Send the body as JSON, with the header Content-Type: application/json.")
+    if not _is_json(environ.get("CONTENT_TYPE", "")):
+        abort(415, description="Send the body as JSON, with the header Content-Type: application/json.")
     return parse_json_value(request_body(environ))
 
 # %% ../nbs/06_serving.ipynb #b92f74fb
@@ -188,11 +208,15 @@ def parse_json_value(data:bytes, # a request body, or the JSON part of one
                     ):
     "`data` as JSON of any type, or a 400 that names what is wrong with it"
     try: return json.loads(data)
-    except json.JSONDecodeError as e: abort(400, description=f"The body is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}).")
+    except json.JSONDecodeError as e:
+        abort(400, description=f"The body is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}).")
     except UnicodeDecodeError: abort(400, description="The body is not valid JSON: it is not UTF-8 text.")
-    except RecursionError: abort(400, description="The body's JSON is nested too deeply; a request needs a few levels at most.")
-    except ValueError: abort(400, description=f"A number in the body has more than {sys.get_int_max_str_digits()} digits.")
+    except RecursionError:
+        abort(400, description="The body's JSON is nested too deeply; a request needs a few levels at most.")
+    except ValueError:
+        abort(400, description=f"A number in the body has more than {sys.get_int_max_str_digits()} digits.")
 
+# %% ../nbs/06_serving.ipynb #18ef9cc0
 def parse_json(data:bytes, # a request body, or the JSON part of one
               )->dict:
     "`data` as a JSON object, or a 400 that names what is wrong with it"
@@ -203,13 +227,24 @@ def parse_json(data:bytes, # a request body, or the JSON part of one
 # %% ../nbs/06_serving.ipynb #936c10e0
 DISCARD_FACTOR = 32  # bodies up to this many times MAX_CONTENT_LENGTH are read and dropped, so the client reads the 413
 
-def request_body(environ:dict, # the request's WSGI environ
-                )->bytes:
-    "The request body within `MAX_CONTENT_LENGTH`, decompressed if its Content-Encoding says so, else a 413 once it is read and dropped (up to a bound)"
-    most = current_app.config["MAX_CONTENT_LENGTH"]
-    data, encoding = _raw_body(environ, most), environ.get("HTTP_CONTENT_ENCODING")
-    return decoded_body(data, encoding, most) if encoding else data
+def _discard(stream, # the request's input, partly read or not at all
+             n:int, # most bytes to read
+            ):
+    "Read and drop up to `n` bytes of `stream`"
+    while n > 0 and (chunk := stream.read(min(n, 1 << 16))): n -= len(chunk)
 
+# %% ../nbs/06_serving.ipynb #652a3c52
+def _chunked_body(environ:dict, most:int)->bytes:
+    "A body sent without Content-Length (chunked), up to `most` bytes; past that, a 413 once it is dropped"
+    # werkzeug's rule: only a server that ends the stream makes it safe to read
+    if not environ.get("wsgi.input_terminated"): return b""
+    stream, parts, size = environ["wsgi.input"], [], 0
+    while size <= most and (chunk := stream.read(most + 1 - size)): parts.append(chunk); size += len(chunk)
+    if size <= most: return b"".join(parts)
+    _discard(stream, most * DISCARD_FACTOR)
+    abort(413)
+
+# %% ../nbs/06_serving.ipynb #811eb85e
 def _raw_body(environ:dict, most:int)->bytes:
     "The body as sent, within `most` bytes"
     n, stream = get_content_length(environ), environ["wsgi.input"]
@@ -219,37 +254,33 @@ def _raw_body(environ:dict, most:int)->bytes:
         abort(413)
     return stream.read(n)  # the server bounds wsgi.input to Content-Length
 
-def _chunked_body(environ:dict, most:int)->bytes:
-    "A body sent without Content-Length (chunked), up to `most` bytes; past that, a 413 once it is dropped (up to the bound)"
-    if not environ.get("wsgi.input_terminated"): return b""  # werkzeug's rule: only a server that ends the stream makes it safe to read
-    stream, parts, size = environ["wsgi.input"], [], 0
-    while size <= most and (chunk := stream.read(most + 1 - size)): parts.append(chunk); size += len(chunk)
-    if size <= most: return b"".join(parts)
-    _discard(stream, most * DISCARD_FACTOR)
-    abort(413)
-
-def _discard(stream, # the request's input, partly read or not at all
-             n:int, # most bytes to read
-            ):
-    "Read and drop up to `n` bytes of `stream`"
-    while n > 0 and (chunk := stream.read(min(n, 1 << 16))): n -= len(chunk)
+# %% ../nbs/06_serving.ipynb #187db084
+def request_body(environ:dict, # the request's WSGI environ
+                )->bytes:
+    "The body within `MAX_CONTENT_LENGTH`, decompressed as its Content-Encoding says; past the limit, a 413"
+    most = current_app.config["MAX_CONTENT_LENGTH"]
+    data, encoding = _raw_body(environ, most), environ.get("HTTP_CONTENT_ENCODING")
+    return decoded_body(data, encoding, most) if encoding else data
 
 # %% ../nbs/06_serving.ipynb #3c038781
-ENCODINGS = {"gzip": 31, "deflate": 15}  # Content-Encoding -> zlib's `wbits`: the gzip format, or the zlib format HTTP calls deflate
+# Content-Encoding -> zlib's `wbits`: the gzip format, or the zlib format HTTP calls deflate
+ENCODINGS = {"gzip": 31, "deflate": 15}
 
 def decoded_body(data:bytes, # the body as sent
                  encoding:str, # its Content-Encoding; empty or `identity` for none
                  most:int, # the largest body accepted once decoded
                 )->bytes:
-    "`data` decompressed as `encoding` says, up to `most` bytes: a 415 for an unknown encoding, a 400 for damaged data, a 413 past the limit"
+    "`data` decompressed as `encoding` says, up to `most` bytes: 415 unknown encoding, 400 damaged, 413 too large"
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"): return data
     if encoding not in ENCODINGS:
-        abort(415, description=f"Content-Encoding {encoding!r} is not supported: send the body uncompressed, or compressed with gzip or deflate.")
+        abort(415, description=f"Content-Encoding {encoding!r} is not supported: send the body uncompressed, "
+                               "or compressed with gzip or deflate.")
     inflater = zlib.decompressobj(ENCODINGS[encoding])
     try: out = inflater.decompress(data, most + 1)
     except zlib.error: abort(400, description=f"The body is not valid {encoding} data.")
-    if len(out) > most: abort(413, description=f"The request body is larger than {most} bytes once decompressed. Send fewer rows per request.")
+    if len(out) > most: abort(413, description=f"The request body is larger than {most} bytes once decompressed. "
+                                               "Send fewer rows per request.")
     if not inflater.eof: abort(400, description=f"The {encoding} data of the body ends too soon.")
     return out
 
@@ -261,6 +292,7 @@ def check_batch_size(n:int, # rows in the request
     if n == 0: abort(400, description="Send at least one row.")
     if n > most: abort(413, description=f"{n} rows in one request; the limit is {most}. Split the batch.")
 
+# %% ../nbs/06_serving.ipynb #b72917e3
 def count_predictions(answers:list[dict], # from `predict_rows`
                       counters:dict, # `Metrics.by_species`
                      ):
@@ -280,6 +312,7 @@ def issue_request_id(key:bytes, # the server's signing key, from `signing_key`
     nonce = os.urandom(_NONCE)
     return base64.urlsafe_b64encode(nonce + hmac.digest(key, nonce, "sha256")[:_TAG]).decode()
 
+# %% ../nbs/06_serving.ipynb #7abf7ee2
 def issued_request_id(key:bytes, # the server's signing key
                       rid, # a value a client sent as a request id
                      )->bool:
@@ -298,7 +331,8 @@ def signing_key(secret, # the `ID_KEY` setting
     if secret is not None and secret != "":
         if isinstance(secret, str) and len(secret) >= MIN_KEY_LENGTH: return secret.encode()
         raise ParameterError(f"IRIS_ID_KEY must be a string of at least {MIN_KEY_LENGTH} characters.",
-                             "Make one with `openssl rand -hex 32`, the same for every worker and pod, or unset it.")
+                             "Make one with `openssl rand -hex 32`, the same for every worker and pod, "
+                             "or unset it.")
     if token: return hmac.digest(token.encode(), b"iris_classifier request ids", "sha256")
     return os.urandom(32)  # feedback is off: nobody checks an id
 
@@ -311,16 +345,19 @@ def environ_request_id(environ:dict, # a request's WSGI environ
     if rid is None: rid = environ[REQUEST_ID] = issue_request_id(key)
     return rid
 
+# %% ../nbs/06_serving.ipynb #d75794b9
 def sane_client_id(given:str|None, # an id a client sent: its `X-Request-ID`, or V2's `id`
                   )->str|None:
     "`given` when it is sane, else None"
     return given if given and SANE_REQUEST_ID.fullmatch(given) else None
 
+# %% ../nbs/06_serving.ipynb #7d90f2b7
 def client_request_id(environ:dict, # a request's WSGI environ
                      )->str|None:
     "The client's `X-Request-ID` when it is sane, else None"
     return sane_client_id(environ.get("HTTP_X_REQUEST_ID"))
 
+# %% ../nbs/06_serving.ipynb #e318e251
 def request_id()->str:
     "This request's server id"
     return environ_request_id(request.environ, current_serving().id_key)
@@ -331,7 +368,8 @@ def track_predictions(rows:list[list[float]], # the checked measurements, in `FE
                       client_id:str|None=None, # the body's id (V2's `id`), used without an `X-Request-ID`
                      )->str: # the request's server id
     "Count the answers by species and the measurements by decile bin, and record the rows if sampled"
-    s, req = current_serving(), request._get_current_object()  # the request itself: one look-up through the proxy, not three
+    # the request itself: one look-up through the proxy, not three
+    s, req = current_serving(), request._get_current_object()
     rid = environ_request_id(req.environ, s.id_key)
     count_predictions(answers, s.metrics.by_species)
     s.metrics.drift.observe(rows)

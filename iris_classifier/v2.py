@@ -15,7 +15,8 @@ from flask import Blueprint, Response, abort, current_app, request
 
 import iris_classifier
 from .core import *
-from .serving import check_batch_size, current_predictor, json_body, parse_json, request_body, track_predictions
+from .serving import (check_batch_size, current_predictor, json_body, parse_json, request_body,
+                                     track_predictions)
 from .prediction import Predictor, predict_rows, read_rows, shown
 
 # %% ../nbs/08_v2.ipynb #eaa60e14
@@ -23,10 +24,12 @@ def v2_model_metadata(p:Predictor, # the loaded model
                       name:str, # the model's name in the URLs
                      )->dict: # the protocol's model metadata response
     "Model metadata in the Open Inference Protocol's format"
+    features = dict(features=FEATURES, accepted_datatypes=["FP32", "FP64"])
     return dict(name=name, versions=[p.version], platform="sklearn",
-                inputs=[dict(name="input-0", datatype="FP64", shape=[-1, len(FEATURES)], parameters=dict(features=FEATURES, accepted_datatypes=["FP32", "FP64"]))],
+                inputs=[dict(name="input-0", datatype="FP64", shape=[-1, len(FEATURES)], parameters=features)],
                 outputs=[dict(name="predict", datatype="BYTES", shape=[-1]),
-                         dict(name="predict_proba", datatype="FP64", shape=[-1, len(p.classes)], parameters=dict(classes=p.classes))])
+                         dict(name="predict_proba", datatype="FP64", shape=[-1, len(p.classes)],
+                              parameters=dict(classes=p.classes))])
 
 # %% ../nbs/08_v2.ipynb #95f332fd
 V2_OUTPUTS = ["predict", "predict_proba"]
@@ -40,16 +43,21 @@ class V2Request:
     binary:list[str] # those of `outputs` to return as binary data
     id:str|None=None # the request's `id`, echoed back
 
+# %% ../nbs/08_v2.ipynb #50b10593
 def v2_request(body:dict, # the decoded JSON of an inference request
                blob:bytes=b"", # the binary tensor data that followed the JSON, if any
               )->V2Request:
     "Read and check a V2 inference request"
     inputs = body.get("inputs")
     if not (isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], dict)):
-        raise DataValidationError("`inputs` must be a list holding one tensor.", 'Send {"inputs": [{"name": "input-0", "shape": [N, 4], "datatype": "FP64", "data": [...]}]}.')
+        raise DataValidationError("`inputs` must be a list holding one tensor.",
+                                  'Send {"inputs": [{"name": "input-0", "shape": [N, 4], "datatype": "FP64", '
+                                  '"data": [...]}]}.')
     t = inputs[0]
-    if type(t.get("name")) is not str: raise DataValidationError(f"inputs[0].name must be a string (got {shown(t.get('name'))}).")
-    if t.get("datatype") not in ("FP32", "FP64"): raise DataValidationError(f"inputs[0].datatype must be FP32 or FP64 (got {shown(t.get('datatype'))}).")
+    if type(t.get("name")) is not str:
+        raise DataValidationError(f"inputs[0].name must be a string (got {shown(t.get('name'))}).")
+    if t.get("datatype") not in ("FP32", "FP64"):
+        raise DataValidationError(f"inputs[0].datatype must be FP32 or FP64 (got {shown(t.get('datatype'))}).")
     n = _rows_in(t.get("shape"))
     rows = _binary_rows(blob, t["datatype"], n) if _is_binary(t, blob) else _v2_rows(t.get("data"), n)
     return V2Request(read_rows(rows, "inputs[0].data"), *_v2_outputs(body), _v2_id(body))
@@ -62,14 +70,17 @@ def _rows_in(shape)->int:
         if type(n) is int and 1 <= n < INT64: return n
     raise DataValidationError(f"inputs[0].shape must be [N, 4] with N >= 1 (got {shown(shape)}).")
 
+# %% ../nbs/08_v2.ipynb #d62ae223
 def _v2_rows(data, n:int)->list:
     "The `n` rows of an `[n, 4]` tensor's data, sent nested (a list per row) or flat (row after row)"
     k = len(FEATURES)
     if isinstance(data, list):
         if len(data) == n and all(type(r) is list and len(r) == k for r in data): return data
-        if len(data) == k * n and not any(type(v) is list for v in data): return [data[i:i + k] for i in range(0, k * n, k)]
+        if len(data) == k * n and not any(type(v) is list for v in data):
+            return [data[i:i + k] for i in range(0, k * n, k)]
     raise DataValidationError(f"inputs[0].data must hold {k * n} numbers for shape [{n}, {k}], nested or flat.")
 
+# %% ../nbs/08_v2.ipynb #00583668
 def _v2_id(body:dict)->str|None:
     "The request's `id`: a string, or none"
     if "id" not in body: return None
@@ -77,7 +88,8 @@ def _v2_id(body:dict)->str|None:
     raise DataValidationError(f"`id` must be a string (got {shown(i)}).")
 
 # %% ../nbs/08_v2.ipynb #26be4c9b
-_TYPECODES = {"FP32": "f", "FP64": "d"}  # `array` typecodes: C float and double, IEEE single and double wherever CPython runs
+# `array` typecodes: C float and double, IEEE single and double wherever CPython runs
+_TYPECODES = {"FP32": "f", "FP64": "d"}
 
 def _is_binary(t:dict, # the input tensor
                blob:bytes, # the binary data after the JSON
@@ -86,14 +98,22 @@ def _is_binary(t:dict, # the input tensor
     if not blob and "parameters" not in t: return False  # the usual JSON request, at no further cost
     size = _parameters(t, "inputs[0].").get("binary_data_size")
     if size is None:
-        if blob: raise DataValidationError(f"{len(blob)} bytes follow the JSON, but inputs[0] has no parameters.binary_data_size.", "Name the input's byte count there, or send no binary data.")
+        if blob: raise DataValidationError(f"{len(blob)} bytes follow the JSON, but inputs[0] has no "
+                                           "parameters.binary_data_size.",
+                                           "Name the input's byte count there, or send no binary data.")
         return False
-    if not (type(size) is int and 0 <= size < INT64): raise DataValidationError(f"inputs[0].parameters.binary_data_size must be a number of bytes (got {shown(size)}).")
-    if "data" in t: raise DataValidationError("inputs[0] has both data and parameters.binary_data_size.", "Send the tensor once: in `data`, or as binary data after the JSON.")
+    if not (type(size) is int and 0 <= size < INT64):
+        raise DataValidationError("inputs[0].parameters.binary_data_size must be a number of bytes "
+                                  f"(got {shown(size)}).")
+    if "data" in t: raise DataValidationError("inputs[0] has both data and parameters.binary_data_size.",
+                                              "Send the tensor once: in `data`, or as binary data after the JSON.")
     if size != len(blob):
-        raise DataValidationError(f"inputs[0].parameters.binary_data_size says {size} bytes, but {len(blob)} bytes follow the JSON.", "Inference-Header-Content-Length must be the length of the JSON alone.")
+        raise DataValidationError(f"inputs[0].parameters.binary_data_size says {size} bytes, but {len(blob)} bytes "
+                                  "follow the JSON.",
+                                  "Inference-Header-Content-Length must be the length of the JSON alone.")
     return True
 
+# %% ../nbs/08_v2.ipynb #9b167c74
 def _binary_rows(blob:bytes, # the tensor's elements, little-endian, row major
                  datatype:str, # FP32 or FP64
                  n:int, # rows in the tensor's shape
@@ -101,7 +121,8 @@ def _binary_rows(blob:bytes, # the tensor's elements, little-endian, row major
     "The `n` rows of an `[n, 4]` tensor sent as binary data"
     a, k = array(_TYPECODES[datatype]), len(FEATURES)
     if len(blob) != n * k * a.itemsize:
-        raise DataValidationError(f"inputs[0] has {len(blob)} bytes of binary data, but shape [{n}, {k}] of {datatype} takes {n * k * a.itemsize}.")
+        raise DataValidationError(f"inputs[0] has {len(blob)} bytes of binary data, but shape [{n}, {k}] of "
+                                  f"{datatype} takes {n * k * a.itemsize}.")
     a.frombytes(blob)
     if sys.byteorder == "big": a.byteswap()
     values = a.tolist()
@@ -115,29 +136,43 @@ def _parameters(obj:dict, # the request, an input or a requested output
                )->dict:
     "`obj`'s `parameters`, checked: an object that asks for no extension this server lacks"
     if "parameters" not in obj: return {}
-    if type(p := obj["parameters"]) is not dict: raise DataValidationError(f"{where}parameters must be an object (got {shown(p)}).")
+    if type(p := obj["parameters"]) is not dict:
+        raise DataValidationError(f"{where}parameters must be an object (got {shown(p)}).")
     if asked := [k for k in _UNSUPPORTED if k in p]:
-        raise DataValidationError(f"{where}parameters.{asked[0]} asks for the {_UNSUPPORTED[asked[0]]} extension, which this server does not offer.", "The server metadata (GET /v2) lists the extensions it offers.")
+        raise DataValidationError(f"{where}parameters.{asked[0]} asks for the {_UNSUPPORTED[asked[0]]} extension, "
+                                  "which this server does not offer.",
+                                  "The server metadata (GET /v2) lists the extensions it offers.")
     return p
 
+# %% ../nbs/08_v2.ipynb #81c5f5ba
 def _flag(p:dict, key:str, where:str, default:bool=False)->bool:
     "The boolean parameter `key` of `p`, or `default`"
     v = p.get(key, default)
-    if type(v) is not bool: raise DataValidationError(f"{where}parameters.{key} must be true or false (got {shown(v)}).")
+    if type(v) is not bool:
+        raise DataValidationError(f"{where}parameters.{key} must be true or false (got {shown(v)}).")
     return v
 
+# %% ../nbs/08_v2.ipynb #c24ec80e
+def _binary_output(o:dict, where:str, every:bool)->bool:
+    "Whether requested output `o`, called `where`, goes as binary data: its own flag, else the request's"
+    return _flag(_parameters(o, where), "binary_data", where, every)
+
+# %% ../nbs/08_v2.ipynb #d424c689
 def _v2_outputs(body:dict)->tuple[list[str], list[str]]:
     "The names of the outputs to return, and of those among them to return as binary data"
-    if "outputs" not in body and "parameters" not in body: return V2_OUTPUTS, []  # the usual JSON request, at no further cost
+    # the usual JSON request, at no further cost
+    if "outputs" not in body and "parameters" not in body: return V2_OUTPUTS, []
     every = _flag(_parameters(body, ""), "binary_data_output", "")
     requested = body.get("outputs", [])
     if requested == []: return V2_OUTPUTS, V2_OUTPUTS if every else []
     if not (isinstance(requested, list) and all(type(o) is dict for o in requested)):
-        raise DataValidationError(f"`outputs` must be a list of objects such as {{\"name\": \"predict\"}} (got {shown(requested)}).")
+        raise DataValidationError("`outputs` must be a list of objects such as {\"name\": \"predict\"} "
+                                  f"(got {shown(requested)}).")
     names = [o.get("name") for o in requested]
     if unknown := [n for n in names if n not in V2_OUTPUTS]:
-        raise DataValidationError(f"Unknown output(s) {shown(unknown, 80)}.", f"This model's outputs are {', '.join(V2_OUTPUTS)}.")
-    binary = [o["name"] for i, o in enumerate(requested) if _flag(_parameters(o, f"outputs[{i}]."), "binary_data", f"outputs[{i}].", every)]
+        raise DataValidationError(f"Unknown output(s) {shown(unknown, 80)}.",
+                                  f"This model's outputs are {', '.join(V2_OUTPUTS)}.")
+    binary = [o["name"] for i, o in enumerate(requested) if _binary_output(o, f"outputs[{i}].", every)]
     return names, binary
 
 # %% ../nbs/08_v2.ipynb #a19bf9df
@@ -149,8 +184,10 @@ def v2_response(p:Predictor, # the loaded model
                )->dict: # the protocol's inference response
     "The V2 inference response carrying `answers`"
     n = len(answers)
-    tensors = dict(predict=dict(name="predict", datatype="BYTES", shape=[n], data=[a["species"] for a in answers]),
-                   predict_proba=dict(name="predict_proba", datatype="FP64", shape=[n, len(p.classes)], data=[x for a in answers for x in a["probabilities"].values()]))
+    species, probabilities = [a["species"] for a in answers], [x for a in answers for x in a["probabilities"].values()]
+    tensors = dict(predict=dict(name="predict", datatype="BYTES", shape=[n], data=species),
+                   predict_proba=dict(name="predict_proba", datatype="FP64", shape=[n, len(p.classes)],
+                                      data=probabilities))
     out = dict(model_name=name, model_version=p.version, outputs=[tensors[o] for o in outputs])
     return out if request_id is None else dict(out, id=request_id)
 
@@ -160,6 +197,7 @@ def bytes_tensor(values:list[str], # the elements of a BYTES tensor, row major
     "BYTES elements as binary data: each one's length in 4 little-endian bytes, then its UTF-8 bytes"
     return b"".join(len(b).to_bytes(4, "little") + b for b in map(str.encode, values))
 
+# %% ../nbs/08_v2.ipynb #81f25172
 def fp64_tensor(values:list[float], # the elements of an FP64 tensor, row major
                )->bytes:
     "FP64 elements as binary data: little-endian IEEE doubles"
@@ -178,7 +216,8 @@ def v2_binary(out:dict, # an inference response, from `v2_response`
     for o in out["outputs"]:
         if o["name"] in binary:
             blobs.append(_ENCODERS[o["datatype"]](o["data"]))
-            o = dict(name=o["name"], datatype=o["datatype"], shape=o["shape"], parameters=dict(binary_data_size=len(blobs[-1])))
+            o = dict(name=o["name"], datatype=o["datatype"], shape=o["shape"],
+                     parameters=dict(binary_data_size=len(blobs[-1])))
         outputs.append(o)
     header = json.dumps(dict(out, outputs=outputs), separators=(",", ":")).encode()
     return header + b"".join(blobs), len(header)
@@ -186,6 +225,7 @@ def v2_binary(out:dict, # an inference response, from `v2_response`
 # %% ../nbs/08_v2.ipynb #16fe173c
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 
+# %% ../nbs/08_v2.ipynb #be048854
 def served_model(name:str, # model name from the URL
                  version:str|None=None, # model version from the URL, if any
                 )->Predictor:
@@ -193,7 +233,8 @@ def served_model(name:str, # model name from the URL
     served = current_app.config["MODEL_NAME"]
     if name != served: abort(404, description=f"Unknown model '{name}'; this server serves '{served}'.")
     p = current_predictor()
-    if version not in (None, p.version): abort(404, description=f"Unknown version '{version}' of '{name}'; the served version is '{p.version}'.")
+    if version not in (None, p.version):
+        abort(404, description=f"Unknown version '{version}' of '{name}'; the served version is '{p.version}'.")
     return p
 
 # %% ../nbs/08_v2.ipynb #5a30b5ae
@@ -202,11 +243,13 @@ def server_metadata():
     "V2 server metadata"
     return {"name": "iris-classifier", "version": iris_classifier.__version__, "extensions": ["binary_tensor_data"]}
 
+# %% ../nbs/08_v2.ipynb #f2863f40
 @bp.get("/health/live")
 def server_live():
     "V2 liveness"
     return {"live": True}
 
+# %% ../nbs/08_v2.ipynb #970b9c10
 @bp.get("/health/ready")
 def server_ready():
     "V2 readiness: 503 until a verified model is loaded"
@@ -222,6 +265,7 @@ def model_metadata(name:str, # model name from the URL
     "V2 model metadata: inputs `[-1, 4]` FP32/FP64, outputs `predict` and `predict_proba`"
     return v2_model_metadata(served_model(name, version), name)
 
+# %% ../nbs/08_v2.ipynb #af8b8edd
 @bp.get("/models/<name>/ready")
 @bp.get("/models/<name>/versions/<version>/ready")
 def model_ready(name:str, # model name from the URL
@@ -238,9 +282,11 @@ def v2_body()->tuple[dict, bytes]:
     length = environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
     if length is None: return json_body(untyped=True, environ=environ), b""
     data = request_body(environ)
-    n = int(length) if length.isascii() and length.isdigit() and len(length) < 19 else -1  # int() of thousands of digits is refused
+    # int() of thousands of digits is refused
+    n = int(length) if length.isascii() and length.isdigit() and len(length) < 19 else -1
     if not 0 <= n <= len(data):
-        abort(400, description=f"Inference-Header-Content-Length must be the length of the JSON at the start of the body, at most {len(data)} bytes (got {shown(length)}).")
+        abort(400, description="Inference-Header-Content-Length must be the length of the JSON at the start of the "
+                               f"body, at most {len(data)} bytes (got {shown(length)}).")
     return parse_json(data[:n]), data[n:]
 
 # %% ../nbs/08_v2.ipynb #69608375
@@ -258,4 +304,5 @@ def infer(name:str, # model name from the URL
     out = dict(v2_response(p, answers, r.outputs, name, r.id), parameters={"request_id": rid})
     if not r.binary: return out
     data, n = v2_binary(out, r.binary)
-    return Response(data, content_type="application/octet-stream", headers={"Inference-Header-Content-Length": str(n)})
+    return Response(data, content_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": str(n)})

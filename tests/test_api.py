@@ -1,4 +1,5 @@
-"The JSON API through Flask's test client: /api/predict with every kind of bad input, /api/model, the probes, limits, headers, metrics and the OpenAPI document."
+"""The JSON API through Flask's test client: /api/predict with every kind of bad input, /api/model, the probes,
+limits, headers, metrics and the OpenAPI document."""
 import json, math
 
 import jsonschema
@@ -36,7 +37,8 @@ def test_predicts_a_batch_like_the_pipeline(client, trained):
     r = client.post("/api/predict", json={"instances": rows})
     assert r.status_code == 200
     assert [p["species"] for p in r.json["predictions"]] == list(trained.pipeline.predict(df[FEATURES]))
-    assert [p["class_index"] for p in r.json["predictions"]] == [SPECIES.index(s) for s in trained.pipeline.predict(df[FEATURES])]
+    expected = [SPECIES.index(s) for s in trained.pipeline.predict(df[FEATURES])]
+    assert [p["class_index"] for p in r.json["predictions"]] == expected
     proba = trained.pipeline.predict_proba(df[FEATURES])
     assert [list(p["probabilities"].values()) for p in r.json["predictions"]] == proba.tolist()
 
@@ -44,14 +46,16 @@ def test_extra_keys_are_ignored(client):
     assert client.post("/api/predict", json=dict(ONE, id=7, species="unknown")).status_code == 200
 
 @pytest.mark.parametrize("value, message", [
-    (None, "must be a number (got null)"), ("5.1", 'must be a number (got "5.1")'), (True, "must be a number (got true)"),
+    (None, "must be a number (got null)"), ("5.1", 'must be a number (got "5.1")'),
+    (True, "must be a number (got true)"),
     ([5.1], "must be a number (got [5.1])"), (0, "must be greater than 0"), (-1.5, "must be greater than 0"),
     (30.5, "must be at most 30 cm"), (1e308, "must be at most 30 cm"), (10**400, "must be at most 30 cm")])
 def test_bad_values_are_named(client, value, message):
     msg = error(client.post("/api/predict", json={"instances": [ONE, dict(ONE, petal_length=value)]}), 400)
     assert msg.startswith(f"instances[1].petal_length {message}"), msg
 
-@pytest.mark.parametrize("literal, message", [("NaN", "must be a number (got NaN)"), ("Infinity", "must be at most 30 cm"),
+@pytest.mark.parametrize("literal, message", [("NaN", "must be a number (got NaN)"),
+                                              ("Infinity", "must be at most 30 cm"),
                                               ("-Infinity", "must be greater than 0")])
 def test_non_finite_json_literals_are_refused(client, literal, message):
     body = json.dumps(ONE).replace("0.2", literal)  # Python's JSON parser accepts these literals
@@ -69,7 +73,8 @@ def test_bad_shapes_are_explained(client, body, message):
     assert message in error(client.post("/api/predict", json=body), 400)
 
 @pytest.mark.parametrize("data, message", [("", "not valid JSON"), ("{sepal_length: 5.1}", "not valid JSON"),
-                                           ("[5.1, 3.5, 1.4, 0.2]", "must be a JSON object"), ("null", "must be a JSON object"),
+                                           ("[5.1, 3.5, 1.4, 0.2]", "must be a JSON object"),
+                                           ("null", "must be a JSON object"),
                                            ('"text"', "must be a JSON object"), (b"\xff\xfe", "not valid JSON")])
 def test_bodies_that_are_not_json_objects(client, data, message):
     assert message in error(client.post("/api/predict", data=data, content_type="application/json"), 400)
@@ -80,14 +85,16 @@ def test_wrong_content_type_is_415(client, content_type):
     assert "Content-Type: application/json" in error(client.post("/api/predict", data=json.dumps(ONE), **kw), 415)
 
 def test_too_many_rows_is_413(client, published):
-    assert "1001 rows in one request; the limit is 1000" in error(client.post("/api/predict", json={"instances": [ROW] * 1001}), 413)
+    too_many = client.post("/api/predict", json={"instances": [ROW] * 1001})
+    assert "1001 rows in one request; the limit is 1000" in error(too_many, 413)
     assert client.post("/api/predict", json={"instances": [ROW] * 1000}).status_code == 200
     small = create_app({"TESTING": True, "MODEL_DIR": published, "MAX_BATCH_ROWS": 3}).test_client()
     assert "the limit is 3" in error(small.post("/api/predict", json={"instances": [ROW] * 4}), 413)
 
 def test_too_large_body_is_413(client):
     body = json.dumps({"instances": [ONE] * 200, "padding": "x" * 300_000})
-    assert "larger than 262144 bytes" in error(client.post("/api/predict", data=body, content_type="application/json"), 413)
+    r = client.post("/api/predict", data=body, content_type="application/json")
+    assert "larger than 262144 bytes" in error(r, 413)
 
 def test_settings_come_from_the_environment(published, monkeypatch):
     monkeypatch.setenv("IRIS_MODEL_DIR", str(published))
@@ -135,7 +142,8 @@ def test_without_a_model_liveness_is_200_and_the_rest_503(missing):
                  missing.get("/v2/health/ready"), missing.get("/v2/models/iris-classifier"),
                  missing.post("/v2/models/iris-classifier/infer", json={"inputs": []})]:
         msg = error(resp, 503)
-        assert "No verified model is loaded (ModelNotFoundError" in msg and "Run `iris-classifier train`" in msg and "restart the server" in msg
+        assert "No verified model is loaded (ModelNotFoundError" in msg
+        assert "Run `iris-classifier train`" in msg and "restart the server" in msg
         assert "no-model" not in msg  # no server paths in what clients see
 
 def test_a_damaged_model_is_refused(published, caplog):
@@ -154,8 +162,9 @@ def test_unexpected_errors_are_500_without_a_trace(app, caplog):
     assert msg == "Internal server error. It has been logged." and "secret" not in msg
     assert "secret internals" in caplog.text  # the traceback goes to the log
 
-@pytest.mark.parametrize("method, path, kw", [("get", "/healthz", {}), ("get", "/", {}), ("post", "/api/predict", {"json": ONE}),
-                                              ("get", "/api/nope", {}), ("post", "/api/predict", {"data": "x"}), ("get", "/static/style.css", {}),
+@pytest.mark.parametrize("method, path, kw", [("get", "/healthz", {}), ("get", "/", {}),
+                                              ("post", "/api/predict", {"json": ONE}), ("get", "/api/nope", {}),
+                                              ("post", "/api/predict", {"data": "x"}), ("get", "/static/style.css", {}),
                                               ("get", "/metrics", {})])
 def test_security_headers_on_every_response(client, method, path, kw):
     r = getattr(client, method)(path, **kw)
@@ -169,7 +178,8 @@ def test_metrics(client):
     r = client.get("/metrics")
     assert r.status_code == 200 and r.mimetype == "text/plain"
     text = r.text
-    assert 'iris_predictions_total{species="setosa"} 2.0' in text and 'iris_predictions_total{species="virginica"} 1.0' in text
+    assert 'iris_predictions_total{species="setosa"} 2.0' in text
+    assert 'iris_predictions_total{species="virginica"} 1.0' in text
     assert 'iris_http_requests_total{endpoint="api.predict",method="POST",status="200"} 1.0' in text
     assert 'iris_http_errors_total{endpoint="api.predict",status="400"} 1.0' in text
     assert 'iris_http_request_duration_seconds_count{endpoint="probes.healthz"} 1.0' in text
@@ -187,7 +197,8 @@ def openapi_path(rule:str)->str: return rule.replace("<", "{").replace(">", "}")
 def test_openapi_lists_exactly_the_api_routes(app, client):
     doc = client.get("/openapi.json").json
     jsonschema.Draft202012Validator.check_schema({"$defs": doc["components"]["schemas"]})
-    routes = {(openapi_path(r.rule), m.lower()) for r in app.url_map.iter_rules() if r.endpoint.startswith(API_BLUEPRINTS)
+    routes = {(openapi_path(r.rule), m.lower())
+              for r in app.url_map.iter_rules() if r.endpoint.startswith(API_BLUEPRINTS)
               for m in r.methods - {"HEAD", "OPTIONS"}}
     documented = {(path, method) for path, item in doc["paths"].items() for method in item}
     assert routes == documented
@@ -211,18 +222,21 @@ def test_responses_match_the_openapi_document(client, missing, published):
              ("/api/predict", "post", client.post("/api/predict", json={"instances": [ROW] * 1001})),
              ("/api/predict", "post", missing.post("/api/predict", json=ONE)),
              ("/api/model", "get", client.get("/api/model")), ("/openapi.json", "get", client.get("/openapi.json")),
-             ("/healthz", "get", client.get("/healthz")), ("/readyz", "get", client.get("/readyz")), ("/readyz", "get", missing.get("/readyz")),
+             ("/healthz", "get", client.get("/healthz")), ("/readyz", "get", client.get("/readyz")),
+             ("/readyz", "get", missing.get("/readyz")),
              ("/metrics", "get", client.get("/metrics")),
              ("/v2", "get", client.get("/v2")), ("/v2/health/live", "get", client.get("/v2/health/live")),
              ("/v2/health/ready", "get", client.get("/v2/health/ready")),
-             ("/v2/models/{name}", "get", client.get("/v2/models/iris-classifier")), ("/v2/models/{name}", "get", client.get("/v2/models/x")),
+             ("/v2/models/{name}", "get", client.get("/v2/models/iris-classifier")),
+             ("/v2/models/{name}", "get", client.get("/v2/models/x")),
              ("/v2/models/{name}/ready", "get", client.get("/v2/models/iris-classifier/ready")),
              ("/v2/models/{name}/infer", "post", client.post("/v2/models/iris-classifier/infer", json=infer)),
              ("/v2/models/{name}/infer", "post", client.post("/v2/models/iris-classifier/infer", json={"inputs": []}))]
     version = client.get("/api/model").json["model_version"]
-    calls += [("/v2/models/{name}/versions/{version}", "get", client.get(f"/v2/models/iris-classifier/versions/{version}")),
-              ("/v2/models/{name}/versions/{version}/ready", "get", client.get(f"/v2/models/iris-classifier/versions/{version}/ready")),
-              ("/v2/models/{name}/versions/{version}/infer", "post", client.post(f"/v2/models/iris-classifier/versions/{version}/infer", json=infer))]
+    served = f"/v2/models/iris-classifier/versions/{version}"
+    calls += [("/v2/models/{name}/versions/{version}", "get", client.get(served)),
+              ("/v2/models/{name}/versions/{version}/ready", "get", client.get(f"{served}/ready")),
+              ("/v2/models/{name}/versions/{version}/infer", "post", client.post(f"{served}/infer", json=infer))]
     token = "a-feedback-token-for-the-tests"
     fb = create_app({"TESTING": True, "MODEL_DIR": published, "FEEDBACK_TOKEN": token}).test_client()
     off = create_app({"TESTING": True, "MODEL_DIR": published, "FEEDBACK_TOKEN": token, "RECORDS": "off"}).test_client()
@@ -238,4 +252,5 @@ def test_responses_match_the_openapi_document(client, missing, published):
               ("/api/feedback", "post", off.post("/api/feedback", json=one, headers=bearer))]
     assert [r.status_code for p, _, r in calls if p == "/api/feedback"] == [200, 200, 400, 401, 404, 413, 415, 503]
     for path, method, resp in calls: check(doc, path, method, resp)
-    assert {(p, m) for p, m, _ in calls} == {(p, m) for p, item in doc["paths"].items() for m in item}  # every operation exercised
+    # every operation exercised
+    assert {(p, m) for p, m, _ in calls} == {(p, m) for p, item in doc["paths"].items() for m in item}

@@ -1,4 +1,5 @@
-"The docs site: the notebooks build into it without warnings, every internal link resolves, README.md is current; and the conversion helpers."
+"""The docs site: the notebooks build into it without warnings, every internal link resolves, README.md is current;
+and the conversion helpers."""
 import functools, re, sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,7 +15,8 @@ import build_docs, nbdocs
 pytestmark = pytest.mark.filterwarnings("ignore:.*Check CHANGES for Sphinx API modifications")
 
 def built_site()->tuple[Path, list[str]]: # the site, and the build's problems
-    "The site `make test` built before running pytest (shared with the browser tests); built here if missing or out of date"
+    """The site `make test` built before running pytest (shared with the browser tests); built here if missing or out
+    of date"""
     try: return build_docs.SITE, build_docs.site_for_tests()
     except Exception as e: return build_docs.SITE, [f"the build failed: {e!r}"]
 
@@ -23,7 +25,8 @@ def site():
     return built_site()
 
 def test_build_has_no_problems(site):
-    "Every notebook ran as nbdev-test runs it, Sphinx ran with -W, no output shows stderr, a local path or an nbdev warning, nothing written into the project"
+    """Every notebook ran as nbdev-test runs it, Sphinx ran with -W, no output shows stderr, a local path or an nbdev
+    warning, nothing written into the project"""
     problems = [p for p in site[1] if "README" not in p]
     assert not problems, "\n".join(problems)
 
@@ -54,7 +57,8 @@ def test_navigation_lists_guides_then_chapters(site):
 def test_api_reference_and_figures(site):
     html = (site[0]/"model_training.html").read_text()
     text = re.sub(r"<[^>]+>", "", html)
-    assert "def train_model(" in text and "run parameters; the defaults train the original Decision Tree" in html  # signature and docments
+    # signature and docments
+    assert "def train_model(" in text and "run parameters; the defaults train the original Decision Tree" in html
     assert len(re.findall(r'<img[^>]+src="_images/', html)) >= 3  # confusion matrix, feature importances, tree
     assert 'class="dataframe' in html
 
@@ -109,7 +113,8 @@ def test_page_names_follow_nbdev():
 def test_cell_options():
     from fastcore.nbio import mk_cell
     assert nbdocs.split_options(mk_cell("#| echo: false\n#| output: asis\nshow_doc(f)")) == (True, "show_doc(f)")
-    assert nbdocs.split_options(mk_cell("#| eval: false\nx = 1  #| not an option")) == (False, "x = 1  #| not an option")
+    assert nbdocs.split_options(mk_cell("#| eval: false\nx = 1  #| not an option")) == (False,
+                                                                                       "x = 1  #| not an option")
     with pytest.raises(ValueError, match="code-fold"): nbdocs.split_options(mk_cell("#| code-fold: true\nx = 1"))
 
 def test_links():
@@ -119,7 +124,8 @@ def test_links():
     assert nbdocs.links_to_myst(src) == '<a class="nbdocs-srclink" href="src/core.html#L-42">source</a>'
 
 def test_readme_links_to_notebooks():
-    md = "[Deploying](deploy_gke.ipynb), [a part](deploy_gke.ipynb#rolling-back), [out](https://x.org/a.ipynb), [site](/core.html#x)"
+    md = ("[Deploying](deploy_gke.ipynb), [a part](deploy_gke.ipynb#rolling-back), [out](https://x.org/a.ipynb), "
+          "[site](/core.html#x)")
     assert nbdocs.readme_links(md, "nbs") == md.replace("](deploy_gke", "](nbs/deploy_gke")
     md = "![The pipeline](images/pipeline.svg) and [above](#quick-start)"
     assert nbdocs.readme_links(md, "nbs") == "![The pipeline](nbs/images/pipeline.svg) and [above](#quick-start)"
@@ -194,13 +200,16 @@ def test_headings_are_not_linked():
 
 def test_links_to_undocumented_symbols_are_dropped():
     md = "[`_helper`](#core-_helper), [`model_dir`](#core-model_dir), [a heading](#why-this-way)"
-    assert nbdocs.drop_dead_links(md, {"core-model_dir"}, ["core"]) == "`_helper`, [`model_dir`](#core-model_dir), [a heading](#why-this-way)"
+    assert (nbdocs.drop_dead_links(md, {"core-model_dir"}, ["core"])
+            == "`_helper`, [`model_dir`](#core-model_dir), [a heading](#why-this-way)")
 
 def test_show_doc_becomes_a_labelled_section():
-    md = "---\n\n[source](/blob/main/iris_classifier/core.py#L9){target=\"_blank\"}\n\n### model_dir\n\n```python\ndef model_dir()\n```"
+    md = ("---\n\n[source](/blob/main/iris_classifier/core.py#L9){target=\"_blank\"}\n\n"
+          "### model_dir\n\n```python\ndef model_dir()\n```")
     seen = set()
     assert nbdocs.show_doc_to_md(md, "core", seen).splitlines()[:3] == ["(core-model_dir)=", "### model_dir", ""]
-    assert nbdocs.show_doc_to_md(md.replace("model_dir", "Model_Dir"), "core", seen).startswith("(core-model_dir-1)=\n### Model_Dir")
+    again = nbdocs.show_doc_to_md(md.replace("model_dir", "Model_Dir"), "core", seen)
+    assert again.startswith("(core-model_dir-1)=\n### Model_Dir")
 
 def test_html_table_to_markdown():
     html = ('<table class="dataframe"><thead><tr><th></th><th>value</th></tr><tr><th>metric</th><th></th></tr></thead>'
@@ -211,7 +220,8 @@ def test_html_table_to_markdown():
 def test_output_problems():
     from fastcore.nbio import dict2nb
     nb = dict2nb({"cells": [{"cell_type": "code", "source": "warn()", "metadata": {}, "outputs": [
-        {"output_type": "stream", "name": "stderr", "text": ["/home/me/x.py:1: UserWarning: careful\n"]}]}], "metadata": {}})
+        {"output_type": "stream", "name": "stderr", "text": ["/home/me/x.py:1: UserWarning: careful\n"]}]}],
+        "metadata": {}})
     problems = nbdocs.output_problems(nb, ["/home/me"])
     assert len(problems) == 2 and "stderr" in problems[0] and "local path /home/me" in problems[1]
 
@@ -220,10 +230,12 @@ def _undocumented(obj, name:str)->list[str]:
     import inspect
     from fastcore.docments import docments
     if inspect.isclass(obj):
-        return [] if vars(obj).get("__doc__") and not obj.__doc__.startswith(f"{obj.__name__}(") else [f"{name}: no docstring"]
+        own = vars(obj).get("__doc__") and not obj.__doc__.startswith(f"{obj.__name__}(")
+        return [] if own else [f"{name}: no docstring"]
     res = [] if obj.__doc__ else [f"{name}: no docstring"]
     skip = {p.name for p in inspect.signature(obj).parameters.values() if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    return res + [f"{name}({p}): no comment after the parameter" for p, d in docments(obj).items() if d is None and p not in skip | {"return", "self"}]
+    return res + [f"{name}({p}): no comment after the parameter"
+                  for p, d in docments(obj).items() if d is None and p not in skip | {"return", "self"}]
 
 def test_every_exported_symbol_is_documented():
     "Each exported function and class has a docstring, and each parameter a docment (a comment after it)"
@@ -234,7 +246,8 @@ def test_every_exported_symbol_is_documented():
         mod = importlib.import_module(f"{py.parent.name}.{py.stem}")
         for n in getattr(mod, "__all__", []):
             obj = getattr(mod, n)
-            if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == mod.__name__: problems += _undocumented(obj, f"{py.stem}.{n}")
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == mod.__name__:
+                problems += _undocumented(obj, f"{py.stem}.{n}")
     assert not problems, "\n".join(problems)
 
 ## The latest training run's page
@@ -243,13 +256,15 @@ RUN_ID = "20261130T061500Z-4f2a9c"
 
 @pytest.fixture(scope="module")
 def executed_run(tmp_path_factory)->Path:
-    "A real run's notebook: the training notebook executed by papermill with an absolute `output_dir`, kept as `iris-classifier train` keeps it"
+    """A real run's notebook: the training notebook executed by papermill with an absolute `output_dir`, kept as
+    `iris-classifier train` keeps it"""
     import subprocess
     tmp = tmp_path_factory.mktemp("training")
     nb = tmp/"artifacts"/"runs"/RUN_ID/nbdocs.RUN_NOTEBOOK
     nb.parent.mkdir(parents=True)
-    subprocess.run([sys.executable, "-m", "papermill", str(ROOT/"nbs"/nbdocs.RUN_NOTEBOOK), str(nb), "-k", "python3", "--no-progress-bar",
-                    "-p", "output_dir", str(tmp/"artifacts")], check=True, capture_output=True, cwd=tmp, timeout=600)
+    subprocess.run([sys.executable, "-m", "papermill", str(ROOT/"nbs"/nbdocs.RUN_NOTEBOOK), str(nb), "-k", "python3",
+                    "--no-progress-bar", "-p", "output_dir", str(tmp/"artifacts")],
+                   check=True, capture_output=True, cwd=tmp, timeout=600)
     return nb
 
 def test_latest_run_is_the_newest(tmp_path):
@@ -261,7 +276,8 @@ def test_latest_run_is_the_newest(tmp_path):
     assert nbdocs.latest_run(tmp_path/"missing") is None and nbdocs.latest_run(None) is None
 
 def test_injected_paths_are_shortened():
-    src = '# Parameters\ndata_path = "/srv/x/checkout/data/new.csv"\noutput_dir = "/tmp/run/artifacts"\nseed = 3\nname = "a/b"'
+    src = ('# Parameters\ndata_path = "/srv/x/checkout/data/new.csv"\noutput_dir = "/tmp/run/artifacts"\n'
+           'seed = 3\nname = "a/b"')
     assert nbdocs.shorten_parameters(src, Path("/srv/x/checkout")).splitlines()[1:] == [
         'data_path = "data/new.csv"  # shortened: the run was given an absolute path',
         'output_dir = ".../artifacts"  # shortened: the run was given an absolute path', "seed = 3", 'name = "a/b"']
@@ -272,10 +288,12 @@ def test_run_page_shows_the_run_as_it_ran(executed_run):
     assert res["page"] == "latest_run" and res["problems"] == []
     page = nbformat.reads(res["nb"], as_version=4)
     text = res["nb"]
-    assert str(executed_run.parents[3]) not in text and str(ROOT) not in text  # the run's temporary directory, this checkout
+    # the run's temporary directory, this checkout
+    assert str(executed_run.parents[3]) not in text and str(ROOT) not in text
     code = [c.source for c in page.cells if c.cell_type == "code"]
     assert 'output_dir = ".../artifacts"  # shortened: the run was given an absolute path' in "\n".join(code)
-    assert not any("#|" in c for c in code) and not any(c.startswith("from fastcore.test import") for c in code)  # directives and hidden cells gone
+    # directives and hidden cells gone
+    assert not any("#|" in c for c in code) and not any(c.startswith("from fastcore.test import") for c in code)
     images = [o for c in page.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 3  # the run's own figures, not re-drawn
     assert RUN_ID in page.cells[0].source and page.cells[0].source.startswith("# Latest training run")
@@ -299,7 +317,8 @@ def test_run_page_renders(executed_run, tmp_path):
     src, extra = tmp_path/"src", tmp_path/"extra"
     src.mkdir(), extra.mkdir()
     (src/"index.md").write_text("# Home\n\n```{toctree}\n:hidden:\n\nmodel_training\nlatest_run\n```\n")
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Model training")]), src/"model_training.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Model training")]),
+                   src/"model_training.ipynb")
     (src/"latest_run.ipynb").write_text(nbdocs.render_run(executed_run)["nb"])
     assert build_docs.sphinx(src, tmp_path/"out", tmp_path, extra) == 0
     html = (tmp_path/"out"/"latest_run.html").read_text()

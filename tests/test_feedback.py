@@ -17,7 +17,8 @@ RID = issue_request_id(signing_key(None, TOKEN))  # an id any server with the to
 @pytest.fixture
 def client(published, tmp_path):
     "A client of an application with a feedback token, recording into `tmp_path/records`"
-    return create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path/"records", "FEEDBACK_TOKEN": TOKEN}).test_client()
+    return create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path/"records",
+                       "FEEDBACK_TOKEN": TOKEN}).test_client()
 
 def error(resp, status:int)->str:
     assert resp.status_code == status, resp.get_data(as_text=True)
@@ -26,10 +27,12 @@ def error(resp, status:int)->str:
 
 def test_feedback_joins_the_predictions_by_request_id_and_row(client, tmp_path):
     rid = client.post("/api/predict", json={"instances": [ROW, OTHER]}).json["request_id"]
-    r = client.post("/api/feedback", json=[{"request_id": rid, "row": 1, "species": "versicolor"}, {"request_id": rid, "species": "setosa"}], headers=BEARER)
+    r = client.post("/api/feedback", json=[{"request_id": rid, "row": 1, "species": "versicolor"},
+                                           {"request_id": rid, "species": "setosa"}], headers=BEARER)
     assert r.status_code == 200 and r.json == {"accepted": 2, "request_id": r.headers["X-Request-ID"]}
     predictions = {(p["request_id"], p["row"]): p for p in records(tmp_path/"records")}
-    joined = [(predictions[(f["request_id"], f["row"])]["species"], f["species"]) for f in records(tmp_path/"records", "feedback")]
+    joined = [(predictions[(f["request_id"], f["row"])]["species"], f["species"])
+              for f in records(tmp_path/"records", "feedback")]
     assert joined == [("virginica", "versicolor"), ("setosa", "setosa")]  # what was predicted, and what it was
 
 def test_request_ids_another_pod_issued_are_accepted_and_counted(client, published, tmp_path):
@@ -76,18 +79,24 @@ def test_id_key_signs_ids_whatever_the_token(published, tmp_path):
     with pytest.raises(Exception, match="IRIS_ID_KEY must be a string of at least 16 characters"): made(TOKEN, "short")
 
 def test_feedback_is_recorded_even_when_predictions_are_not_sampled(published, tmp_path):
-    client = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path, "FEEDBACK_TOKEN": TOKEN, "RECORDS_SAMPLE": 0}).test_client()
+    client = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path, "FEEDBACK_TOKEN": TOKEN,
+                         "RECORDS_SAMPLE": 0}).test_client()
     rid = client.post("/api/predict", json=dict(zip(FEATURES, ROW))).json["request_id"]
-    assert client.post("/api/feedback", json={"request_id": rid, "species": "setosa"}, headers=BEARER).json["accepted"] == 1
+    r = client.post("/api/feedback", json={"request_id": rid, "species": "setosa"}, headers=BEARER)
+    assert r.json["accepted"] == 1
     assert records(tmp_path) == [] and [f["request_id"] for f in records(tmp_path, "feedback")] == [rid]
 
 def test_without_a_token_the_route_is_404(published, tmp_path):
     client = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path}).test_client()
-    assert "not found" in error(client.post("/api/feedback", json={"request_id": "a", "species": "setosa"}, headers=BEARER), 404)
+    r = client.post("/api/feedback", json={"request_id": "a", "species": "setosa"}, headers=BEARER)
+    assert "not found" in error(r, 404)
 
 def test_a_weak_token_leaves_the_route_off_and_says_why(published, tmp_path, caplog):
-    client = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path, "FEEDBACK_TOKEN": "hunter2"}).test_client()
-    assert client.post("/api/feedback", json={"request_id": "a", "species": "setosa"}, headers={"Authorization": "Bearer hunter2"}).status_code == 404
+    client = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path,
+                         "FEEDBACK_TOKEN": "hunter2"}).test_client()
+    r = client.post("/api/feedback", json={"request_id": "a", "species": "setosa"},
+                    headers={"Authorization": "Bearer hunter2"})
+    assert r.status_code == 404
     assert "at least 16 characters" in caplog.text and "hunter2" not in caplog.text
 
 def test_the_token_comes_from_the_environment(published, tmp_path, monkeypatch):
@@ -97,8 +106,8 @@ def test_the_token_comes_from_the_environment(published, tmp_path, monkeypatch):
     assert r.status_code == 200
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {TOKEN[:-1]}"},
-                                     {"Authorization": f"Bearer {TOKEN}x"}, {"Authorization": f"Basic {TOKEN}"}, {"Authorization": TOKEN},
-                                     {"X-Feedback-Token": TOKEN}])
+                                     {"Authorization": f"Bearer {TOKEN}x"}, {"Authorization": f"Basic {TOKEN}"},
+                                     {"Authorization": TOKEN}, {"X-Feedback-Token": TOKEN}])
 def test_a_missing_or_wrong_token_is_401(client, tmp_path, headers):
     r = client.post("/api/feedback", json={"request_id": "a", "species": "setosa"}, headers=headers)
     assert "Authorization: Bearer" in error(r, 401) and r.headers["WWW-Authenticate"] == "Bearer"
@@ -110,7 +119,9 @@ def test_the_token_is_compared_in_constant_time(client, monkeypatch):
         calls.append((a, b))
         return real(a, b)
     monkeypatch.setattr(iris_classifier.feedback.hmac, "compare_digest", spy)
-    assert client.post("/api/feedback", json={"request_id": "a", "species": "setosa"}, headers={"Authorization": "Bearer guess"}).status_code == 401
+    r = client.post("/api/feedback", json={"request_id": "a", "species": "setosa"},
+                    headers={"Authorization": "Bearer guess"})
+    assert r.status_code == 401
     assert calls == [(b"guess", TOKEN.encode())]
 
 @pytest.mark.parametrize("body, message", [
@@ -132,25 +143,31 @@ def test_bad_bodies_are_400_with_the_first_bad_item_named(client, tmp_path, body
 
 @pytest.mark.parametrize("data", ["", "{", b"\xff"])
 def test_bodies_that_are_not_json_are_400(client, data):
-    assert "not valid JSON" in error(client.post("/api/feedback", data=data, content_type="application/json", headers=BEARER), 400)
+    r = client.post("/api/feedback", data=data, content_type="application/json", headers=BEARER)
+    assert "not valid JSON" in error(r, 400)
 
 def test_wrong_content_type_is_415(client):
-    assert "Content-Type: application/json" in error(client.post("/api/feedback", data=json.dumps({"request_id": "a", "species": "setosa"}), headers=BEARER), 415)
+    r = client.post("/api/feedback", data=json.dumps({"request_id": "a", "species": "setosa"}), headers=BEARER)
+    assert "Content-Type: application/json" in error(r, 415)
 
 def test_oversized_batches_are_413(client, published, tmp_path):
     one = {"request_id": RID, "species": "setosa"}
-    assert "1001 rows in one request; the limit is 1000" in error(client.post("/api/feedback", json=[one] * 1001, headers=BEARER), 413)
+    r = client.post("/api/feedback", json=[one] * 1001, headers=BEARER)
+    assert "1001 rows in one request; the limit is 1000" in error(r, 413)
     assert client.post("/api/feedback", json=[one] * 1000, headers=BEARER).json["accepted"] == 1000
-    assert "larger than 262144 bytes" in error(client.post("/api/feedback", json=[dict(one, note="x" * 300)] * 1000, headers=BEARER), 413)
+    r = client.post("/api/feedback", json=[dict(one, note="x" * 300)] * 1000, headers=BEARER)
+    assert "larger than 262144 bytes" in error(r, 413)
 
 def test_feedback_that_cannot_be_stored_is_503_and_counted(published, tmp_path):
     (tmp_path/"occupied").write_text("")
-    client = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path/"occupied"/"x", "FEEDBACK_TOKEN": TOKEN}).test_client()
+    client = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path/"occupied"/"x",
+                         "FEEDBACK_TOKEN": TOKEN}).test_client()
     r = client.post("/api/feedback", json={"request_id": RID, "species": "setosa"}, headers=BEARER)
     assert "nothing was kept" in error(r, 503)
     assert metric(client, 'iris_records_failed_total{kind="feedback"}') == 1
 
 def test_feedback_works_without_a_model(tmp_path):
-    client = create_app({"TESTING": True, "MODEL_DIR": tmp_path/"none", "RECORDS_DIR": tmp_path/"records", "FEEDBACK_TOKEN": TOKEN}).test_client()
+    client = create_app({"TESTING": True, "MODEL_DIR": tmp_path/"none", "RECORDS_DIR": tmp_path/"records",
+                         "FEEDBACK_TOKEN": TOKEN}).test_client()
     r = client.post("/api/feedback", json={"request_id": RID, "species": "virginica"}, headers=BEARER)
     assert r.status_code == 200

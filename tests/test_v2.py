@@ -1,4 +1,5 @@
-"The Open Inference Protocol (KServe V2) endpoints through Flask's test client: metadata, health, inference (JSON and binary tensor data) and its errors."
+"""The Open Inference Protocol (KServe V2) endpoints through Flask's test client: metadata, health, inference
+(JSON and binary tensor data) and its errors."""
 import json, struct
 
 import pytest
@@ -36,7 +37,8 @@ def test_model_metadata(client, version):
     assert (meta["name"], meta["versions"], meta["platform"]) == ("iris-classifier", [version], "sklearn")
     assert [(t["name"], t["datatype"], t["shape"]) for t in meta["inputs"]] == [("input-0", "FP64", [-1, 4])]
     assert meta["inputs"][0]["parameters"] == {"features": FEATURES, "accepted_datatypes": ["FP32", "FP64"]}
-    assert [(t["name"], t["datatype"], t["shape"]) for t in meta["outputs"]] == [("predict", "BYTES", [-1]), ("predict_proba", "FP64", [-1, 3])]
+    assert [(t["name"], t["datatype"], t["shape"]) for t in meta["outputs"]] == [("predict", "BYTES", [-1]),
+                                                                                 ("predict_proba", "FP64", [-1, 3])]
     assert meta["outputs"][1]["parameters"]["classes"] == SPECIES
     assert client.get(f"{URL}/versions/{version}").json == meta
 
@@ -88,7 +90,8 @@ def test_infer_one_row_fp32_with_requested_outputs(client, version):
     ({"inputs": [tensor("5.1 3.5 1.4 0.2", shape=[1, 4])]}, "must hold 4 numbers"),
     ({"inputs": [tensor([[5.1, 3.5, 1.4, -0.2]])]}, "inputs[0].data[0].petal_width must be greater than 0 (got -0.2)"),
     ({"inputs": [tensor([[5.1, 3.5, "1.4", 0.2]])]}, 'inputs[0].data[0].petal_length must be a number (got "1.4")'),
-    ({"inputs": [tensor([[5.1, 3.5, 1.4, 0.2], [5.1, 300, 1.4, 0.2]])]}, "inputs[0].data[1].sepal_width must be at most 30 cm"),
+    ({"inputs": [tensor([[5.1, 3.5, 1.4, 0.2], [5.1, 300, 1.4, 0.2]])]},
+     "inputs[0].data[1].sepal_width must be at most 30 cm"),
     ({"inputs": [tensor([ROW])], "outputs": [{"name": "explain"}]}, 'Unknown output(s) ["explain"]'),
     ({"inputs": [tensor([ROW])], "outputs": ["predict"]}, "`outputs` must be a list of objects"),
     ({"inputs": [tensor([ROW])], "id": {"a": 1}}, '`id` must be a string (got {"a": 1})'),
@@ -97,40 +100,50 @@ def test_infer_one_row_fp32_with_requested_outputs(client, version):
     ({"inputs": [tensor([ROW])], "outputs": None}, "`outputs` must be a list of objects"),
     ({"inputs": [tensor([ROW])], "parameters": None}, "parameters must be an object (got null)"),
     ({"inputs": [tensor([ROW])], "parameters": "binary"}, 'parameters must be an object (got "binary")'),
-    ({"inputs": [tensor([ROW])], "parameters": {"binary_data_output": 1}}, "parameters.binary_data_output must be true or false (got 1)"),
+    ({"inputs": [tensor([ROW])], "parameters": {"binary_data_output": 1}},
+     "parameters.binary_data_output must be true or false (got 1)"),
     ({"inputs": [dict(tensor([ROW]), parameters=[])]}, "inputs[0].parameters must be an object (got [])"),
-    ({"inputs": [dict(tensor([ROW]), parameters={"shared_memory_region": "r"})]}, "inputs[0].parameters.shared_memory_region asks for the shared memory extension"),
-    ({"inputs": [tensor([ROW])], "outputs": [{"name": "predict", "parameters": {"binary_data": "true"}}]}, 'outputs[0].parameters.binary_data must be true or false (got "true")'),
-    ({"inputs": [tensor([ROW])], "outputs": [{"name": "predict", "parameters": {"classification": 3}}]}, "outputs[0].parameters.classification asks for the classification extension"),
-    ({"inputs": [dict(tensor([ROW]), parameters={"binary_data_size": 32})]}, "inputs[0] has both data and parameters.binary_data_size"),
+    ({"inputs": [dict(tensor([ROW]), parameters={"shared_memory_region": "r"})]},
+     "inputs[0].parameters.shared_memory_region asks for the shared memory extension"),
+    ({"inputs": [tensor([ROW])], "outputs": [{"name": "predict", "parameters": {"binary_data": "true"}}]},
+     'outputs[0].parameters.binary_data must be true or false (got "true")'),
+    ({"inputs": [tensor([ROW])], "outputs": [{"name": "predict", "parameters": {"classification": 3}}]},
+     "outputs[0].parameters.classification asks for the classification extension"),
+    ({"inputs": [dict(tensor([ROW]), parameters={"binary_data_size": 32})]},
+     "inputs[0] has both data and parameters.binary_data_size"),
 ])
 def test_bad_requests_are_400_with_a_reason(client, body, message):
     assert message in error(client.post(f"{URL}/infer", json=body), 400)
 
 def test_limits_and_content_type(client):
     assert "the limit is 1000" in error(infer(client, tensor([ROW] * 1001)), 413)
-    assert "Content-Type: application/json" in error(client.post(f"{URL}/infer", data="{}", content_type="text/plain"), 415)
+    r = client.post(f"{URL}/infer", data="{}", content_type="text/plain")
+    assert "Content-Type: application/json" in error(r, 415)
     assert error(client.get(f"{URL}/infer"), 405)
 
 def test_without_a_model_readiness_and_inference_are_503(tmp_path):
     client = create_app({"TESTING": True, "MODEL_DIR": tmp_path}).test_client()
     assert client.get("/v2/health/live").status_code == 200
     assert client.get("/v2").status_code == 200
-    for resp in [client.get("/v2/health/ready"), client.get(f"{URL}/ready"), client.get(URL), infer(client, tensor([ROW]))]:
+    for resp in [client.get("/v2/health/ready"), client.get(f"{URL}/ready"), client.get(URL),
+                 infer(client, tensor([ROW]))]:
         assert "Run `iris-classifier train`" in error(resp, 503)
 
 def test_predictions_are_counted(client):
     infer(client, tensor([ROW, [6.3, 3.3, 6.0, 2.5]]))
     text = client.get("/metrics").text
-    assert 'iris_predictions_total{species="setosa"} 1.0' in text and 'iris_predictions_total{species="virginica"} 1.0' in text
+    assert 'iris_predictions_total{species="setosa"} 1.0' in text
+    assert 'iris_predictions_total{species="virginica"} 1.0' in text
 
 def test_json_without_a_content_type_as_tritons_client_sends_it(client):
     r = client.post(f"{URL}/infer", data=json.dumps({"inputs": [tensor([ROW])]}))
     assert r.status_code == 200 and r.json["outputs"][0]["data"] == ["setosa"]
-    assert "Content-Type: application/json" in error(client.post("/api/predict", data=json.dumps(dict(zip(FEATURES, ROW)))), 415)  # the JSON API still asks for it
+    r = client.post("/api/predict", data=json.dumps(dict(zip(FEATURES, ROW))))
+    assert "Content-Type: application/json" in error(r, 415)  # the JSON API still asks for it
 
 def test_whole_numbers_in_a_shape_may_be_written_as_floats(client):
-    assert infer(client, tensor([ROW, ROW], shape=[2.0, 4.0])).json["outputs"][0]["data"] == ["setosa", "setosa"]  # JSON Schema's `integer`
+    r = infer(client, tensor([ROW, ROW], shape=[2.0, 4.0]))  # JSON Schema's `integer`
+    assert r.json["outputs"][0]["data"] == ["setosa", "setosa"]
 
 def test_empty_outputs_means_all_of_them(client):
     assert [o["name"] for o in infer(client, tensor([ROW]), outputs=[]).json["outputs"]] == ["predict", "predict_proba"]
@@ -140,7 +153,8 @@ def test_empty_outputs_means_all_of_them(client):
 def binary(rows, datatype="FP32", size=None, **extra)->tuple[bytes, dict]:
     "A binary inference request as Triton's client sends it: body and headers"
     blob = struct.pack(f"<{4 * len(rows)}{'f' if datatype == 'FP32' else 'd'}", *[v for r in rows for v in r])
-    t = {"name": "input-0", "shape": [len(rows), 4], "datatype": datatype, "parameters": {"binary_data_size": len(blob) if size is None else size}}
+    size = len(blob) if size is None else size
+    t = {"name": "input-0", "shape": [len(rows), 4], "datatype": datatype, "parameters": {"binary_data_size": size}}
     header = json.dumps({"inputs": [t], **extra}).encode()
     return header + blob, {"Inference-Header-Content-Length": str(len(header))}
 
@@ -155,7 +169,10 @@ def unpack(resp)->tuple[dict, dict]:
         if o["datatype"] == "FP64": outputs[o["name"]] = list(struct.unpack(f"<{size // 8}d", blob))
         else:
             outputs[o["name"]] = []
-            while blob: k = int.from_bytes(blob[:4], "little"); outputs[o["name"]].append(blob[4:4 + k].decode()); blob = blob[4 + k:]
+            while blob:
+                k = int.from_bytes(blob[:4], "little")
+                outputs[o["name"]].append(blob[4:4 + k].decode())
+                blob = blob[4 + k:]
     assert not rest, "bytes beyond the outputs' binary_data_size"
     return header, outputs
 
@@ -169,7 +186,8 @@ def test_binary_inputs_predict_like_json(client, trained, datatype, content_type
     assert r.status_code == 200 and r.is_json, r.data[:200]
     predict, proba = r.json["outputs"]
     assert predict["data"] == list(trained.pipeline.predict(df[FEATURES].astype(datatype.replace("FP", "float"))))
-    assert proba["data"] == trained.pipeline.predict_proba(df[FEATURES].astype(datatype.replace("FP", "float"))).ravel().tolist()
+    expected = trained.pipeline.predict_proba(df[FEATURES].astype(datatype.replace("FP", "float")))
+    assert proba["data"] == expected.ravel().tolist()
 
 def test_binary_outputs_for_all_or_some(client, trained):
     df = load_iris_frame()
@@ -178,23 +196,31 @@ def test_binary_outputs_for_all_or_some(client, trained):
     r = client.post(f"{URL}/infer", data=body, headers=headers)
     assert r.status_code == 200 and r.mimetype == "application/octet-stream"
     header, outputs = unpack(r)
-    assert [(o["name"], o["shape"], "data" in o) for o in header["outputs"]] == [("predict", [150], False), ("predict_proba", [150, 3], False)]
+    assert [(o["name"], o["shape"], "data" in o) for o in header["outputs"]] == [("predict", [150], False),
+                                                                                 ("predict_proba", [150, 3], False)]
     assert outputs["predict"] == list(trained.pipeline.predict(df[FEATURES]))
     assert outputs["predict_proba"] == trained.pipeline.predict_proba(df[FEATURES]).ravel().tolist()
-    r = infer(client, tensor(rows), id="some", outputs=[{"name": "predict_proba", "parameters": {"binary_data": True}}, {"name": "predict"}])
+    r = infer(client, tensor(rows), id="some",
+              outputs=[{"name": "predict_proba", "parameters": {"binary_data": True}}, {"name": "predict"}])
     header, outputs = unpack(r)
-    assert header["id"] == "some" and list(outputs) == ["predict_proba"] and header["outputs"][1]["data"] == list(trained.pipeline.predict(df[FEATURES]))
-    r = infer(client, tensor(rows), parameters={"binary_data_output": True}, outputs=[{"name": "predict", "parameters": {"binary_data": False}}])
+    assert header["id"] == "some" and list(outputs) == ["predict_proba"]
+    assert header["outputs"][1]["data"] == list(trained.pipeline.predict(df[FEATURES]))
+    r = infer(client, tensor(rows), parameters={"binary_data_output": True},
+              outputs=[{"name": "predict", "parameters": {"binary_data": False}}])
     assert r.is_json and "Inference-Header-Content-Length" not in r.headers  # the output's own flag wins
 
 @pytest.mark.parametrize("change, message", [
     (lambda body, h: (body[:-4], h), "binary_data_size says 16 bytes, but 12 bytes follow the JSON"),
     (lambda body, h: (body + b"1234", h), "binary_data_size says 16 bytes, but 20 bytes follow the JSON"),
-    (lambda body, h: (body, {"Inference-Header-Content-Length": str(len(body) + 1)}), "Inference-Header-Content-Length must be the length of the JSON at the start of the body, at most"),
+    (lambda body, h: (body, {"Inference-Header-Content-Length": str(len(body) + 1)}),
+     "Inference-Header-Content-Length must be the length of the JSON at the start of the body, at most"),
     (lambda body, h: (body, {"Inference-Header-Content-Length": "-5"}), "Inference-Header-Content-Length must be"),
-    (lambda body, h: (body, {"Inference-Header-Content-Length": "9" * 5000}), "Inference-Header-Content-Length must be"),
-    (lambda body, h: (body, {"Inference-Header-Content-Length": "\u00b2"}), "Inference-Header-Content-Length must be"),  # a digit to str.isdigit, not to int()
-    (lambda body, h: (body, {"Inference-Header-Content-Length": str(int(h["Inference-Header-Content-Length"]) - 2)}), "not valid JSON"),
+    (lambda body, h: (body, {"Inference-Header-Content-Length": "9" * 5000}),
+     "Inference-Header-Content-Length must be"),
+    # a digit to str.isdigit, not to int()
+    (lambda body, h: (body, {"Inference-Header-Content-Length": "\u00b2"}), "Inference-Header-Content-Length must be"),
+    (lambda body, h: (body, {"Inference-Header-Content-Length": str(int(h["Inference-Header-Content-Length"]) - 2)}),
+     "not valid JSON"),
     (lambda body, h: (body, {"Inference-Header-Content-Length": "0"}), "not valid JSON"),
 ])
 def test_binary_sizes_that_do_not_add_up_are_400(client, change, message):
@@ -217,10 +243,12 @@ def test_binary_tensor_that_does_not_fit_the_shape(client):
     text = json.dumps(header).encode()
     r = client.post(f"{URL}/infer", data=text + body[-32:], headers={"Inference-Header-Content-Length": str(len(text))})
     assert "32 bytes of binary data, but shape [2, 4] of FP64 takes 64" in error(r, 400)
-    r = client.post(f"{URL}/infer", data=body[:int(headers["Inference-Header-Content-Length"])] + b"\x00" * 32, headers=headers)
+    json_part = body[:int(headers["Inference-Header-Content-Length"])]
+    r = client.post(f"{URL}/infer", data=json_part + b"\x00" * 32, headers=headers)
     assert "must be greater than 0 (got 0.0)" in error(r, 400)  # binary values meet the same checks as JSON ones
 
 def test_binary_data_without_a_size_is_400(client):
     text = json.dumps({"inputs": [tensor([ROW])]}).encode()
-    r = client.post(f"{URL}/infer", data=text + b"\x00" * 16, headers={"Inference-Header-Content-Length": str(len(text))})
+    r = client.post(f"{URL}/infer", data=text + b"\x00" * 16,
+                    headers={"Inference-Header-Content-Length": str(len(text))})
     assert "16 bytes follow the JSON, but inputs[0] has no parameters.binary_data_size" in error(r, 400)

@@ -57,7 +57,8 @@ def test_triton_health_and_metadata(client, live_server):
     assert not client.is_model_ready(MODEL, "0")
 
 OUTPUTS = {  # how a Triton user asks for outputs; which ones come back, and which of those as binary data
-    "default": (None, ["predict", "predict_proba"], ["predict", "predict_proba"]),  # the client asks for every output as binary data
+    # the client asks for every output as binary data
+    "default": (None, ["predict", "predict_proba"], ["predict", "predict_proba"]),
     "json": ([("predict", False), ("predict_proba", False)], ["predict", "predict_proba"], []),
     "proba": ([("predict_proba", False)], ["predict_proba"], []),
     "proba-binary": ([("predict_proba", True)], ["predict_proba"], ["predict_proba"]),
@@ -75,9 +76,11 @@ def test_triton_infer(client, expected, datatype, binary_in, outputs):
     inp = triton.InferInput("input-0", list(ROWS.shape), datatype)
     inp.set_data_from_numpy(ROWS.astype(DTYPES[datatype]), binary_data=binary_in)
     asked, names, binary = OUTPUTS[outputs]
-    result = client.infer(MODEL, [inp], outputs=asked and [triton.InferRequestedOutput(n, binary_data=b) for n, b in asked], request_id="r-1")
+    requested = asked and [triton.InferRequestedOutput(n, binary_data=b) for n, b in asked]
+    result = client.infer(MODEL, [inp], outputs=requested, request_id="r-1")
     response = result.get_response()
-    assert [o["name"] for o in response["outputs"]] == names and binary_outputs(response) == binary and response["id"] == "r-1"
+    assert [o["name"] for o in response["outputs"]] == names
+    assert binary_outputs(response) == binary and response["id"] == "r-1"
     species, proba = expected[datatype]
     if "predict" in names:
         assert [s.decode() if isinstance(s, bytes) else s for s in result.as_numpy("predict")] == species
@@ -90,18 +93,21 @@ def test_triton_compressed_requests(client, expected, compression, binary_in):
     "Triton's client compresses the request body and says so in Content-Encoding"
     inp = triton.InferInput("input-0", list(ROWS.shape), "FP64")
     inp.set_data_from_numpy(ROWS, binary_data=binary_in)
-    result = client.infer(MODEL, [inp], request_compression_algorithm=compression, response_compression_algorithm=compression)
+    result = client.infer(MODEL, [inp], request_compression_algorithm=compression,
+                          response_compression_algorithm=compression)
     assert result.as_numpy("predict_proba").tolist() == expected["FP64"][1]
 
 def test_a_compressed_body_past_the_limit_once_decompressed_is_413(url):
     "A zip bomb: 10 KB of gzip that would inflate to 10 MB, refused once the limit is reached"
     import gzip
     bomb = gzip.compress(b'{"inputs": [' + b" " * 10_000_000 + b"]}")
-    r = requests.post(f"http://{url}/v2/models/{MODEL}/infer", data=bomb, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}, timeout=30)
+    r = requests.post(f"http://{url}/v2/models/{MODEL}/infer", data=bomb,
+                      headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}, timeout=30)
     assert len(bomb) < 20_000 and r.status_code == 413 and "once decompressed" in r.json()["error"]
 
 def test_an_unknown_content_encoding_is_415(url):
-    r = requests.post(f"http://{url}/v2/models/{MODEL}/infer", data=b"{}", headers={"Content-Encoding": "br", "Content-Type": "application/json"}, timeout=30)
+    r = requests.post(f"http://{url}/v2/models/{MODEL}/infer", data=b"{}",
+                      headers={"Content-Encoding": "br", "Content-Type": "application/json"}, timeout=30)
     assert r.status_code == 415 and "gzip or deflate" in r.json()["error"]
 
 @pytest.mark.parametrize("binary_in", [False, True])
@@ -119,11 +125,14 @@ def test_triton_unknown_model(client):
 
 ## KServe's client, as it speaks on the wire
 
-def kserve_infer(url:str, inputs:list[dict], raw:bytes|None=None, outputs:list[dict]|None=None, model:str=MODEL)->tuple[dict, dict]:
+def kserve_infer(url:str, inputs:list[dict], raw:bytes|None=None, outputs:list[dict]|None=None,
+                 model:str=MODEL)->tuple[dict, dict]:
     "One inference as kserve's InferenceRESTClient sends it; the JSON response and any binary outputs, decoded"
     body = {"id": str(uuid.uuid4()), "model_name": model, "inputs": inputs, **({"outputs": outputs} if outputs else {})}
     data, headers = json.dumps(body).encode(), {"content-type": "application/json"}
-    if raw is not None: headers = {"Inference-Header-Content-Length": str(len(data)), "content-type": "application/octet-stream"}; data += raw
+    if raw is not None:
+        headers = {"Inference-Header-Content-Length": str(len(data)), "content-type": "application/octet-stream"}
+        data += raw
     r = requests.post(f"http://{url}/v2/models/{model}/infer", data=data, headers=headers, timeout=30)
     if not r.ok: raise requests.HTTPError(f"{r.status_code}: {r.json()['error']}")
     n = int(r.headers.get("Inference-Header-Content-Length", len(r.content)))
@@ -153,16 +162,20 @@ def test_kserve_health_and_metadata(url):
     model = get(f"/v2/models/{MODEL}").json()
     assert get(f"/v2/models/{MODEL}/versions/{model['versions'][0]}").json() == model
 
-@pytest.mark.parametrize("outputs", [None, [{"name": "predict_proba"}], [{"name": "predict", "parameters": {"binary_data": True}}, {"name": "predict_proba", "parameters": {"binary_data": True}}]],
+@pytest.mark.parametrize("outputs", [None, [{"name": "predict_proba"}],
+                                     [{"name": "predict", "parameters": {"binary_data": True}},
+                                      {"name": "predict_proba", "parameters": {"binary_data": True}}]],
                          ids=["all", "proba", "binary-out"])
 @pytest.mark.parametrize("binary_in", [False, True], ids=["json-in", "binary-in"])
 @pytest.mark.parametrize("datatype", DTYPES)
 def test_kserve_infer(url, expected, datatype, binary_in, outputs):
     values = ROWS.astype(DTYPES[datatype])
     tensor = {"name": "input-0", "shape": list(ROWS.shape), "datatype": datatype}
+    # the JSON data as InferInput.set_data_from_numpy(binary_data=False) sends it: the flat list
     if binary_in: tensor["parameters"] = {"binary_data_size": values.nbytes}
-    else: tensor["data"] = values.flatten().tolist()  # InferInput.set_data_from_numpy(binary_data=False) sends the flat list
-    out, decoded = kserve_infer(url, [tensor], values.astype(values.dtype.newbyteorder("<")).tobytes() if binary_in else None, outputs)
+    else: tensor["data"] = values.flatten().tolist()
+    raw = values.astype(values.dtype.newbyteorder("<")).tobytes() if binary_in else None
+    out, decoded = kserve_infer(url, [tensor], raw, outputs)
     assert binary_outputs(out) == [o["name"] for o in outputs or [] if (o.get("parameters") or {}).get("binary_data")]
     species, proba = expected[datatype]
     if outputs is None or any(o["name"] == "predict" for o in outputs): assert decoded["predict"] == species
@@ -170,5 +183,7 @@ def test_kserve_infer(url, expected, datatype, binary_in, outputs):
     assert [o["shape"] for o in out["outputs"] if o["name"] == "predict_proba"] == [[len(ROWS), 3]]
 
 def test_kserve_wrong_shape_names_the_shape(url):
-    with pytest.raises(requests.HTTPError, match=r"400: inputs\[0\]\.shape must be \[N, 4\] with N >= 1 \(got \[150, 3\]\)"):
-        kserve_infer(url, [{"name": "input-0", "shape": [150, 3], "datatype": "FP64", "data": ROWS[:, :3].flatten().tolist()}])
+    with pytest.raises(requests.HTTPError,
+                       match=r"400: inputs\[0\]\.shape must be \[N, 4\] with N >= 1 \(got \[150, 3\]\)"):
+        kserve_infer(url, [{"name": "input-0", "shape": [150, 3], "datatype": "FP64",
+                            "data": ROWS[:, :3].flatten().tolist()}])
