@@ -28,6 +28,7 @@ class Reference:
     deciles:dict[str, list[float]] # the nine inner cut points of each measurement in `rows`
     metrics:dict # the model's test metrics, from its metadata
 
+# %% ../nbs/14_drift.ipynb #a08e976f
 def load_reference(dest:Path, # published model directory
                   )->Reference:
     "The reference kept with the model published in `dest`, after checking the training split's hash"
@@ -35,16 +36,19 @@ def load_reference(dest:Path, # published model directory
     meta = read_metadata(dest)
     entry, deciles = meta.get("reference_file"), meta.get("reference", {}).get("deciles", {})
     if not entry or not set(FEATURES) <= set(deciles):
-        raise ModelIntegrityError(f"The model in '{dest}' ({meta.get('model_version')}) was published without the training split and deciles monitoring compares with.",
+        raise ModelIntegrityError(f"The model in '{dest}' ({meta.get('model_version')}) was published without the "
+                                  "training split and deciles monitoring compares with.",
                                   "Publish a model with `iris-classifier train`, which keeps them with it.")
     rows = pd.read_csv(verified_file(dest, entry["file"], entry["sha256"]))
-    return Reference(meta["model_version"], rows[FEATURES + [TARGET]], {f: deciles[f] for f in FEATURES}, meta.get("metrics", {}))
+    return Reference(meta["model_version"], rows[FEATURES + [TARGET]], {f: deciles[f] for f in FEATURES},
+                     meta.get("metrics", {}))
 
 # %% ../nbs/14_drift.ipynb #4ab845f5
 ALPHA = 0.005  # false-alarm rate of the four KS tests together (Bonferroni)
 PSI_EPS = 0.001  # floor of a bin's share, as in the Prometheus rules, so that an empty bin gives a finite PSI
 PSI_MODERATE, PSI_MAJOR = 0.1, 0.25  # the usual bands: below 0.1 stable, 0.1 to 0.25 moderate, above 0.25 major
 
+# %% ../nbs/14_drift.ipynb #42a292bc
 def bin_shares(values, # measurements in cm
                deciles:list[float], # the nine inner cut points
               )->np.ndarray: # the share of `values` in each of the ten bins
@@ -53,6 +57,7 @@ def bin_shares(values, # measurements in cm
     bins = np.array([bin_index(deciles, v) for v in distinct.tolist()], dtype=int)[where]
     return np.bincount(bins, minlength=len(deciles) + 1) / len(bins)
 
+# %% ../nbs/14_drift.ipynb #ae89f6fa
 def psi(expected:np.ndarray, # reference shares per bin
         actual:np.ndarray, # live shares per bin
        )->float:
@@ -60,6 +65,7 @@ def psi(expected:np.ndarray, # reference shares per bin
     e, a = np.maximum(expected, PSI_EPS), np.maximum(actual, PSI_EPS)
     return float(np.sum((a - e) * np.log(a / e)))
 
+# %% ../nbs/14_drift.ipynb #f3e22d73
 def psi_band(value:float, # a PSI
             )->str: # "stable", "moderate" or "major"
     "The usual reading of a PSI value"
@@ -69,21 +75,22 @@ def psi_band(value:float, # a PSI
 def measurement_drift(live:pd.DataFrame, # live rows with the four `FEATURES` columns
                       ref:Reference, # the training split and its deciles
                       alpha:float=ALPHA, # false-alarm rate of the four tests together
-                     )->pd.DataFrame: # per measurement: KS statistic and p-values, PSI, its band, and whether it drifted
+                     )->pd.DataFrame: # per measurement: KS statistic and p-values, PSI, its band, whether it drifted
     "KS test and PSI of each measurement's live values against the training split"
     out = {}
     for f in FEATURES:
         ks = ks_2samp(live[f], ref.rows[f])
         p = min(1.0, float(ks.pvalue) * len(FEATURES))  # Bonferroni
         value = psi(bin_shares(ref.rows[f], ref.deciles[f]), bin_shares(live[f], ref.deciles[f]))
-        out[f] = dict(ks_statistic=float(ks.statistic), ks_p=float(ks.pvalue), ks_p_bonferroni=p, psi=value, band=psi_band(value),
-                      drift=bool(p < alpha and value >= PSI_MODERATE))
+        out[f] = dict(ks_statistic=float(ks.statistic), ks_p=float(ks.pvalue), ks_p_bonferroni=p, psi=value,
+                      band=psi_band(value), drift=bool(p < alpha and value >= PSI_MODERATE))
     return pd.DataFrame.from_dict(out, orient="index")
 
 # %% ../nbs/14_drift.ipynb #de05d4a0
 SHARE_ALPHA = 0.0025  # false-alarm rate of the species-share test
 SHARE_FLOOR = 0.1  # the smallest change of a species' share that can alert
 
+# %% ../nbs/14_drift.ipynb #0101d48a
 def species_shift(predicted:pd.Series, # the predicted species of the live rows
                   ref:Reference, # for the training split's species counts
                   alpha:float=SHARE_ALPHA, # false-alarm rate of the test
@@ -102,11 +109,13 @@ def species_shift(predicted:pd.Series, # the predicted species of the live rows
 
 # %% ../nbs/14_drift.ipynb #ba7253d8
 def _confusion(true:pd.Series, predicted:pd.Series)->np.ndarray:
-    "Confusion matrix over `SPECIES` (rows: true), counted by category codes (fast on 100,000 rows); other labels left out"
+    ("Confusion matrix over `SPECIES` (rows: true), counted by category codes (fast on 100,000 rows); other labels "
+     "left out")
     t, p = (pd.Categorical(s, categories=SPECIES).codes.astype(int) for s in (true, predicted))
     known = (t >= 0) & (p >= 0)
     return np.bincount(t[known] * len(SPECIES) + p[known], minlength=len(SPECIES) ** 2).reshape(len(SPECIES), -1)
 
+# %% ../nbs/14_drift.ipynb #5e88d941
 def live_performance(live:pd.DataFrame, # predictions with `true_species` where feedback came back
                      ref:Reference, # for the model's test metrics
                     )->dict|None: # accuracy, recall per species, confusion matrix, test metrics; None without feedback
@@ -114,7 +123,8 @@ def live_performance(live:pd.DataFrame, # predictions with `true_species` where 
     known = live.dropna(subset=["true_species"])
     if known.empty: return None
     cm = _confusion(known["true_species"], known["species"])
-    recall = {s: float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None for i, s in enumerate(SPECIES)}  # None: no feedback
+    # None: no feedback
+    recall = {s: float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None for i, s in enumerate(SPECIES)}
     return dict(rows=len(known), correct=int(np.trace(cm)), accuracy=float(np.trace(cm) / cm.sum()),
                 test_accuracy=ref.metrics.get("accuracy"), recall=recall,
                 recall_macro=float(np.mean([r for r in recall.values() if r is not None])),
@@ -124,6 +134,7 @@ def live_performance(live:pd.DataFrame, # predictions with `true_species` where 
 ACCURACY_ALPHA = 0.0025  # false-alarm rate of the live-accuracy test
 ACCURACY_MARGIN = 0.05  # how far below test accuracy live accuracy may be before it counts
 
+# %% ../nbs/14_drift.ipynb #d67f0518
 def accuracy_drop(correct:int, # rows with feedback the model got right
                   rows:int, # rows with feedback, at least one
                   test_accuracy:float, # the model's accuracy on its test split
@@ -140,6 +151,7 @@ NOT_ENOUGH = "not enough data"
 MIN_PREDICTIONS = 100  # predictions of the model a window needs before its inputs and outputs are judged
 MIN_LABELLED = 30  # rows with feedback a window needs before live accuracy is judged
 
+# %% ../nbs/14_drift.ipynb #f13c20d7
 def part_verdict(rows:int, # the rows the part is judged on
                  minimum:int, # the rows it needs
                  drift:bool, # what its tests found
@@ -147,6 +159,7 @@ def part_verdict(rows:int, # the rows the part is judged on
     "One part's verdict: not enough data below `minimum` rows, whatever the tests found"
     return NOT_ENOUGH if rows < minimum else "drift" if drift else "calm"
 
+# %% ../nbs/14_drift.ipynb #3a1dbc44
 def window_verdict(parts:dict, # part name: a dict with its `verdict`
                   )->str: # "calm", "drift" or "not enough data"
     "Drift if any part drifted, else not enough data if any part could not be judged, else calm"

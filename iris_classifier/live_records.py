@@ -26,22 +26,26 @@ def _field(record:dict, name:str, convert, default=None):
     try: return convert(record[name] if default is None else record.get(name, default))
     except (KeyError, TypeError, ValueError, OverflowError): raise ValueError(name) from None
 
+# %% ../nbs/14_live_records.ipynb #179d26f8
 def _utc(text:str)->datetime:
     "An ISO 8601 time as an aware UTC datetime; a time without offset is taken as UTC"
     t = datetime.fromisoformat(text)
     return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
 
+# %% ../nbs/14_live_records.ipynb #06d7e34e
 def _text(v)->str:
     "A non-empty string"
     if not isinstance(v, str) or not v: raise ValueError(v)
     return v
 
+# %% ../nbs/14_live_records.ipynb #c1fd473c
 def _index(v)->int:
     "A row index; Cloud Logging stores every JSON number as a float, so 0.0 counts as 0"
     v = json_int(v)
     if type(v) is not int or v < 0: raise ValueError(v)
     return v
 
+# %% ../nbs/14_live_records.ipynb #126a32e2
 def _cm(v)->float:
     "A measurement: a finite JSON number"
     if type(v) not in (int, float) or not math.isfinite(v): raise ValueError(v)
@@ -56,18 +60,22 @@ def _fields(r:dict)->dict:
     measurements = _field(r, "measurements", lambda m: {f: _cm(m[f]) for f in FEATURES})
     return dict(common, model_version=_field(r, "model_version", _text), route=r.get("route"), **measurements)
 
+# %% ../nbs/14_live_records.ipynb #a7123698
 def _payload(entry:dict)->dict:
-    "A log entry's record: its `jsonPayload`, given the entry's `timestamp` as its time where the logging agent moved `time` out of it"
+    ("A log entry's record: its `jsonPayload`, given the entry's `timestamp` as its time where the logging agent "
+     "moved `time` out of it")
     payload = entry["jsonPayload"]
     return payload if "time" in payload or "timestamp" not in entry else dict(payload, time=entry["timestamp"])
 
+# %% ../nbs/14_live_records.ipynb #194dabca
 def parse_record(line:str, # one line of a records file
                 )->dict|str: # the record's fields, or why the line is not a record
     "A prediction or feedback record from one line, bare or as a Cloud Logging entry's `jsonPayload`"
     try: r = json.loads(line)
     except ValueError: return "not JSON"
     if isinstance(r, dict) and isinstance(r.get("jsonPayload"), dict): r = _payload(r)
-    if not isinstance(r, dict) or r.get("kind") not in ("prediction", "feedback"): return "JSON, but not a prediction or feedback record"
+    if not isinstance(r, dict) or r.get("kind") not in ("prediction", "feedback"):
+        return "JSON, but not a prediction or feedback record"
     try: return _fields(r)
     except ValueError as e: return f"{r['kind']} record with a missing or bad {e.args[0]!r}"
 
@@ -75,6 +83,7 @@ def parse_record(line:str, # one line of a records file
 PREDICTION_COLUMNS = ["time", "request_id", "row", "model_version", "route", *FEATURES, "species"]
 FEEDBACK_COLUMNS = ["time", "request_id", "row", "species"]
 
+# %% ../nbs/14_live_records.ipynb #7d4bec9a
 @dataclass
 class Records:
     "Prediction and feedback records, and the lines that were not records"
@@ -83,30 +92,39 @@ class Records:
     skipped:dict[str, int]=field(default_factory=dict) # lines that were not records, counted by reason
     examples:list[str]=field(default_factory=list) # where the first few of them are: `file:line: reason`
 
+# %% ../nbs/14_live_records.ipynb #bba75f51
 def _frame(rows:list[dict], columns:list[str])->pd.DataFrame:
     "A table of `rows` with `columns`, times as UTC timestamps"
     df = pd.DataFrame(rows, columns=columns)
     return df.assign(time=pd.to_datetime(df["time"], utc=True))
 
 # %% ../nbs/14_live_records.ipynb #79d40b62
-_FIX_RECORDS = "Pass --records the directory the server writes records to (IRIS_RECORDS_DIR), or a download of the log sink's bucket."
+_FIX_RECORDS = ("Pass --records the directory the server writes records to (IRIS_RECORDS_DIR), or a download of the "
+                "log sink's bucket.")
 
+# %% ../nbs/14_live_records.ipynb #fd12f16f
 def record_files(root:Path, # a records directory
                 )->list[Path]: # its `*.jsonl` and `*.json` files at any depth, in path order
     "The record files under `root`, or an error saying there are none"
     root = Path(root)
     if not root.is_dir(): raise DataValidationError(f"No records directory at '{root}'.", _FIX_RECORDS)
     files = sorted(p for p in root.rglob("*") if p.suffix in (".jsonl", ".json") and p.is_file())
-    if not files: raise DataValidationError(f"No records in '{root}': it holds no .jsonl or .json files.", _FIX_RECORDS)
+    if not files:
+        raise DataValidationError(f"No records in '{root}': it holds no .jsonl or .json files.", _FIX_RECORDS)
     return files
 
+# %% ../nbs/14_live_records.ipynb #193726f8
 def _parse_file(path:Path, name:str)->list[tuple[int, dict|str]]:
     "`(line number, parse_record(line))` for each non-blank line of `path`; an error if none of them is JSON"
     try: lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e: raise DataValidationError(f"Cannot read records file '{name}': {e}.", "Check the file; records are UTF-8 JSON lines.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataValidationError(f"Cannot read records file '{name}': {e}.",
+                                  "Check the file; records are UTF-8 JSON lines.") from None
     parsed = [(i, parse_record(line)) for i, line in enumerate(lines, 1) if line.strip()]
     if parsed and all(r == "not JSON" for _, r in parsed):
-        raise DataValidationError(f"'{name}' is not a records file: none of its lines is JSON.", "Records files hold one JSON record (or Cloud Logging entry) per line; move other files out of the records directory.")
+        raise DataValidationError(f"'{name}' is not a records file: none of its lines is JSON.",
+                                  "Records files hold one JSON record (or Cloud Logging entry) per line; move other "
+                                  "files out of the records directory.")
     return parsed
 
 # %% ../nbs/14_live_records.ipynb #d4f1e001
@@ -119,11 +137,13 @@ def file_day(path:Path, # a records file
 # %% ../nbs/14_live_records.ipynb #618945a5
 def _wanted(path:Path, window:tuple[datetime, datetime]|None)->bool:
     "Whether `path` may hold records of `window`: a file without a day in its name, or a day file near it"
-    day, margin = file_day(path), timedelta(days=1)  # margin: a record stamped 23:59:59 may land in the next day's file
+    # margin: a record stamped 23:59:59 may land in the next day's file
+    day, margin = file_day(path), timedelta(days=1)
     if day is None or window is None: return True
     start, end = (t.astimezone(timezone.utc) for t in window)
     return (start - margin).date() <= day <= (end + margin).date()
 
+# %% ../nbs/14_live_records.ipynb #9468a924
 def _nothing_in(root:Path, window:tuple[datetime, datetime], days:list[date])->DataValidationError:
     "The error for a window that no file of `root` can hold"
     (start, end), span = window, f"from {min(days)} to {max(days)}" if days else ""
@@ -131,6 +151,7 @@ def _nothing_in(root:Path, window:tuple[datetime, datetime], days:list[date])->D
                                f"the records files in '{root}' are {span}.",
                                "Choose another --since, or check that the server records predictions (IRIS_RECORDS).")
 
+# %% ../nbs/14_live_records.ipynb #cdc1b653
 def read_records(root:Path, # a records directory: the server's files and/or Cloud Logging exports
                  window:tuple[datetime, datetime]|None=None, # `(start, end)`: skip day files outside it, unread
                 )->Records:
@@ -144,7 +165,9 @@ def read_records(root:Path, # a records directory: the server's files and/or Clo
             if isinstance(r, dict): rows.append(r); continue
             skipped[r] += 1
             if len(examples) < 5: examples.append(f"{name}:{i}: {r}")
-    if not rows: raise DataValidationError(f"No prediction or feedback records in '{root}' ({sum(skipped.values())} line(s), none of them a record).", _FIX_RECORDS)
+    if not rows:
+        raise DataValidationError(f"No prediction or feedback records in '{root}' ({sum(skipped.values())} line(s), "
+                                  "none of them a record).", _FIX_RECORDS)
     return Records(_frame([r for r in rows if r["kind"] == "prediction"], PREDICTION_COLUMNS),
                    _frame([r for r in rows if r["kind"] == "feedback"], FEEDBACK_COLUMNS), dict(skipped), examples)
 
@@ -157,8 +180,10 @@ def in_window(records:Records, # all records read
     keep = lambda df: df[(df["time"] >= start) & (df["time"] < end)].reset_index(drop=True)
     return Records(keep(records.predictions), keep(records.feedback), records.skipped, records.examples)
 
+# %% ../nbs/14_live_records.ipynb #950b84b3
 _KEY = ["request_id", "row"]
 
+# %% ../nbs/14_live_records.ipynb #2eac0814
 def join_feedback(predictions:pd.DataFrame, # prediction records
                   feedback:pd.DataFrame, # feedback records
                  )->tuple[pd.DataFrame, int, int]: # with `true_species`; unmatched feedback; colliding predictions
@@ -176,7 +201,8 @@ def versions(joined:pd.DataFrame, # predictions joined with their feedback
             )->pd.DataFrame: # per model version: predictions, feedback, first and last prediction time
     "How many predictions (and how much feedback) each model version has in `joined`"
     g = joined.groupby("model_version")
-    return pd.DataFrame(dict(predictions=g.size(), feedback=g["true_species"].count(), first=g["time"].min().map(datetime.isoformat),
+    return pd.DataFrame(dict(predictions=g.size(), feedback=g["true_species"].count(),
+                             first=g["time"].min().map(datetime.isoformat),
                              last=g["time"].max().map(datetime.isoformat)))
 
 # %% ../nbs/14_live_records.ipynb #ad30b523
@@ -192,8 +218,10 @@ class Window:
     examples:list[str] # where the first few of them are
     colliding:int=0 # predictions sharing their request id and row with another, so left unlabelled
 
+# %% ../nbs/14_live_records.ipynb #4e62f826
 def _span(df:pd.DataFrame)->str: return f"{df['time'].min():%Y-%m-%d %H:%M} to {df['time'].max():%Y-%m-%d %H:%M} UTC"
 
+# %% ../nbs/14_live_records.ipynb #8d1fc1c1
 def select_window(records:Records, # all records read
                   ref:Reference, # the served model's reference
                   start:datetime, # first moment of the window (aware)
@@ -202,12 +230,18 @@ def select_window(records:Records, # all records read
     "The window's predictions of the reference's model, with their feedback; an error if there are none"
     w = in_window(records, start, end)
     if w.predictions.empty:
-        seen = f"the {len(records.predictions)} prediction records run from {_span(records.predictions)}" if len(records.predictions) else "there are only feedback records"
-        raise DataValidationError(f"No prediction records from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC: {seen}.", "Choose another --since, or check that the server records predictions (IRIS_RECORDS).")
+        seen = (f"the {len(records.predictions)} prediction records run from {_span(records.predictions)}"
+                if len(records.predictions) else "there are only feedback records")
+        raise DataValidationError(f"No prediction records from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC: "
+                                  f"{seen}.", "Choose another --since, or check that the server records predictions "
+                                  "(IRIS_RECORDS).")
     joined, unmatched, _ = join_feedback(w.predictions, w.feedback)
     mine = joined["model_version"] == ref.version
     if not mine.any():
-        raise DataValidationError(f"None of the {len(joined)} predictions in the window were made by model {ref.version}, whose reference this is; they are from {', '.join(sorted(joined['model_version'].unique()))}.",
-                                  "Pass --model-dir the published model that served them; other versions are never compared with this model's reference.")
+        raise DataValidationError(f"None of the {len(joined)} predictions in the window were made by model "
+                                  f"{ref.version}, whose reference this is; they are from "
+                                  f"{', '.join(sorted(joined['model_version'].unique()))}.",
+                                  "Pass --model-dir the published model that served them; other versions are never "
+                                  "compared with this model's reference.")
     return Window(start, end, joined[mine].reset_index(drop=True), versions(joined[~mine]), unmatched, records.skipped,
                   records.examples, int((joined.duplicated(_KEY, keep=False) & mine).sum()))

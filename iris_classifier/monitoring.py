@@ -23,9 +23,10 @@ from .records import feedback_record, prediction_records, record_file, record_li
 def _parts(n:int, measurements:pd.DataFrame, shares:dict, perf:dict|None, ref:Reference)->dict:
     "The three parts of the verdict, each with its sample size, minimum and thresholds"
     labelled, test_accuracy = (perf or {}).get("rows", 0), ref.metrics.get("accuracy")
-    accuracy = accuracy_drop(perf["correct"], labelled, test_accuracy) if labelled and test_accuracy is not None else {}
-    inputs = dict(verdict=part_verdict(n, MIN_PREDICTIONS, measurements["drift"].any()), rows=n, minimum=MIN_PREDICTIONS,
-                  alpha=ALPHA, psi_floor=PSI_MODERATE)
+    judgeable = labelled and test_accuracy is not None
+    accuracy = accuracy_drop(perf["correct"], labelled, test_accuracy) if judgeable else {}
+    inputs = dict(verdict=part_verdict(n, MIN_PREDICTIONS, measurements["drift"].any()), rows=n,
+                  minimum=MIN_PREDICTIONS, alpha=ALPHA, psi_floor=PSI_MODERATE)
     outputs = dict(verdict=part_verdict(n, MIN_PREDICTIONS, shares["alert"]), rows=n, minimum=MIN_PREDICTIONS,
                    alpha=SHARE_ALPHA, share_floor=SHARE_FLOOR, largest_gap=shares["largest_gap"], p=shares["p"])
     judged = labelled if accuracy else 0  # no test accuracy to compare with: nothing judged
@@ -34,11 +35,13 @@ def _parts(n:int, measurements:pd.DataFrame, shares:dict, perf:dict|None, ref:Re
                        accuracy=(perf or {}).get("accuracy"), test_accuracy=test_accuracy, **accuracy)
     return dict(inputs=inputs, outputs=outputs, performance=performance)
 
+# %% ../nbs/14_monitoring.ipynb #0c01dd87
 def _shares_line(shares:dict)->str:
     "The species shares' finding, live against training"
     live, training = (", ".join(f"{s} {shares[k][s]:.0%}" for s in SPECIES) for k in ("live", "training"))
     return f"predicted species shares: chi-square p={shares['p']:.2g}; live {live} against training {training}"
 
+# %% ../nbs/14_monitoring.ipynb #622b6a9b
 def _reasons(measurements:pd.DataFrame, shares:dict, parts:dict)->list[str]:
     "One line per finding of a part that drifted"
     out = [f"{f}: KS p={m.ks_p_bonferroni:.2g} (Bonferroni), PSI {m.psi:.2f} ({m.band})"
@@ -49,6 +52,7 @@ def _reasons(measurements:pd.DataFrame, shares:dict, parts:dict)->list[str]:
                    f"{p['test_accuracy']:.1%} less {p['margin']}: binomial p={p['p']:.2g}")
     return out
 
+# %% ../nbs/14_monitoring.ipynb #978d935e
 def _not_enough(parts:dict)->list[str]:
     "One line per part that had too few rows to judge"
     what = dict(inputs="predictions", outputs="predictions", performance="rows with feedback")
@@ -58,6 +62,7 @@ def _not_enough(parts:dict)->list[str]:
         out.append("performance: the model's metadata has no test accuracy to compare with")
     return out
 
+# %% ../nbs/14_monitoring.ipynb #b8695b6d
 def drift_report(w:Window, # from `select_window`
                  ref:Reference, # the reference `w` was selected for
                 )->dict: # the verdict and everything behind it, ready for `json.dumps`
@@ -79,10 +84,13 @@ def _draw(flowers:pd.DataFrame, n:int, rng:np.random.Generator, mix:dict|None)->
     "`n` rows drawn with replacement from `flowers`, species in the proportions `mix` if given"
     if mix is None: return flowers.iloc[rng.integers(0, len(flowers), n)].reset_index(drop=True)
     species = rng.choice(list(mix), size=n, p=list(mix.values()))
-    return pd.concat([_draw(flowers[flowers[TARGET] == s], int((species == s).sum()), rng, None) for s in mix]).iloc[rng.permutation(n)].reset_index(drop=True)
+    drawn = [_draw(flowers[flowers[TARGET] == s], int((species == s).sum()), rng, None) for s in mix]
+    return pd.concat(drawn).iloc[rng.permutation(n)].reset_index(drop=True)
 
+# %% ../nbs/14_monitoring.ipynb #103d3cbd
 def _requests(n:int, rng:np.random.Generator)->list[tuple[str, int]]:
-    "A request id and a row index for each of `n` predicted rows: most requests ask about one flower, some about up to five"
+    ("A request id and a row index for each of `n` predicted rows: most requests ask about one flower, some about up "
+     "to five")
     out = []
     while len(out) < n:
         rid = rng.bytes(16).hex()
@@ -92,6 +100,7 @@ def _requests(n:int, rng:np.random.Generator)->list[tuple[str, int]]:
 # %% ../nbs/14_monitoring.ipynb #875ea35f
 def _utc_time(t:float)->datetime: return datetime.fromtimestamp(t, timezone.utc)
 
+# %% ../nbs/14_monitoring.ipynb #2a2910aa
 def simulate_records(p:Predictor, # the model that answers
                      flowers:pd.DataFrame, # labelled flowers to draw from, such as the training split
                      start:datetime, # the records' times fall from here...
@@ -119,6 +128,7 @@ def simulate_records(p:Predictor, # the model that answers
             records.append(feedback_record(rid, row, getattr(flower, TARGET), _utc_time(later)))
     return records
 
+# %% ../nbs/14_monitoring.ipynb #d7cc0228
 def write_records(records:list[dict], # from `simulate_records`
                   dest:Path, # records directory (created if needed)
                   pid:int=1, # stands for the writing process in the file names
@@ -142,17 +152,20 @@ def calm_report(flowers:pd.DataFrame, # labelled flowers to draw from: `FEATURES
     "The report on a calm window: `n` flowers drawn from `flowers`, answered, and labelled with their true species"
     i = rng.integers(0, len(flowers), n)
     live = flowers.iloc[i].reset_index(drop=True).assign(species=np.asarray(predicted)[i],
-                                                         true_species=flowers[TARGET].to_numpy()[i], model_version=ref.version)
+                                                         true_species=flowers[TARGET].to_numpy()[i],
+                                                         model_version=ref.version)
     return drift_report(Window(_CALM_START, _CALM_START + timedelta(days=7), live, pd.DataFrame(), 0, {}, []), ref)
 
 # %% ../nbs/14_monitoring.ipynb #sim00003
 def _flagged(reports:list[dict])->dict:
     "Share of `reports` flagged by each part, by the verdict, and by some measurement's PSI above `PSI_MAJOR`"
     share = lambda found: float(np.mean(found))
-    parts = {k: share([r["parts"][k]["verdict"] == "drift" for r in reports]) for k in ("inputs", "outputs", "performance")}
+    parts = {k: share([r["parts"][k]["verdict"] == "drift" for r in reports])
+             for k in ("inputs", "outputs", "performance")}
     psi_over = share([max(m["psi"] for m in r["measurements"].values()) > PSI_MAJOR for r in reports])
     return dict(parts, verdict=share([r["drift"] for r in reports]), psi_over_major=psi_over)
 
+# %% ../nbs/14_monitoring.ipynb #bf59e5a2
 def false_alarms(flowers:pd.DataFrame, # labelled flowers to draw from: `FEATURES` and `species`
                  predicted:np.ndarray, # the model's answer for each of `flowers`
                  ref:Reference, # the model's reference
@@ -177,12 +190,15 @@ def feedback_rows(records:Records, # from `read_records`
     labelled = joined[joined["true_species"].notna()]
     if labelled.empty:
         raise DataValidationError(f"No feedback in the records names a recorded prediction ({len(records.feedback)} "
-                                  f"feedback record(s), {unmatched} of them for unknown requests; {colliding} colliding "
-                                  "prediction(s) left unlabelled).",
-                                  "Point --with-feedback at a directory holding both the prediction and the feedback records.")
+                                  f"feedback record(s), {unmatched} of them for unknown requests; {colliding} "
+                                  "colliding prediction(s) left unlabelled).",
+                                  "Point --with-feedback at a directory holding both the prediction and the feedback "
+                                  "records.")
     bad = labelled[~labelled["true_species"].isin(SPECIES)]
     if len(bad):
-        raise DataValidationError(f"Feedback names unknown species {sorted(bad['true_species'].unique())[:5]} (request {bad['request_id'].iloc[0]}, row {bad['row'].iloc[0]}, and {len(bad) - 1} more).",
+        raise DataValidationError(f"Feedback names unknown species {sorted(bad['true_species'].unique())[:5]} "
+                                  f"(request {bad['request_id'].iloc[0]}, row {bad['row'].iloc[0]}, and "
+                                  f"{len(bad) - 1} more).",
                                   f"Feedback species must be one of: {', '.join(SPECIES)}.")
     rows = labelled[FEATURES + ["true_species", "request_id", "row"]].rename(columns={"true_species": TARGET})
     rows = rows.reset_index(drop=True)
