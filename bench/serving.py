@@ -1,4 +1,5 @@
-"""Serving benchmark: the production server's cold start, memory and throughput, against a minimal app and another commit.
+"""Serving benchmark: the production server's cold start, memory and throughput, against a minimal app and another
+commit.
 
 Usage (from the project root; needs Debian's `wrk`: apt-get install wrk):
 
@@ -23,9 +24,9 @@ In one run on one machine, all traffic on 127.0.0.1, it
    the first (IRIS_RECORDS=dir, the local default) and is loaded right after it in the rounds above, on the two
    JSON one-row prediction endpoints; then the two, and a second start of the records-off server (the
    control), take `--records-rounds` rounds of short runs (`--records-duration` s) on each of them, one
-   right after the other in rotating order, all three started afresh every 4 rounds. It reports the median and quartiles of
-   the rounds' ratios to records off, on / off and control / off (requests/s, and CPU time per request), the
-   records the first server wrote (the proof that it recorded), and the time one record takes to write in
+   right after the other in rotating order, all three started afresh every 4 rounds. It reports the median and
+   quartiles of the rounds' ratios to records off, on / off and control / off (requests/s, and CPU time per
+   request), the records the first server wrote (the proof that it recorded), and the time one record takes to write in
    process. Rounds of short runs rather than the medians of a few long runs: this machine's speed drifts by 10
    to 20 % from one second to the next, and runs seconds apart see the same drift; fresh starts because two
    starts of the same server can differ by a few percent for as long as they run; the control because the
@@ -67,7 +68,8 @@ started `--starts` times each, as in step 4. Targets, all ratios within the run:
 /api/predict at least 6x Flask dev's and 2x the minimal app's; on V2 infer at least 5x Flask dev's; with a
 new connection per request at least gunicorn sync's; its cold start and PSS at most gunicorn sync's.
 """
-import argparse, importlib, json, os, re, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, time, timeit, urllib.request
+import argparse, importlib, json, os, re, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, time
+import timeit, urllib.request
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -78,8 +80,10 @@ ROW = [5.1, 3.5, 1.4, 0.2]
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 BODY = dict(zip(FEATURES, ROW))
 CLI = "import sys; from iris_classifier.cli import main; sys.exit(main())"
-MIN_THROUGHPUT_RATIO, MAX_COLD_START_RATIO, MAX_MEMORY_RATIO, MIN_AGAINST_RATIO, MIN_RECORDS_RATIO = 0.85, 1.5, 1.0, 0.97, 0.95
-READY_TIMEOUT, TRAIN_TIMEOUT = 120, 600  # seconds: a server that is not answering by then, or a training run, has failed
+MIN_THROUGHPUT_RATIO, MAX_COLD_START_RATIO, MAX_MEMORY_RATIO = 0.85, 1.5, 1.0
+MIN_AGAINST_RATIO, MIN_RECORDS_RATIO = 0.97, 0.95
+# seconds: a server that is not answering by then, or a training run, has failed
+READY_TIMEOUT, TRAIN_TIMEOUT = 120, 600
 STARTED = time.monotonic()
 
 def json_request(body:dict)->tuple[bytes, dict]:
@@ -87,22 +91,27 @@ def json_request(body:dict)->tuple[bytes, dict]:
     return json.dumps(body).encode(), {"Content-Type": "application/json"}
 
 def v2_binary_request(row:list[float], datatype:str="FP32", binary_output:bool=True)->tuple[bytes, dict]:
-    "Body and headers of a one-row V2 inference request in the binary tensor data extension, as Triton's client sends it"
+    ("Body and headers of a one-row V2 inference request in the binary tensor data extension, as Triton's client "
+     "sends it")
     blob = struct.pack({"FP32": "<4f", "FP64": "<4d"}[datatype], *row)
-    header = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": datatype, "parameters": {"binary_data_size": len(blob)}}],
-                         "parameters": {"binary_data_output": binary_output}}, separators=(",", ":")).encode()
+    tensor = {"name": "input-0", "shape": [1, 4], "datatype": datatype, "parameters": {"binary_data_size": len(blob)}}
+    header = json.dumps({"inputs": [tensor], "parameters": {"binary_data_output": binary_output}},
+                        separators=(",", ":")).encode()
     return header + blob, {"Inference-Header-Content-Length": str(len(header))}
 
 TRIVIAL, PREDICT = "trivial GET /healthz", "POST /api/predict (1 row)"
-V2_JSON, V2_BINARY = "POST /v2/models/iris-classifier/infer (1 row)", "POST /v2/models/iris-classifier/infer (1 row, binary)"
+V2_JSON = "POST /v2/models/iris-classifier/infer (1 row)"
+V2_BINARY = "POST /v2/models/iris-classifier/infer (1 row, binary)"
 INFER = "/v2/models/iris-classifier/infer"
 ENDPOINTS = {TRIVIAL: ("/healthz", "GET", None, None), # path, method, body, headers
              PREDICT: ("/api/predict", "POST", *json_request(BODY)),
-             V2_JSON: (INFER, "POST", *json_request({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}]})),
+             V2_JSON: (INFER, "POST", *json_request({"inputs": [{"name": "input-0", "shape": [1, 4],
+                                                                 "datatype": "FP64", "data": ROW}]})),
              V2_BINARY: (INFER, "POST", *v2_binary_request(ROW))}
 # As clients that do not keep connections open (--servers): wrk reconnects after each answer
 PREDICT_CLOSE = "POST /api/predict (1 row, a new connection each)"
-ENDPOINTS[PREDICT_CLOSE] = ("/api/predict", "POST", ENDPOINTS[PREDICT][2], {**ENDPOINTS[PREDICT][3], "Connection": "close"})
+ENDPOINTS[PREDICT_CLOSE] = ("/api/predict", "POST", ENDPOINTS[PREDICT][2],
+                            {**ENDPOINTS[PREDICT][3], "Connection": "close"})
 RECORDED = (PREDICT, V2_JSON)  # the endpoints measured with prediction records on and off
 
 @dataclass
@@ -134,14 +143,17 @@ def worktree(rev:str, # the commit to check out
 def child_env(checkout:Path, # whose package the child imports
               cache:Path, # where bytecode is cached
              )->dict:
-    "The environment of every child: `checkout` first on the path, compiled modules cached in `cache`, prediction records beside it"
+    ("The environment of every child: `checkout` first on the path, compiled modules cached in `cache`, prediction "
+     "records beside it")
     # A shared metrics directory would be wiped by each server's start; the worker count is given on the command line;
     # the records settings are the bench's own (below).
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PROMETHEUS_MULTIPROC_DIR", "WEB_CONCURRENCY",
-                                                            "IRIS_RECORDS", "IRIS_RECORDS_DIR", "IRIS_RECORDS_SAMPLE")}
+    dropped = ("PYTHONDONTWRITEBYTECODE", "PROMETHEUS_MULTIPROC_DIR", "WEB_CONCURRENCY", "IRIS_RECORDS",
+               "IRIS_RECORDS_DIR", "IRIS_RECORDS_SAMPLE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     # Every server records as it does locally by default (IRIS_RECORDS=dir), but into the bench's temporary directory:
     # left to itself it would write into the checkout's artifacts/records.
-    return dict(env, PYTHONPATH=str(checkout), PYTHONPYCACHEPREFIX=str(cache), IRIS_RECORDS="dir", IRIS_RECORDS_DIR=str(cache.parent/"records"))
+    return dict(env, PYTHONPATH=str(checkout), PYTHONPYCACHEPREFIX=str(cache), IRIS_RECORDS="dir",
+                IRIS_RECORDS_DIR=str(cache.parent/"records"))
 
 def cli(*args:str)->list[str]:
     "`iris-classifier args`, run by this interpreter so that PYTHONPATH picks the checkout"
@@ -153,8 +165,9 @@ def train(checkouts:dict[str, Path], # name -> checkout
          )->dict[str, Path]: # name -> published model directory
     "Train one model per checkout with its own code, all at once (the time is not measured)"
     with ExitStack() as stack:
-        procs = {name: stack.enter_context(started(cli("train", "--output-dir", str(tmp/f"train-{name}")), checkout,
-                                                   child_env(checkout, cache), tmp/f"train-{name}.log"))[0] for name, checkout in checkouts.items()}
+        start = lambda name, checkout: started(cli("train", "--output-dir", str(tmp/f"train-{name}")), checkout,
+                                               child_env(checkout, cache), tmp/f"train-{name}.log")
+        procs = {name: stack.enter_context(start(name, checkout))[0] for name, checkout in checkouts.items()}
         for name, proc in procs.items():
             if proc.wait(timeout=TRAIN_TIMEOUT): sys.exit(f"training for {name} failed; see {tmp}/train-{name}.log")
     return {name: tmp/f"train-{name}"/"model" for name in checkouts}
@@ -171,7 +184,8 @@ def served(name:str, # what the report calls it
     return App(name, argv, checkout, child_env(checkout, cache), endpoints)
 
 def serves_binary(checkout:Path)->bool:
-    "Whether `checkout` answers V2 requests in the binary tensor data extension (older commits answer them with an error)"
+    ("Whether `checkout` answers V2 requests in the binary tensor data extension (older commits answer them with an "
+     "error)")
     v2 = checkout/"iris_classifier"/"v2.py"
     return v2.exists() and "Inference-Header-Content-Length" in v2.read_text()
 
@@ -208,7 +222,8 @@ def machine_load()->dict:
     "Load average (1 and 5 min) and, where Linux reports it, the share of the last minute some task waited for a CPU"
     try: pressure = float(re.search(r"avg60=([\d.]+)", Path("/proc/pressure/cpu").read_text()).group(1))
     except (OSError, AttributeError): pressure = None
-    return dict(load_1min=round(os.getloadavg()[0], 2), load_5min=round(os.getloadavg()[1], 2), cpu_pressure_60s_pct=pressure)
+    return dict(load_1min=round(os.getloadavg()[0], 2), load_5min=round(os.getloadavg()[1], 2),
+                cpu_pressure_60s_pct=pressure)
 
 def progress(message:str):
     "`message` on stderr, after the seconds since the bench started"
@@ -251,7 +266,8 @@ def running(app:App, # what to start
 
 def post(port:int, timeout:float=10)->int:
     "The status of one POST /api/predict with one row"
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/predict", json.dumps(BODY).encode(), {"Content-Type": "application/json"})
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/predict", json.dumps(BODY).encode(),
+                                 {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as r: return r.status
 
 def first_answer(proc:subprocess.Popen, # the server
@@ -279,7 +295,8 @@ def read_or_empty(path:Path)->str:
 def server_cpu(master:int)->float|None:
     "CPU seconds used so far by the server `master` and its workers (Linux), None elsewhere"
     if not Path(f"/proc/{master}/stat").exists(): return None
-    return sum(int(s[11]) + int(s[12]) for s in map(proc_stat, [master, *children(master)]) if s) / os.sysconf("SC_CLK_TCK")
+    ticks = sum(int(s[11]) + int(s[12]) for s in map(proc_stat, [master, *children(master)]) if s)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 def proc_stat(pid:int)->list[str]|None:
     "The fields of /proc/PID/stat after the command name; None if the process has gone (a worker replaced meanwhile)"
@@ -301,8 +318,10 @@ def settle(master:int, # the gunicorn master
 
 def memory(master:int)->dict:
     "PSS and RSS (MiB) summed over `master` and its workers, from /proc/PID/smaps_rollup"
-    kb = [dict(re.findall(r"^(Pss|Rss):\s+(\d+) kB", Path(f"/proc/{p}/smaps_rollup").read_text(), re.M)) for p in [master, *children(master)]]
-    return dict(pss_mib=round(sum(int(k["Pss"]) for k in kb) / 1024, 1), rss_mib=round(sum(int(k["Rss"]) for k in kb) / 1024, 1), processes=len(kb))
+    sizes = lambda p: dict(re.findall(r"^(Pss|Rss):\s+(\d+) kB", Path(f"/proc/{p}/smaps_rollup").read_text(), re.M))
+    kb = [sizes(p) for p in [master, *children(master)]]
+    mib = lambda field: round(sum(int(k[field]) for k in kb) / 1024, 1)
+    return dict(pss_mib=mib("Pss"), rss_mib=mib("Rss"), processes=len(kb))
 
 ## Cold start and memory
 
@@ -329,7 +348,8 @@ def cold_starts(apps:list[App], # the servers, started in this order, again and 
         for a in apps:
             runs[a.name].append(cold_start(a, workers, tmp/f"start-{a.name}.log"))
             progress(f"start {i + 1}: {a.name}: {runs[a.name][-1]}")
-    return {name: dict(**{k: statistics.median(r[k] for r in rs) for k in ("seconds", "pss_mib", "rss_mib")}, starts=rs) for name, rs in runs.items()}
+    medians = lambda rs: {k: statistics.median(r[k] for r in rs) for k in ("seconds", "pss_mib", "rss_mib")}
+    return {name: dict(**medians(rs), starts=rs) for name, rs in runs.items()}
 
 ## Throughput
 
@@ -347,13 +367,14 @@ def to_ms(text:str)->float:
 def run_wrk(url:str, script:Path, duration:int, connections:int, threads:int, master:int)->dict:
     "Requests/s, p50/p99 latency (ms) and server CPU time per request (us) of one wrk run; fails on any non-2xx answer"
     cpu = server_cpu(master)
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
-                         capture_output=True, text=True, check=True, timeout=duration + 60).stdout
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
+                          url], capture_output=True, text=True, check=True, timeout=duration + 60).stdout
     if "Non-2xx" in out or "Socket errors" in out: sys.exit(f"wrk saw errors for {url}:\n{out}")
     pct = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)$", out, re.M))
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     cpu_us = (server_cpu(master) - cpu) / requests * 1e6 if cpu is not None else float("nan")
-    return dict(rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), p50_ms=to_ms(pct["50"]), p99_ms=to_ms(pct["99"]), cpu_us=round(cpu_us))
+    return dict(rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), p50_ms=to_ms(pct["50"]),
+                p99_ms=to_ms(pct["99"]), cpu_us=round(cpu_us))
 
 def rotated(items:list, k:int)->list:
     "`items` starting at position `k` (modulo their number)"
@@ -369,7 +390,8 @@ def load_rounds(servers:dict[str, tuple[int, int, tuple]], # name -> (port, mast
         for e in rotated(list(ENDPOINTS), r):
             for s in [s for s in list(servers)[::-1 if turns % 2 else 1] if e in runs[s]]:
                 port, pid, _ = servers[s]
-                runs[s][e].append(run_wrk(f"http://127.0.0.1:{port}{ENDPOINTS[e][0]}", scripts[e], args.duration, args.connections, args.threads, pid))
+                runs[s][e].append(run_wrk(f"http://127.0.0.1:{port}{ENDPOINTS[e][0]}", scripts[e], args.duration,
+                                          args.connections, args.threads, pid))
                 progress(f"round {r + 1}: {s}: {e}: {runs[s][e][-1]}")
             turns += 1
     return runs
@@ -394,15 +416,18 @@ def serving(apps:list[App], # the servers, all running at once (only one is load
             proc, t0 = stack.enter_context(running(a, port, log))
             progress(f"{a.name}: serving on port {port} after {first_answer(proc, port, t0, log):.1f} s")
             servers[a.name] = (port, proc.pid, a.endpoints)
-            for e in a.endpoints: run_wrk(f"http://127.0.0.1:{port}{ENDPOINTS[e][0]}", scripts[e], 2, args.connections, args.threads, proc.pid)
+            for e in a.endpoints:
+                run_wrk(f"http://127.0.0.1:{port}{ENDPOINTS[e][0]}", scripts[e], 2, args.connections, args.threads,
+                        proc.pid)
         yield servers
 
 def throughput(servers:dict[str, tuple[int, int, tuple]], # from `serving`
                scripts:dict[str, Path], # endpoint -> wrk script
                args:argparse.Namespace, # wrk settings
-              )->dict[str, dict[str, dict|None]]: # name -> endpoint -> medians over rounds, None where it was not loaded
+              )->dict[str, dict[str, dict|None]]: # name -> endpoint -> medians over rounds, None where not loaded
     "Each server's requests/s, latency and CPU per request on each of its endpoints"
-    runs, measured = load_rounds(servers, scripts, args), [e for e in ENDPOINTS if any(e in es for _, _, es in servers.values())]
+    runs = load_rounds(servers, scripts, args)
+    measured = [e for e in ENDPOINTS if any(e in es for _, _, es in servers.values())]
     median = lambda rs: {k: round(statistics.median(r[k] for r in rs), 3) for k in rs[0]}
     return {s: {e: median(es[e]) if e in es else None for e in measured} for s, es in runs.items()}
 
@@ -413,11 +438,13 @@ def records_rounds(on:App, # the server with records on
                    scripts:dict[str, Path], # endpoint -> wrk script
                    args:argparse.Namespace, # --records-rounds, --records-duration, wrk settings
                    tmp:Path, # for the logs
-                  )->dict[str, list[dict]]: # endpoint -> per round, the `run_wrk` result of each server: {"on": ..., "off": ..., "control": ...}
-    "Rounds of short runs of `on`, `off` and a second start of `off` (the control) on each endpoint of `RECORDED`, one right after the other"
-    # The order rotates from round to round and endpoint to endpoint. The three start afresh every ROUNDS_PER_START rounds, the first
-    # to start rotating too: two starts of the same server can differ by a few percent for as long as they run (hash seeds, memory
-    # layout), and fresh starts average that out. The control, records off like `off`, shows how far apart two equal servers measure.
+                  )->dict[str, list[dict]]: # endpoint -> per round, each server's `run_wrk` result: {"on": ..., ...}
+    ("Rounds of short runs of `on`, `off` and a second start of `off` (the control) on each endpoint of `RECORDED`, "
+     "one right after the other")
+    # The order rotates from round to round and endpoint to endpoint. The three start afresh every ROUNDS_PER_START
+    # rounds, the first to start rotating too: two starts of the same server can differ by a few percent for as long as
+    # they run (hash seeds, memory layout), and fresh starts average that out. The control, records off like `off`,
+    # shows how far apart two equal servers measure.
     servers3 = dict(on=replace(on, endpoints=RECORDED), off=replace(off, endpoints=RECORDED),
                     control=replace(off, name=f"{off.name}, second start", endpoints=RECORDED))
     rounds = {e: [] for e in RECORDED}
@@ -428,10 +455,12 @@ def records_rounds(on:App, # the server with records on
                     done = {}
                     for role in rotated(list(servers3), r + i):
                         port, pid, _ = running_now[servers3[role].name]
-                        done[role] = run_wrk(f"http://127.0.0.1:{port}{ENDPOINTS[e][0]}", scripts[e], args.records_duration, args.connections, args.threads, pid)
+                        done[role] = run_wrk(f"http://127.0.0.1:{port}{ENDPOINTS[e][0]}", scripts[e],
+                                             args.records_duration, args.connections, args.threads, pid)
                     rounds[e].append(done)
-                progress(f"records round {r + 1}: " + "; ".join(f"{e}: on / off {ratio(rs[-1]['on']['rps'], rs[-1]['off']['rps'])},"
-                                                                 f" control / off {ratio(rs[-1]['control']['rps'], rs[-1]['off']['rps'])}" for e, rs in rounds.items()))
+                said = lambda rs: (f"on / off {ratio(rs[-1]['on']['rps'], rs[-1]['off']['rps'])}, control / off "
+                                   f"{ratio(rs[-1]['control']['rps'], rs[-1]['off']['rps'])}")
+                progress(f"records round {r + 1}: " + "; ".join(f"{e}: {said(rs)}" for e, rs in rounds.items()))
     return rounds
 
 def rounds_summary(rounds:list[dict], # from `records_rounds`, on one endpoint
