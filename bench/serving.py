@@ -466,7 +466,8 @@ def records_rounds(on:App, # the server with records on
 def rounds_summary(rounds:list[dict], # from `records_rounds`, on one endpoint
                    role:str, # "on", or "control"
                   )->dict:
-    "The median and quartiles of the ratios `role` / off of each round (requests/s, and CPU per request), and how many rounds"
+    ("The median and quartiles of the ratios `role` / off of each round (requests/s, and CPU per request), and how "
+     "many rounds")
     def spread(values:list[float])->dict:
         q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else values * 3
         return dict(median=round(median, 3), q1=round(q1, 3), q3=round(q3, 3))
@@ -478,7 +479,8 @@ def rounds_summary(rounds:list[dict], # from `records_rounds`, on one endpoint
 def in_process(models:Path, # the current checkout's published model
                records:Path, # where the recording timed here writes
               )->dict:
-    "Microseconds per one-row prediction: the package's prediction path (checks included) and plain `pipeline.predict`; and per record written"
+    ("Microseconds per one-row prediction: the package's prediction path (checks included) and plain "
+     "`pipeline.predict`; and per record written")
     import pandas as pd
     sys.path.insert(0, str(ROOT))  # the checkout under test, whichever checkout this interpreter has installed
     m = importlib.import_module("iris_classifier.prediction")
@@ -489,11 +491,14 @@ def in_process(models:Path, # the current checkout's published model
         number = timeit.Timer(f).autorange()[0]  # calls that take at least 0.2 s
         return min(timeit.repeat(f, number=number, repeat=5)) / number * 1e6
     rows = m.read_rows([BODY])
-    recorder, answers = importlib.import_module("iris_classifier.records").Recorder("dir", records), m.predict_rows(p, rows)
-    return dict(module=m.__name__, prediction_path=p.path, serving_us=usec(lambda: m.predict_rows(p, m.read_rows([BODY]))),
+    recorder = importlib.import_module("iris_classifier.records").Recorder("dir", records)
+    answers = m.predict_rows(p, rows)
+    return dict(module=m.__name__, prediction_path=p.path,
+                serving_us=usec(lambda: m.predict_rows(p, m.read_rows([BODY]))),
                 pipeline_predict_us=usec(lambda: pipe.predict(frame)),
                 pipeline_predict_with_frame_us=usec(lambda: pipe.predict(pd.DataFrame([ROW], columns=FEATURES))),
-                record_us=usec(lambda: recorder.write_predictions(os.urandom(16).hex(), p.version, "api", rows, answers)))
+                record_us=usec(lambda: recorder.write_predictions(os.urandom(16).hex(), p.version, "api", rows,
+                                                                  answers)))
 
 ## Figures and targets
 
@@ -502,17 +507,23 @@ def ratio(a:float, b:float)->float:
     return round(a / b, 3)
 
 def ratios(figures:dict)->dict:
-    "The ratios the report rests on: to the minimal app, to the trivial endpoint, records on over off, and current over against"
+    ("The ratios the report rests on: to the minimal app, to the trivial endpoint, records on over off, and current "
+     "over against")
     cold, http = figures["cold_start"], figures["http"]
-    r = dict(vs_minimal={s: {k: ratio(c[k], cold["minimal"][k]) for k in ("seconds", "pss_mib", "rss_mib")} for s, c in cold.items()},
-             throughput_vs_trivial={s: {e: ratio(v["rps"], es[TRIVIAL]["rps"]) for e, v in es.items() if v} for s, es in http.items()},
-             cpu_vs_trivial={s: {e: ratio(es[TRIVIAL]["cpu_us"], v["cpu_us"]) for e, v in es.items() if v} for s, es in http.items()},
+    sizes = ("seconds", "pss_mib", "rss_mib")
+    rps = lambda es: {e: ratio(v["rps"], es[TRIVIAL]["rps"]) for e, v in es.items() if v}
+    cpu = lambda es: {e: ratio(es[TRIVIAL]["cpu_us"], v["cpu_us"]) for e, v in es.items() if v}
+    r = dict(vs_minimal={s: {k: ratio(c[k], cold["minimal"][k]) for k in sizes} for s, c in cold.items()},
+             throughput_vs_trivial={s: rps(es) for s, es in http.items()},
+             cpu_vs_trivial={s: cpu(es) for s, es in http.items()},
              records_on_vs_off={e: rounds_summary(rs, "on") for e, rs in figures["records"]["rounds"].items()},
              control_vs_off={e: rounds_summary(rs, "control") for e, rs in figures["records"]["rounds"].items()})
     if "against" in http:
-        same_work = {e: figures["records"]["off"].get(e) or v for e, v in http["current"].items()}  # records off on both sides where measured so
-        r["current_vs_against"] = dict(cold_start={k: ratio(cold["current"][k], cold["against"][k]) for k in ("seconds", "pss_mib", "rss_mib")},
-                                       rps={e: ratio(v["rps"], http["against"][e]["rps"]) for e, v in same_work.items() if v and http["against"][e]})
+        # records off on both sides where measured so
+        same_work = {e: figures["records"]["off"].get(e) or v for e, v in http["current"].items()}
+        r["current_vs_against"] = dict(cold_start={k: ratio(cold["current"][k], cold["against"][k]) for k in sizes},
+                                       rps={e: ratio(v["rps"], http["against"][e]["rps"])
+                                            for e, v in same_work.items() if v and http["against"][e]})
     return r
 
 def target(value:float, limit:float, at_least:bool)->dict:
@@ -522,13 +533,17 @@ def target(value:float, limit:float, at_least:bool)->dict:
 def targets(figures:dict, r:dict)->dict[str, dict]:
     "Every target of the run: its figure, its limit and whether it is met"
     local, one_row = figures["in_process_us"], [e for e, v in figures["http"]["current"].items() if e != TRIVIAL and v]
-    t = {f"throughput vs trivial: {e}": target(r["throughput_vs_trivial"]["current"][e], MIN_THROUGHPUT_RATIO, True) for e in one_row}
-    t["in process: prediction path / pipeline.predict"] = target(ratio(local["serving_us"], local["pipeline_predict_us"]), 1.0, False)
+    t = {f"throughput vs trivial: {e}": target(r["throughput_vs_trivial"]["current"][e], MIN_THROUGHPUT_RATIO, True)
+         for e in one_row}
+    t["in process: prediction path / pipeline.predict"] = target(ratio(local["serving_us"], local["pipeline_predict_us"]),
+                                                                 1.0, False)
     t["cold start: current / minimal"] = target(r["vs_minimal"]["current"]["seconds"], MAX_COLD_START_RATIO, False)
     t["memory (PSS): current / minimal"] = target(r["vs_minimal"]["current"]["pss_mib"], MAX_MEMORY_RATIO, False)
     if "current_vs_against" in r:
-        t |= {f"requests/s current / against: {e}": target(v, MIN_AGAINST_RATIO, True) for e, v in r["current_vs_against"]["rps"].items()}
-    return t | {f"records on / off, requests/s (median of rounds): {e}": target(r["records_on_vs_off"][e]["rps"]["median"], MIN_RECORDS_RATIO, True) for e in RECORDED}
+        t |= {f"requests/s current / against: {e}": target(v, MIN_AGAINST_RATIO, True)
+              for e, v in r["current_vs_against"]["rps"].items()}
+    return t | {f"records on / off, requests/s (median of rounds): {e}":
+                target(r["records_on_vs_off"][e]["rps"]["median"], MIN_RECORDS_RATIO, True) for e in RECORDED}
 
 def print_cold(cold:dict, r:dict, labels:dict):
     "The cold-start and memory table"
