@@ -547,27 +547,34 @@ def targets(figures:dict, r:dict)->dict[str, dict]:
 
 def print_cold(cold:dict, r:dict, labels:dict):
     "The cold-start and memory table"
-    print(f"\nCold start (process start to first 200 on POST /api/predict) and memory (master + workers), medians over {len(cold['current']['starts'])} starts\n")
-    print(f"{'server':40s} {'start s':>8s} {'(min-max)':>13s} {'vs minimal':>11s} {'PSS MiB':>8s} {'vs minimal':>11s} {'RSS MiB':>8s} {'vs minimal':>11s}")
+    print("\nCold start (process start to first 200 on POST /api/predict) and memory (master + workers), medians over "
+          f"{len(cold['current']['starts'])} starts\n")
+    print(f"{'server':40s} {'start s':>8s} {'(min-max)':>13s} {'vs minimal':>11s} {'PSS MiB':>8s} {'vs minimal':>11s} "
+          f"{'RSS MiB':>8s} {'vs minimal':>11s}")
     for name, c in cold.items():
         low, high, m = min(x["seconds"] for x in c["starts"]), max(x["seconds"] for x in c["starts"]), r["vs_minimal"][name]
-        print(f"{labels[name]:40s} {c['seconds']:8.2f} {f'({low:.1f}-{high:.1f})':>13s} {m['seconds']:11.3f} {c['pss_mib']:8.1f} {m['pss_mib']:11.3f} {c['rss_mib']:8.1f} {m['rss_mib']:11.3f}")
+        print(f"{labels[name]:40s} {c['seconds']:8.2f} {f'({low:.1f}-{high:.1f})':>13s} {m['seconds']:11.3f} "
+              f"{c['pss_mib']:8.1f} {m['pss_mib']:11.3f} {c['rss_mib']:8.1f} {m['rss_mib']:11.3f}")
     if "current_vs_against" in r:
         c = r["current_vs_against"]["cold_start"]
         print(f"current / against: start {c['seconds']:.3f}, PSS {c['pss_mib']:.3f}, RSS {c['rss_mib']:.3f}")
-    print("(PSS shares each shared page out among the processes that map it; RSS counts it in every process, so the sum overstates)")
+    print("(PSS shares each shared page out among the processes that map it; RSS counts it in every process, so the sum "
+          "overstates)")
 
 def print_http(http:dict, r:dict, labels:dict, args:argparse.Namespace):
     "The throughput table, and with `--against` each endpoint's ratio between the two servers"
-    print(f"\nThroughput: wrk -t{args.threads} -c{args.connections}, {args.rounds} x {args.duration} s per endpoint and server, medians over rounds\n")
-    print(f"{'server':24s} {'endpoint':54s} {'requests/s':>11s} {'p50 ms':>8s} {'p99 ms':>8s} {'vs trivial':>11s} {'CPU us/req':>11s} {'vs trivial':>11s}")
+    print(f"\nThroughput: wrk -t{args.threads} -c{args.connections}, {args.rounds} x {args.duration} s per endpoint and "
+          "server, medians over rounds\n")
+    print(f"{'server':24s} {'endpoint':54s} {'requests/s':>11s} {'p50 ms':>8s} {'p99 ms':>8s} {'vs trivial':>11s} "
+          f"{'CPU us/req':>11s} {'vs trivial':>11s}")
     for name, es in http.items():
         for e, v in es.items():
             if v is None: print(f"{labels[name][:24]:24s} {e:54s} absent: this checkout does not serve it")
             else: print(f"{labels[name][:24]:24s} {e:54s} {v['rps']:11.0f} {v['p50_ms']:8.2f} {v['p99_ms']:8.2f} "
-                        f"{r['throughput_vs_trivial'][name][e]:11.3f} {v['cpu_us']:11.0f} {r['cpu_vs_trivial'][name][e]:11.3f}")
-    print("(throughput ratio: requests/s over the trivial endpoint's; CPU ratio: the trivial endpoint's server CPU per request over this one's."
-          " The CPU figure is less disturbed by other load on the machine.)")
+                        f"{r['throughput_vs_trivial'][name][e]:11.3f} {v['cpu_us']:11.0f} "
+                        f"{r['cpu_vs_trivial'][name][e]:11.3f}")
+    print("(throughput ratio: requests/s over the trivial endpoint's; CPU ratio: the trivial endpoint's server CPU per "
+          "request over this one's. The CPU figure is less disturbed by other load on the machine.)")
     if "current_vs_against" in r:
         print(f"\n{'endpoint':54s} {'requests/s current / against':>29s}   (records off on both where measured off)")
         for e in ENDPOINTS:
@@ -580,31 +587,38 @@ def quartiles(spread:dict)->str:
 
 def print_records(records:dict, r:dict, local:dict, args:argparse.Namespace):
     "The table of prediction records on against off, and what one record costs in process"
-    print(f"\nPrediction records on (IRIS_RECORDS=dir) and off, current checkout, and a second start of records off (the control): {args.records_rounds} rounds"
-          f" of {args.records_duration} s runs per endpoint, one server right after the other, in rotating order, all started afresh every {ROUNDS_PER_START}"
-          f" rounds; {records['written']} records written. Medians of the rounds' ratios to records off, (quartiles)\n")
+    print("\nPrediction records on (IRIS_RECORDS=dir) and off, current checkout, and a second start of records off (the "
+          f"control): {args.records_rounds} rounds of {args.records_duration} s runs per endpoint, one server right after "
+          f"the other, in rotating order, all started afresh every {ROUNDS_PER_START} rounds; {records['written']} records "
+          "written. Medians of the rounds' ratios to records off, (quartiles)\n")
     print(f"{'endpoint':54s} {'':8s} {'requests/s':>10s} {'':15s} {'CPU us/req':>10s} {'':15s}")
     for e in RECORDED:
         for label, v in (("on / off", r["records_on_vs_off"][e]), ("control", r["control_vs_off"][e])):
-            print(f"{e if label == 'on / off' else '':54s} {label:8s} {v['rps']['median']:10.3f} {quartiles(v['rps']):>15s} {v['cpu_us']['median']:10.3f} {quartiles(v['cpu_us']):>15s}")
-    if "record_us" in local:  # writing the record (a random request id made too), timed as `in_process` times the prediction path
+            print(f"{e if label == 'on / off' else '':54s} {label:8s} {v['rps']['median']:10.3f} "
+                  f"{quartiles(v['rps']):>15s} {v['cpu_us']['median']:10.3f} {quartiles(v['cpu_us']):>15s}")
+    # writing the record (a random request id made too), timed as `in_process` times the prediction path
+    if "record_us" in local:
         off = {e.split(" ")[1]: records["off"][e]["cpu_us"] for e in RECORDED}  # path -> CPU us per request, records off
-        print(f"In process, writing the record of a one-row prediction takes {local['record_us']:.1f} us; the records-off server spends "
-              + " and ".join(f"{us:.0f} us of CPU per request on {path} ({local['record_us'] / us:.1%})" for path, us in off.items()))
-    print("(a round's ratios compare runs seconds apart, so that the machine's drifting speed hits them alike; the control's ratios, of two equal"
-          " servers, show how far apart measuring alone puts them; records written: every prediction the records-on server answered, warm-ups and"
-          " V2 binary included)")
+        share = lambda path, us: f"{us:.0f} us of CPU per request on {path} ({local['record_us'] / us:.1%})"
+        print(f"In process, writing the record of a one-row prediction takes {local['record_us']:.1f} us; the records-off "
+              "server spends " + " and ".join(share(path, us) for path, us in off.items()))
+    print("(a round's ratios compare runs seconds apart, so that the machine's drifting speed hits them alike; the "
+          "control's ratios, of two equal servers, show how far apart measuring alone puts them; records written: every "
+          "prediction the records-on server answered, warm-ups and V2 binary included)")
 
 def print_local(local:dict):
     "The in-process line"
-    print(f"\nIn process, one row ({local['module']}, {local['prediction_path']} path): {local['serving_us']:.1f} us (checks included), "
+    print(f"\nIn process, one row ({local['module']}, {local['prediction_path']} path): {local['serving_us']:.1f} us "
+          "(checks included), "
           f"pipeline.predict(one-row DataFrame) {local['pipeline_predict_us']:.1f} us ({local['pipeline_predict_with_frame_us']:.1f} us "
           f"building the DataFrame too): {local['pipeline_predict_us'] / local['serving_us']:.1f}x faster")
 
 def print_targets(t:dict):
     "Each target, met or missed"
     print("\nTargets:")
-    for name, v in t.items(): print(f"  {name:76s} {v['value']:7.3f} {'>=' if v['at_least'] else '<='} {v['limit']:<5} {'met' if v['met'] else 'MISSED'}")
+    for name, v in t.items():
+        print(f"  {name:76s} {v['value']:7.3f} {'>=' if v['at_least'] else '<='} {v['limit']:<5} "
+              f"{'met' if v['met'] else 'MISSED'}")
 
 ## The HTTP layers (--servers)
 
