@@ -535,8 +535,8 @@ def targets(figures:dict, r:dict)->dict[str, dict]:
     local, one_row = figures["in_process_us"], [e for e, v in figures["http"]["current"].items() if e != TRIVIAL and v]
     t = {f"throughput vs trivial: {e}": target(r["throughput_vs_trivial"]["current"][e], MIN_THROUGHPUT_RATIO, True)
          for e in one_row}
-    t["in process: prediction path / pipeline.predict"] = target(ratio(local["serving_us"], local["pipeline_predict_us"]),
-                                                                 1.0, False)
+    path_vs_pipeline = ratio(local["serving_us"], local["pipeline_predict_us"])
+    t["in process: prediction path / pipeline.predict"] = target(path_vs_pipeline, 1.0, False)
     t["cold start: current / minimal"] = target(r["vs_minimal"]["current"]["seconds"], MAX_COLD_START_RATIO, False)
     t["memory (PSS): current / minimal"] = target(r["vs_minimal"]["current"]["pss_mib"], MAX_MEMORY_RATIO, False)
     if "current_vs_against" in r:
@@ -552,19 +552,20 @@ def print_cold(cold:dict, r:dict, labels:dict):
     print(f"{'server':40s} {'start s':>8s} {'(min-max)':>13s} {'vs minimal':>11s} {'PSS MiB':>8s} {'vs minimal':>11s} "
           f"{'RSS MiB':>8s} {'vs minimal':>11s}")
     for name, c in cold.items():
-        low, high, m = min(x["seconds"] for x in c["starts"]), max(x["seconds"] for x in c["starts"]), r["vs_minimal"][name]
+        seconds = [x["seconds"] for x in c["starts"]]
+        low, high, m = min(seconds), max(seconds), r["vs_minimal"][name]
         print(f"{labels[name]:40s} {c['seconds']:8.2f} {f'({low:.1f}-{high:.1f})':>13s} {m['seconds']:11.3f} "
               f"{c['pss_mib']:8.1f} {m['pss_mib']:11.3f} {c['rss_mib']:8.1f} {m['rss_mib']:11.3f}")
     if "current_vs_against" in r:
         c = r["current_vs_against"]["cold_start"]
         print(f"current / against: start {c['seconds']:.3f}, PSS {c['pss_mib']:.3f}, RSS {c['rss_mib']:.3f}")
-    print("(PSS shares each shared page out among the processes that map it; RSS counts it in every process, so the sum "
-          "overstates)")
+    print("(PSS shares each shared page out among the processes that map it; RSS counts it in every process, so the "
+          "sum overstates)")
 
 def print_http(http:dict, r:dict, labels:dict, args:argparse.Namespace):
     "The throughput table, and with `--against` each endpoint's ratio between the two servers"
-    print(f"\nThroughput: wrk -t{args.threads} -c{args.connections}, {args.rounds} x {args.duration} s per endpoint and "
-          "server, medians over rounds\n")
+    print(f"\nThroughput: wrk -t{args.threads} -c{args.connections}, {args.rounds} x {args.duration} s per endpoint "
+          "and server, medians over rounds\n")
     print(f"{'server':24s} {'endpoint':54s} {'requests/s':>11s} {'p50 ms':>8s} {'p99 ms':>8s} {'vs trivial':>11s} "
           f"{'CPU us/req':>11s} {'vs trivial':>11s}")
     for name, es in http.items():
@@ -587,10 +588,10 @@ def quartiles(spread:dict)->str:
 
 def print_records(records:dict, r:dict, local:dict, args:argparse.Namespace):
     "The table of prediction records on against off, and what one record costs in process"
-    print("\nPrediction records on (IRIS_RECORDS=dir) and off, current checkout, and a second start of records off (the "
-          f"control): {args.records_rounds} rounds of {args.records_duration} s runs per endpoint, one server right after "
-          f"the other, in rotating order, all started afresh every {ROUNDS_PER_START} rounds; {records['written']} records "
-          "written. Medians of the rounds' ratios to records off, (quartiles)\n")
+    print("\nPrediction records on (IRIS_RECORDS=dir) and off, current checkout, and a second start of records off "
+          f"(the control): {args.records_rounds} rounds of {args.records_duration} s runs per endpoint, one server right "
+          f"after the other, in rotating order, all started afresh every {ROUNDS_PER_START} rounds; "
+          f"{records['written']} records written. Medians of the rounds' ratios to records off, (quartiles)\n")
     print(f"{'endpoint':54s} {'':8s} {'requests/s':>10s} {'':15s} {'CPU us/req':>10s} {'':15s}")
     for e in RECORDED:
         for label, v in (("on / off", r["records_on_vs_off"][e]), ("control", r["control_vs_off"][e])):
@@ -598,19 +599,21 @@ def print_records(records:dict, r:dict, local:dict, args:argparse.Namespace):
                   f"{quartiles(v['rps']):>15s} {v['cpu_us']['median']:10.3f} {quartiles(v['cpu_us']):>15s}")
     # writing the record (a random request id made too), timed as `in_process` times the prediction path
     if "record_us" in local:
-        off = {e.split(" ")[1]: records["off"][e]["cpu_us"] for e in RECORDED}  # path -> CPU us per request, records off
+        # path -> CPU us per request, records off
+        off = {e.split(" ")[1]: records["off"][e]["cpu_us"] for e in RECORDED}
         share = lambda path, us: f"{us:.0f} us of CPU per request on {path} ({local['record_us'] / us:.1%})"
-        print(f"In process, writing the record of a one-row prediction takes {local['record_us']:.1f} us; the records-off "
-              "server spends " + " and ".join(share(path, us) for path, us in off.items()))
+        print(f"In process, writing the record of a one-row prediction takes {local['record_us']:.1f} us; the "
+              "records-off server spends " + " and ".join(share(path, us) for path, us in off.items()))
     print("(a round's ratios compare runs seconds apart, so that the machine's drifting speed hits them alike; the "
-          "control's ratios, of two equal servers, show how far apart measuring alone puts them; records written: every "
-          "prediction the records-on server answered, warm-ups and V2 binary included)")
+          "control's ratios, of two equal servers, show how far apart measuring alone puts them; records written: "
+          "every prediction the records-on server answered, warm-ups and V2 binary included)")
 
 def print_local(local:dict):
     "The in-process line"
     print(f"\nIn process, one row ({local['module']}, {local['prediction_path']} path): {local['serving_us']:.1f} us "
           "(checks included), "
-          f"pipeline.predict(one-row DataFrame) {local['pipeline_predict_us']:.1f} us ({local['pipeline_predict_with_frame_us']:.1f} us "
+          f"pipeline.predict(one-row DataFrame) {local['pipeline_predict_us']:.1f} us "
+          f"({local['pipeline_predict_with_frame_us']:.1f} us "
           f"building the DataFrame too): {local['pipeline_predict_us'] / local['serving_us']:.1f}x faster")
 
 def print_targets(t:dict):
