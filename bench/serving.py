@@ -589,8 +589,8 @@ def quartiles(spread:dict)->str:
 def print_records(records:dict, r:dict, local:dict, args:argparse.Namespace):
     "The table of prediction records on against off, and what one record costs in process"
     print("\nPrediction records on (IRIS_RECORDS=dir) and off, current checkout, and a second start of records off "
-          f"(the control): {args.records_rounds} rounds of {args.records_duration} s runs per endpoint, one server right "
-          f"after the other, in rotating order, all started afresh every {ROUNDS_PER_START} rounds; "
+          f"(the control): {args.records_rounds} rounds of {args.records_duration} s runs per endpoint, one server "
+          f"right after the other, in rotating order, all started afresh every {ROUNDS_PER_START} rounds; "
           f"{records['written']} records written. Medians of the rounds' ratios to records off, (quartiles)\n")
     print(f"{'endpoint':54s} {'':8s} {'requests/s':>10s} {'':15s} {'CPU us/req':>10s} {'':15s}")
     for e in RECORDED:
@@ -627,7 +627,8 @@ def print_targets(t:dict):
 
 REFERENCE, MINIMAL, TODAY, DEFAULT = "flask dev", "minimal gunicorn sync", "gunicorn sync", "granian"
 # The targets of the default server (granian) against the others, in requests/s: (endpoint, against, at least)
-LAYER_TARGETS = [(PREDICT, REFERENCE, 6.0), (PREDICT, MINIMAL, 2.0), (V2_JSON, REFERENCE, 5.0), (PREDICT_CLOSE, TODAY, 1.0)]
+LAYER_TARGETS = [(PREDICT, REFERENCE, 6.0), (PREDICT, MINIMAL, 2.0), (V2_JSON, REFERENCE, 5.0),
+                 (PREDICT_CLOSE, TODAY, 1.0)]
 
 def layers(model:Path, # the current checkout's published model
            tree:Path, # the minimal app's joblib-dumped tree
@@ -636,10 +637,13 @@ def layers(model:Path, # the current checkout's published model
           )->dict[str, App]:
     "The same application under each HTTP layer, Flask's development server (the seed's shape) and the minimal app"
     env = dict(child_env(ROOT, cache), IRIS_MODEL_DIR=str(model), IRIS_RECORDS="off")  # the same work: no records
-    serve = lambda *opts: lambda port: cli("serve", "--port", str(port), "--workers", str(workers), "--model-dir", str(model), *opts)
-    gthread = lambda port: [sys.executable, "-m", "gunicorn", "--config", "python:iris_classifier.gunicorn_conf", "--bind",
-                            f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "gthread", "--threads", "4"]
-    flask = lambda port: [sys.executable, "-m", "flask", "--app", "iris_classifier.app:create_app()", "run", "--port", str(port)]
+    serve = lambda *opts: lambda port: cli("serve", "--port", str(port), "--workers", str(workers),
+                                           "--model-dir", str(model), *opts)
+    gthread = lambda port: [sys.executable, "-m", "gunicorn", "--config", "python:iris_classifier.gunicorn_conf",
+                            "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "gthread",
+                            "--threads", "4"]
+    flask = lambda port: [sys.executable, "-m", "flask", "--app", "iris_classifier.app:create_app()", "run",
+                          "--port", str(port)]
     ours = (PREDICT, V2_JSON, PREDICT_CLOSE)
     return {REFERENCE: App(REFERENCE, flask, ROOT, env, ours),
             MINIMAL: replace(minimal(tree, cache, workers), name=MINIMAL, endpoints=(PREDICT, PREDICT_CLOSE)),
@@ -670,13 +674,16 @@ def print_layers(args:argparse.Namespace, figures:dict):
     print(f"\nHTTP layers, the same application (records off), {args.workers} workers each, on {os.cpu_count()} CPUs;"
           f" wrk -t{args.threads} -c{args.connections}, {args.rounds} x {args.duration} s, medians over rounds."
           f" Load at the start: {load['start']}; at the end: {load['end']}\n")
-    print(f"{'server':22s} {'endpoint':50s} {'requests/s':>10s} {'vs flask dev':>12s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU us/req':>10s}")
+    print(f"{'server':22s} {'endpoint':50s} {'requests/s':>10s} {'vs flask dev':>12s} {'p50 ms':>7s} {'p99 ms':>7s} "
+          f"{'CPU us/req':>10s}")
     for name, es in http.items():
         for e, v in ((e, v) for e, v in es.items() if v):
             print(f"{name:22s} {e:50s} {v['rps']:10.0f} {ratio(v['rps'], http[REFERENCE][e]['rps']):12.2f}"
                   f" {v['p50_ms']:7.2f} {v['p99_ms']:7.2f} {v['cpu_us']:10.0f}")
-    print(f"\nCold start (to the first 200 on POST /api/predict) and memory (PSS and RSS, all processes), medians over {args.starts} starts")
-    for name, c in figures["cold_start"].items(): print(f"{name:22s} {c['seconds']:6.2f} s {c['pss_mib']:7.1f} MiB PSS {c['rss_mib']:7.1f} MiB RSS")
+    print("\nCold start (to the first 200 on POST /api/predict) and memory (PSS and RSS, all processes), medians over "
+          f"{args.starts} starts")
+    for name, c in figures["cold_start"].items():
+        print(f"{name:22s} {c['seconds']:6.2f} s {c['pss_mib']:7.1f} MiB PSS {c['rss_mib']:7.1f} MiB RSS")
 
 def report_layers(args:argparse.Namespace, figures:dict)->bool:
     "Print the tables and the targets, write the JSON; whether every target is met"
@@ -686,31 +693,39 @@ def report_layers(args:argparse.Namespace, figures:dict)->bool:
     ok = all(v["met"] for v in t.values())
     wrk = dict(threads=args.threads, connections=args.connections, duration_s=args.duration, rounds=args.rounds)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(dict(workers=args.workers, cpus=os.cpu_count(), starts=args.starts, wrk=wrk, **figures,
-                                           targets=t, targets_met=ok), indent=2))
+    args.output.write_text(json.dumps(dict(workers=args.workers, cpus=os.cpu_count(), starts=args.starts, wrk=wrk,
+                                           **figures, targets=t, targets_met=ok), indent=2))
     print(f"Figures written to {args.output}")
     return ok
 
 ## The run
 
 def parse_args()->argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--against", metavar="REV", help="also measure this commit (e.g. main), side by side, in a temporary git worktree")
-    ap.add_argument("--starts", type=int, default=5, help="cold starts of each server; medians are reported (default 5)")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])  # the first paragraph; argparse rewraps it
+    ap.add_argument("--against", metavar="REV",
+                    help="also measure this commit (e.g. main), side by side, in a temporary git worktree")
+    ap.add_argument("--starts", type=int, default=5,
+                    help="cold starts of each server; medians are reported (default 5)")
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the endpoints; medians are reported (default 3)")
-    ap.add_argument("--records-rounds", type=int, default=20, help="rounds of runs, records on, off and the control, per endpoint; median ratios are reported (default 20)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="interleaved rounds over the endpoints; medians are reported (default 3)")
+    ap.add_argument("--records-rounds", type=int, default=20,
+                    help="rounds of runs, records on, off and the control, per endpoint; median ratios are reported "
+                         "(default 20)")
     ap.add_argument("--records-duration", type=int, default=2, help="seconds per run in those rounds (default 2)")
     ap.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1, to leave the CPUs to the server)")
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers of every server (default 2)")
-    ap.add_argument("--output", type=Path, default=ROOT/"artifacts"/"bench"/"serving.json", help="where to write the figures as JSON")
+    ap.add_argument("--output", type=Path, default=ROOT/"artifacts"/"bench"/"serving.json",
+                    help="where to write the figures as JSON")
     ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    ap.add_argument("--servers", action="store_true", help="only compare the HTTP layers (Flask dev, gunicorn sync and gthread,"
-                    " granian), keep-alive and a new connection per request, and the cold start of the two defaults")
+    ap.add_argument("--servers", action="store_true",
+                    help="only compare the HTTP layers (Flask dev, gunicorn sync and gthread, granian), keep-alive "
+                         "and a new connection per request, and the cold start of the two defaults")
     args = ap.parse_args()
     if min(args.starts, args.duration, args.rounds, args.workers, args.records_rounds, args.records_duration) < 1:
-        ap.error("--starts, --duration, --rounds, --workers, --records-rounds and --records-duration must be at least 1")
+        ap.error("--starts, --duration, --rounds, --workers, --records-rounds and --records-duration must be at "
+                 "least 1")
     return args
 
 def measure(args:argparse.Namespace, tmp:Path, checkouts:dict[str, Path])->dict:
@@ -718,34 +733,43 @@ def measure(args:argparse.Namespace, tmp:Path, checkouts:dict[str, Path])->dict:
     cache = tmp/"pycache"
     models = train(checkouts, tmp, cache)
     progress("trained")
-    sys.pycache_prefix, sys.dont_write_bytecode = str(cache), False  # this process's own imports, all after training, use the cache too
+    # this process's own imports, all after training, use the cache too
+    sys.pycache_prefix, sys.dont_write_bytecode = str(cache), False
     apps = {name: served(name, checkout, models[name], cache, args.workers) for name, checkout in checkouts.items()}
-    if "against" in apps: apps["against"] = replace(apps["against"], env=dict(apps["against"].env, IRIS_RECORDS="off"))  # the same work as `records_off`
+    if "against" in apps:  # the same work as `records_off`
+        apps["against"] = replace(apps["against"], env=dict(apps["against"].env, IRIS_RECORDS="off"))
     apps["minimal"] = minimal(fit_minimal(tmp/"tree.joblib"), cache, args.workers)
     off, scripts = records_off(apps["current"]), wrk_scripts(tmp)
     # Throughput first: its servers complete the bytecode cache that training began, before any start is counted.
-    # Records off right after the current server (records on), so that on each endpoint one is loaded right after the other.
-    with serving([apps["current"], off, *(apps[name] for name in checkouts if name != "current")], scripts, args, tmp) as servers:
+    # Records off right after the current server (records on), so that on each endpoint one is loaded right after the
+    # other.
+    others = [apps[name] for name in checkouts if name != "current"]
+    with serving([apps["current"], off, *others], scripts, args, tmp) as servers:
         http = throughput(servers, scripts, args)
     rounds = records_rounds(apps["current"], off, scripts, args, tmp)
-    records = on_off(http, off.name, rounds, Path(apps["current"].env["IRIS_RECORDS_DIR"]))  # counted before the cold starts add theirs
+    # counted before the cold starts add theirs
+    records = on_off(http, off.name, rounds, Path(apps["current"].env["IRIS_RECORDS_DIR"]))
     cold = cold_starts(list(apps.values()), args.starts, args.workers, tmp)
-    return dict(cold_start=cold, http=http, records=records, in_process_us=in_process(models["current"], tmp/"records-in-process"))
+    return dict(cold_start=cold, http=http, records=records,
+                in_process_us=in_process(models["current"], tmp/"records-in-process"))
 
 def on_off(http:dict, # from `throughput`; the records-off server's figures are taken out of it
            off:str, # the records-off server's name
            rounds:dict[str, list[dict]], # from `records_rounds`
            directory:Path, # where the current server (records on) writes its records
           )->dict:
-    "Records on (the current server) and off: medians over the throughput rounds, the records rounds, and how many records were written"
+    ("Records on (the current server) and off: medians over the throughput rounds, the records rounds, and how many "
+     "records were written")
     figures = dict(on=http["current"], off=http.pop(off))
-    return dict(written=records_written(directory), rounds=rounds, **{state: {e: h[e] for e in RECORDED} for state, h in figures.items()})
+    return dict(written=records_written(directory), rounds=rounds,
+                **{state: {e: h[e] for e in RECORDED} for state, h in figures.items()})
 
 def report(args:argparse.Namespace, figures:dict, labels:dict)->bool:
     "Print the tables, write the JSON; whether every target is met"
     r, load = ratios(figures), figures["machine_load"]
     t = targets(figures, r)
-    print(f"\nServers: gunicorn, {args.workers} workers each, on {os.cpu_count()} CPUs. Machine load at the start: {load['start']}; at the end: {load['end']}")
+    print(f"\nServers: gunicorn, {args.workers} workers each, on {os.cpu_count()} CPUs. Machine load at the start: "
+          f"{load['start']}; at the end: {load['end']}")
     print_cold(figures["cold_start"], r, labels)
     print_http(figures["http"], r, labels, args)
     print_records(figures["records"], r, figures["in_process_us"], args)
@@ -753,9 +777,10 @@ def report(args:argparse.Namespace, figures:dict, labels:dict)->bool:
     print_targets(t)
     ok = all(v["met"] for v in t.values())
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(dict(servers=labels, workers=args.workers, cpus=os.cpu_count(), starts=args.starts,
-                                           wrk=dict(threads=args.threads, connections=args.connections, duration_s=args.duration, rounds=args.rounds),
-                                           **figures, ratios=r, targets=t, targets_met=ok), indent=2))
+    wrk = dict(threads=args.threads, connections=args.connections, duration_s=args.duration, rounds=args.rounds)
+    args.output.write_text(json.dumps(dict(servers=labels, workers=args.workers, cpus=os.cpu_count(),
+                                           starts=args.starts, wrk=wrk, **figures, ratios=r, targets=t,
+                                           targets_met=ok), indent=2))
     print(f"Figures written to {args.output}")
     return ok
 
@@ -765,7 +790,8 @@ def main()->int:
     if not shutil.which("wrk"): sys.exit("wrk is not installed: apt-get install wrk (Debian/Ubuntu)")
     labels = dict(current=f"current ({git('describe', '--always', '--dirty')})", minimal="minimal Flask + scikit-learn")
     load = machine_load()
-    if load["load_1min"] > os.cpu_count() / 2: print(f"warning: the machine is busy ({load}): the figures will be noisy", file=sys.stderr)
+    if load["load_1min"] > os.cpu_count() / 2:
+        print(f"warning: the machine is busy ({load}): the figures will be noisy", file=sys.stderr)
     if args.servers:
         with tempfile.TemporaryDirectory(prefix="iris-bench-") as tmp:
             figures = measure_layers(args, Path(tmp))
@@ -776,7 +802,8 @@ def main()->int:
         if args.against:
             checkouts["against"] = stack.enter_context(worktree(args.against, tmp/"against"))
             labels["against"] = f"against {args.against} ({git('rev-parse', '--short', args.against)})"
-        ok = report(args, dict(measure(args, tmp, checkouts), machine_load=dict(start=load, end=machine_load())), labels)
+        figures = measure(args, tmp, checkouts)
+        ok = report(args, dict(figures, machine_load=dict(start=load, end=machine_load())), labels)
     return 1 if args.check and not ok else 0
 
 if __name__ == "__main__": sys.exit(main())
