@@ -24,6 +24,7 @@ def _optional_int(text:str)->int|None: # a number, or `none`
     "Parse an integer option that also accepts `none`"
     return None if text.strip().lower() == "none" else int(text)
 
+# %% ../nbs/11_cli.ipynb #15f5dc7c
 def add_train_params(parser:argparse.ArgumentParser, # parser to add `--seed`, `--test-size`, ... to
                     ):
     "Add one option per `TrainParams` field, with the field's default and comment"
@@ -215,6 +216,7 @@ def _since(text:str, now:datetime)->datetime|None:
     except ValueError: return None
     return start if start.tzinfo else start.replace(tzinfo=timezone.utc)
 
+# %% ../nbs/11_cli.ipynb #6f4131ff
 def parse_since(text:str, # a duration back from `now` (`7d`, `12h`), or an ISO 8601 date or time, UTC unless marked
                 now:datetime, # the end of the window, aware
                 option:str="--since", # the option named in the error
@@ -346,6 +348,7 @@ def _locations(p:argparse.ArgumentParser):
     p.add_argument("--model-dir", type=Path, metavar="DIR",
                    help="published model directory (default: $IRIS_MODEL_DIR, else model/ in the artifacts directory)")
 
+# %% ../nbs/11_cli.ipynb #fce48d89
 def _runs_parsers(sub):
     runs = sub.add_parser("runs", help="list the training runs, or compare two",
                           description="List the training runs as a table (* marks the run whose model is in force), "

@@ -156,14 +156,15 @@ def _run_cell(run_id:str|None, present:set[str], pruned:set[str])->str:
     return f"{run_id} ({'pruned' if run_id in pruned else 'not in this runs directory'})"
 
 # %% ../nbs/15_runs.ipynb #cae36724
-HISTORY_COLUMNS = ["entry", "time", "version", "why", "by", "run", "test_acc", "in_force"]
-
 def _history_row(e:dict, current:int|None, present:set[str], pruned:set[str])->list[str]:
     "One history entry as a table row"
     why = e["why"] + (" (uncompared)" if e.get("uncompared") else "")
     accuracy = f"{e['metrics']['accuracy']:.3f}" if e.get("metrics") else ""
     return [str(e["entry"]), e["time"][:16].replace("T", " "), e["model_version"], why, str(e.get("by") or ""),
             _run_cell(e.get("run_id"), present, pruned), accuracy, "*" if e["entry"] == current else ""]
+
+# %% ../nbs/15_runs.ipynb #99fa070e
+HISTORY_COLUMNS = ["entry", "time", "version", "why", "by", "run", "test_acc", "in_force"]
 
 def history_rows(history:list[dict], # from `read_history`
                  in_force:dict|None, # the metadata in force, whose `history` field names its entry
