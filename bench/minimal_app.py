@@ -1,6 +1,7 @@
 """The smallest Flask + scikit-learn server that answers like ours: the yardstick `bench/serving.py` starts.
 
-    IRIS_BENCH_MODEL=$PWD/tree.joblib gunicorn --config python:iris_classifier.gunicorn_conf --chdir bench minimal_app:app
+    IRIS_BENCH_MODEL=$PWD/tree.joblib \
+        gunicorn --config python:iris_classifier.gunicorn_conf --chdir bench minimal_app:app
 
 At import it loads a joblib-dumped `DecisionTreeClassifier` fitted on scikit-learn's Iris data (the bench
 fits and dumps it; `IRIS_BENCH_MODEL` says where); POST /api/predict with the four measurements as JSON

@@ -24,13 +24,15 @@ def _optional_int(text:str)->int|None: # a number, or `none`
     "Parse an integer option that also accepts `none`"
     return None if text.strip().lower() == "none" else int(text)
 
+# %% ../nbs/11_cli.ipynb #15f5dc7c
 def add_train_params(parser:argparse.ArgumentParser, # parser to add `--seed`, `--test-size`, ... to
                     ):
     "Add one option per `TrainParams` field, with the field's default and comment"
     docs = docments(TrainParams)
     for f in fields(TrainParams):
         kind = _optional_int if f.default is None else type(f.default)
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default, help=f"{docs[f.name]} (default: {f.default})")
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default,
+                            help=f"{docs[f.name]} (default: {f.default})")
 
 # %% ../nbs/11_cli.ipynb #62dca9ce
 def run_notebook(notebook:Path, # the notebook to execute
@@ -65,24 +67,29 @@ def run_training_notebook(params:TrainParams, # run parameters
 
 # %% ../nbs/11_cli.ipynb #3e23fa1d
 def _feedback_csv(records:Path, run_dir:Path)->Path:
-    "Write the labelled rows of the feedback records in `records` to the run's `feedback_rows.csv`, checked by the training data's policy"
+    ("Write the labelled rows of the feedback records in `records` to the run's `feedback_rows.csv`, checked by the "
+     "training data's policy")
     from iris_classifier.data_processing import clean_training_frame
     from iris_classifier.monitoring import feedback_rows, read_records
     rows = feedback_rows(read_records(records))
     if n := rows.attrs.get("colliding_predictions"):
-        setup_logging().warning("%d prediction(s) share their request id and row with another: their feedback is not used", n)
+        setup_logging().warning("%d prediction(s) share their request id and row with another: "
+                                "their feedback is not used", n)
     clean_training_frame(rows, least=0)
     run_dir.mkdir(parents=True, exist_ok=True)
     rows.to_csv(run_dir/"feedback_rows.csv", index=False)
     return run_dir/"feedback_rows.csv"
 
+# %% ../nbs/11_cli.ipynb #44c34275
 def _training_failed(e, run_dir:Path)->int:
     "Say why the training notebook failed; 4 if the champion won, 5 if the champion check could not decide, else 1"
-    print(f"error: training failed: {e.ename}: {e.evalue}\nThe executed notebook shows the full traceback: {run_dir/TRAINING_NOTEBOOK.name}", file=sys.stderr)
+    print(f"error: training failed: {e.ename}: {e.evalue}\n"
+          f"The executed notebook shows the full traceback: {run_dir/TRAINING_NOTEBOOK.name}", file=sys.stderr)
     return {"ChallengerRefusedError": 4, "ChampionUndecidedError": 5}.get(e.ename, 1)
 
+# %% ../nbs/11_cli.ipynb #ab7a7753
 def train_command(args:argparse.Namespace, # parsed `train` arguments
-                 )->int: # exit code: 0 published, 1 failed or below the gate, 4 refused by the champion check, 5 not comparable
+                 )->int: # exit code: 0 published, 1 failed or below the gate, 4 the champion won, 5 not comparable
     "Validate the inputs, run the training notebook in a new run's directory and say what was published"
     params = TrainParams(**{f.name: getattr(args, f.name) for f in fields(TrainParams)})
     if args.data:
@@ -94,30 +101,36 @@ def train_command(args:argparse.Namespace, # parsed `train` arguments
     log = setup_logging()
     log.info("Training run %s with %s", run_id, ", ".join(f"{k}={v}" for k, v in asdict(params).items()))
     from papermill.exceptions import PapermillExecutionError
-    try: report = run_training_notebook(params, args.data, args.output_dir, run_id=run_id, feedback=feedback, publish_uncompared=args.publish_uncompared)
+    try: report = run_training_notebook(params, args.data, args.output_dir, run_id=run_id, feedback=feedback,
+                                        publish_uncompared=args.publish_uncompared)
     except PapermillExecutionError as e: return _training_failed(e, run_dir)
     run = json.loads((run_dir/"run.json").read_text())
     c = run["challenge"]
     check = c["reason"] + ("; published uncompared, as --publish-uncompared asked" if c.get("uncompared") else "")
-    log.info("Published model %s to %s (test accuracy %.3f; champion check: %s); history entry %d; run %s", run["model_version"], model_dir(args.output_dir),
-             run["metrics"]["accuracy"], check, run["history_entry"], run_dir)
+    log.info("Published model %s to %s (test accuracy %.3f; champion check: %s); history entry %d; run %s",
+             run["model_version"], model_dir(args.output_dir), run["metrics"]["accuracy"], check,
+             run["history_entry"], run_dir)
     return 0
 
 # %% ../nbs/11_cli.ipynb #60ca5999
 def runs_command(args:argparse.Namespace, # parsed `runs` arguments
                 )->int: # exit code
     "Print the runs as a table, or two runs side by side"
-    from iris_classifier.runs import RUN_COLUMNS, compare_runs, find_run, read_pruned, read_runs, run_row, text_table
-    runs, current = read_runs(runs_dir(args.output_dir)), metadata_in_force(args.model_dir or model_dir(args.output_dir))
+    from iris_classifier.runs import (RUN_COLUMNS, compare_runs, find_run, read_pruned, read_runs, run_row,
+                                      text_table)
+    runs = read_runs(runs_dir(args.output_dir))
+    current = metadata_in_force(args.model_dir or model_dir(args.output_dir))
     if args.compare:
         a, b = (find_run(runs, name, read_pruned(runs_dir(args.output_dir))) for name in args.compare)
         diff = compare_runs(a, b)
-        print(text_table(["field", a["run_id"], b["run_id"]], diff) if diff else f"Runs {a['run_id']} and {b['run_id']} recorded the same parameters, data and metrics.")
+        print(text_table(["field", a["run_id"], b["run_id"]], diff) if diff else
+              f"Runs {a['run_id']} and {b['run_id']} recorded the same parameters, data and metrics.")
         return 0
     if not runs: print(f"No training runs in {runs_dir(args.output_dir)}. Run `iris-classifier train`."); return 0
     print(text_table(RUN_COLUMNS, [run_row(r, current and current["model_version"]) for r in runs]))
     return 0
 
+# %% ../nbs/11_cli.ipynb #9c2e46af
 def prune_runs_command(args:argparse.Namespace, # parsed `prune-runs` arguments
                       )->int: # exit code
     "Remove old runs by count or age, and their models' archived versions, naming each"
@@ -134,6 +147,7 @@ def prune_runs_command(args:argparse.Namespace, # parsed `prune-runs` arguments
     print(f"{len(ids)} run(s) and {len(versions)} archived version(s) {'to remove' if args.dry_run else 'removed'}.")
     return 0
 
+# %% ../nbs/11_cli.ipynb #9cd00e6a
 def history_command(args:argparse.Namespace, # parsed `history` arguments
                    )->int: # exit code
     "Print the promotion history of the published model"
@@ -145,19 +159,22 @@ def history_command(args:argparse.Namespace, # parsed `history` arguments
     print(text_table(HISTORY_COLUMNS, rows))
     return 0
 
+# %% ../nbs/11_cli.ipynb #45651f5d
 def rollback_command(args:argparse.Namespace, # parsed `rollback` arguments
                     )->int: # exit code
     "Put an earlier model version back in force"
     from iris_classifier.persistence import rollback
     dest = args.model_dir or model_dir(args.output_dir)
     meta = rollback(dest, args.version)
-    setup_logging().info("Rolled back %s to model %s (history entry %d). Restart the server to serve it.", dest, meta["model_version"], meta["history"]["entry"])
+    setup_logging().info("Rolled back %s to model %s (history entry %d). Restart the server to serve it.",
+                         dest, meta["model_version"], meta["history"]["entry"])
     return 0
 
 # %% ../nbs/11_cli.ipynb #176aee8b
 def predict_command(args:argparse.Namespace, # parsed `predict` arguments
                    )->int: # exit code
-    "Score a file of measurements with the published model: a chunk at a time here (`iris_classifier.batch`), or on Dask"
+    ("Score a file of measurements with the published model: a chunk at a time here (`iris_classifier.batch`), "
+     "or on Dask")
     if args.engine == "dask":
         from iris_classifier.batch_dask import predict_dask
         return predict_dask(args)
@@ -181,6 +198,7 @@ def server_command(host:str="127.0.0.1", # address to listen on; 0.0.0.0 for eve
     env = dict(os.environ, IRIS_MODEL_DIR=str(Path(model or model_dir()).resolve()))
     return argv + (["--workers", str(workers)] if workers else []), env
 
+# %% ../nbs/11_cli.ipynb #adc8e3a2
 def serve_command(args:argparse.Namespace, # parsed `serve` arguments
                  )->int: # never returns: the process becomes the server
     "Replace this process with the production server"
@@ -198,14 +216,16 @@ def _since(text:str, now:datetime)->datetime|None:
     except ValueError: return None
     return start if start.tzinfo else start.replace(tzinfo=timezone.utc)
 
-def parse_since(text:str, # a duration back from `now` (`7d`, `12h`), or an ISO 8601 date or time, UTC unless it says otherwise
+# %% ../nbs/11_cli.ipynb #6f4131ff
+def parse_since(text:str, # a duration back from `now` (`7d`, `12h`), or an ISO 8601 date or time, UTC unless marked
                 now:datetime, # the end of the window, aware
                 option:str="--since", # the option named in the error
                )->datetime: # the start of the window, aware
     "The start of the monitoring window that `--since` describes (or its end, for `--until`)"
     start = _since(text.strip(), now)
     if start is None or start >= now:
-        raise ParameterError(f"{option} {text!r} is not a time in the past.", "Give a duration such as 7d or 12h, or a date such as 2026-11-01 (UTC).")
+        raise ParameterError(f"{option} {text!r} is not a time in the past.",
+                             "Give a duration such as 7d or 12h, or a date such as 2026-11-01 (UTC).")
     return start
 
 # %% ../nbs/11_cli.ipynb #15c2964f
@@ -222,6 +242,7 @@ def monitoring_parameters(records:Path, # records directory
                 reference_model=str(Path(model).resolve()), output_dir=str(output_dir.resolve()) if output_dir else "",
                 write_verdict=True)
 
+# %% ../nbs/11_cli.ipynb #00529710
 def run_monitoring_notebook(parameters:dict, # from `monitoring_parameters`
                             output_dir:Path|None=None, # artifacts directory; None for `artifacts_dir()`
                             notebook:Path|None=None, # the notebook to execute; None for `MONITORING_NOTEBOOK`
@@ -229,6 +250,17 @@ def run_monitoring_notebook(parameters:dict, # from `monitoring_parameters`
     "Execute the monitoring notebook with papermill, writing the executed copy under the reports directory"
     notebook = notebook or MONITORING_NOTEBOOK
     return run_notebook(notebook, reports_dir(output_dir)/notebook.name, parameters)
+
+# %% ../nbs/11_cli.ipynb #32adb1c7
+def _tell_verdict(v:dict, path:Path, log)->int:
+    "Log the verdict in `drift.json` at `path`; its exit code: 0 calm, 3 drift, 4 not enough data"
+    what = (v["predictions"], v["model_version"])
+    if v["verdict"] == "drift":
+        log.warning("Drift in %d prediction(s) of model %s:\n  %s\nVerdict: %s", *what, "\n  ".join(v["reasons"]), path)
+    elif v["verdict"] == "calm": log.info("No drift in %d prediction(s) of model %s: calm. Verdict: %s", *what, path)
+    else: log.warning("Not enough data to judge %d prediction(s) of model %s:\n  %s\nVerdict: %s", *what,
+                      "\n  ".join(v["not_enough"]), path)
+    return {"calm": 0, "drift": 3}.get(v["verdict"], 4)
 
 # %% ../nbs/11_cli.ipynb #89cd2f3a
 def monitor_command(args:argparse.Namespace, # parsed `monitor` arguments
@@ -240,108 +272,178 @@ def monitor_command(args:argparse.Namespace, # parsed `monitor` arguments
     model = args.model_dir or model_dir()
     window = select_window(read_records(args.records, (start, end)), load_reference(model), start, end)
     log = setup_logging()
-    if window.skipped: log.warning("%d line(s) of the records files are not records (%s); the first: %s", sum(window.skipped.values()), "; ".join(f"{n} {why}" for why, n in window.skipped.items()), window.examples[0])
-    log.info("Monitoring %d prediction(s) of model %s from %s to %s; %d of other model versions are reported apart", len(window.live), window.live["model_version"][0], f"{start:%Y-%m-%d %H:%M}", f"{end:%Y-%m-%d %H:%M} UTC", int(window.others["predictions"].sum()))
+    if window.skipped:
+        log.warning("%d line(s) of the records files are not records (%s); the first: %s",
+                    sum(window.skipped.values()), "; ".join(f"{n} {why}" for why, n in window.skipped.items()),
+                    window.examples[0])
+    log.info("Monitoring %d prediction(s) of model %s from %s to %s; %d of other model versions are reported apart",
+             len(window.live), window.live["model_version"][0], f"{start:%Y-%m-%d %H:%M}",
+             f"{end:%Y-%m-%d %H:%M} UTC", int(window.others["predictions"].sum()))
     verdict = reports_dir(args.output_dir)/"drift.json"
     verdict.unlink(missing_ok=True)  # a failed run must not leave an older verdict looking like its own
     from papermill.exceptions import PapermillExecutionError
-    try: report = run_monitoring_notebook(monitoring_parameters(args.records, start, end, model, args.output_dir), args.output_dir)
+    parameters = monitoring_parameters(args.records, start, end, model, args.output_dir)
+    try: report = run_monitoring_notebook(parameters, args.output_dir)
     except PapermillExecutionError as e:
-        print(f"error: monitoring failed: {e.ename}: {e.evalue}\nThe executed notebook shows the full traceback: {reports_dir(args.output_dir)/MONITORING_NOTEBOOK.name}", file=sys.stderr)
+        print(f"error: monitoring failed: {e.ename}: {e.evalue}\nThe executed notebook shows the full traceback: "
+              f"{reports_dir(args.output_dir)/MONITORING_NOTEBOOK.name}", file=sys.stderr)
         return 1
     return _tell_verdict(json.loads(verdict.read_text()), verdict, log)
 
-def _tell_verdict(v:dict, path:Path, log)->int:
-    "Log the verdict in `drift.json` at `path`; its exit code: 0 calm, 3 drift, 4 not enough data"
-    what = (v["predictions"], v["model_version"])
-    if v["verdict"] == "drift":
-        log.warning("Drift in %d prediction(s) of model %s:\n  %s\nVerdict: %s", *what, "\n  ".join(v["reasons"]), path)
-    elif v["verdict"] == "calm": log.info("No drift in %d prediction(s) of model %s: calm. Verdict: %s", *what, path)
-    else: log.warning("Not enough data to judge %d prediction(s) of model %s:\n  %s\nVerdict: %s", *what,
-                      "\n  ".join(v["not_enough"]), path)
-    return {"calm": 0, "drift": 3}.get(v["verdict"], 4)
-
 # %% ../nbs/11_cli.ipynb #ae21dca3
 def _monitor_parser(sub):
-    monitor = sub.add_parser("monitor", help="compare recorded predictions with the model's training data by running the monitoring notebook",
-                             description="Run the monitoring notebook headlessly on a window of prediction and feedback records. "
-                                         "Exit code 0: calm; 3: drift in the inputs, the predicted species or live accuracy; "
-                                         "4: not enough data to judge; 2: bad input; 1: the notebook failed (the executed notebook says where).")
-    monitor.add_argument("--records", type=Path, required=True, metavar="DIR", help="directory of prediction and feedback records (*.jsonl, *.json, at any depth): the server's records directory, or a download of the log sink's bucket")
-    monitor.add_argument("--since", default="7d", metavar="WHEN", help="start of the window: a duration back from its end (7d, 12h) or an ISO 8601 date or time, UTC unless it says otherwise (default: 7d)")
-    monitor.add_argument("--until", metavar="WHEN", help="end of the window, excluded: a duration back from now or an ISO 8601 date or time, as --since (default: now)")
-    monitor.add_argument("--model-dir", type=Path, metavar="DIR", help="published model whose training split is the reference (default: $IRIS_MODEL_DIR or ./artifacts/model)")
-    monitor.add_argument("--output-dir", type=Path, metavar="DIR", help="artifacts directory; the executed notebook and drift.json go to its reports/ (default: $IRIS_ARTIFACTS_DIR or ./artifacts)")
+    monitor = sub.add_parser("monitor", help="compare recorded predictions with the model's training data by running "
+                                             "the monitoring notebook",
+                             description="Run the monitoring notebook headlessly on a window of prediction and "
+                                         "feedback records. Exit code 0: calm; 3: drift in the inputs, the predicted "
+                                         "species or live accuracy; 4: not enough data to judge; 2: bad input; 1: the "
+                                         "notebook failed (the executed notebook says where).")
+    monitor.add_argument("--records", type=Path, required=True, metavar="DIR",
+                         help="directory of prediction and feedback records (*.jsonl, *.json, at any depth): the "
+                              "server's records directory, or a download of the log sink's bucket")
+    monitor.add_argument("--since", default="7d", metavar="WHEN",
+                         help="start of the window: a duration back from its end (7d, 12h) or an ISO 8601 date or "
+                              "time, UTC unless it says otherwise (default: 7d)")
+    monitor.add_argument("--until", metavar="WHEN",
+                         help="end of the window, excluded: a duration back from now or an ISO 8601 date or time, as "
+                              "--since (default: now)")
+    monitor.add_argument("--model-dir", type=Path, metavar="DIR",
+                         help="published model whose training split is the reference (default: $IRIS_MODEL_DIR or "
+                              "./artifacts/model)")
+    monitor.add_argument("--output-dir", type=Path, metavar="DIR",
+                         help="artifacts directory; the executed notebook and drift.json go to its reports/ (default: "
+                              "$IRIS_ARTIFACTS_DIR or ./artifacts)")
     monitor.set_defaults(func=monitor_command)
 
 # %% ../nbs/11_cli.ipynb #33a8fd2f
-def build_parser()->argparse.ArgumentParser:
-    "The `iris-classifier` argument parser with its sub-commands"
-    parser = argparse.ArgumentParser(prog="iris-classifier", description="Train, verify and use the Iris classifier.",
-                                     epilog="Environment: IRIS_ARTIFACTS_DIR (run output, default the checkout's artifacts/, else ./artifacts), IRIS_MODEL_DIR (published model), IRIS_LOG_LEVEL.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_train_parser, _runs_parsers, _predict_parser, _serve_parser, _monitor_parser): add(sub)
-    return parser
-
 def _train_parser(sub):
-    train = sub.add_parser("train", help="train a model by running the training notebook with papermill, and publish it if it beats the champion",
-                           description="Run the training notebook headlessly in a new run's directory; publish the model only if it passes the quality gate and is not worse than the published model by more than the tolerance. Exit code 0: published; 1: failed or below the gate; 4: refused by the champion check; 5: refused because the champion check could not compare the models; 2: bad input.")
-    train.add_argument("--data", type=Path, metavar="CSV", help="CSV with sepal_length, sepal_width, petal_length, petal_width, species (default: the Iris data shipped with scikit-learn)")
-    train.add_argument("--with-feedback", type=Path, metavar="DIR", help="add the flowers whose true species came back as feedback, from the prediction and feedback records in DIR (as `monitor --records` reads them)")
-    train.add_argument("--output-dir", type=Path, metavar="DIR", help="artifacts directory (default: $IRIS_ARTIFACTS_DIR, else the checkout's artifacts/, else ./artifacts)")
-    train.add_argument("--publish-uncompared", action="store_true", help="publish even when the champion check cannot compare the models (too few shared test rows, a champion without its training rows or of another feature set); recorded in the run and the history")
+    train = sub.add_parser("train", help="train a model by running the training notebook with papermill, and publish "
+                                         "it if it beats the champion",
+                           description="Run the training notebook headlessly in a new run's directory; publish the "
+                                       "model only if it passes the quality gate and is not worse than the published "
+                                       "model by more than the tolerance. Exit code 0: published; 1: failed or below "
+                                       "the gate; 4: refused by the champion check; 5: refused because the champion "
+                                       "check could not compare the models; 2: bad input.")
+    train.add_argument("--data", type=Path, metavar="CSV",
+                       help="CSV with sepal_length, sepal_width, petal_length, petal_width, species (default: the Iris "
+                            "data shipped with scikit-learn)")
+    train.add_argument("--with-feedback", type=Path, metavar="DIR",
+                       help="add the flowers whose true species came back as feedback, from the prediction and "
+                            "feedback records in DIR (as `monitor --records` reads them)")
+    train.add_argument("--output-dir", type=Path, metavar="DIR",
+                       help="artifacts directory (default: $IRIS_ARTIFACTS_DIR, else the checkout's artifacts/, else "
+                            "./artifacts)")
+    train.add_argument("--publish-uncompared", action="store_true",
+                       help="publish even when the champion check cannot compare the models (too few shared test "
+                            "rows, a champion without its training rows or of another feature set); recorded in the "
+                            "run and the history")
     add_train_params(train)
     train.set_defaults(func=train_command)
 
+# %% ../nbs/11_cli.ipynb #abf7d8f5
 def _locations(p:argparse.ArgumentParser):
-    p.add_argument("--output-dir", type=Path, metavar="DIR", help="artifacts directory holding runs/ and model/ (default: $IRIS_ARTIFACTS_DIR, else the checkout's artifacts/, else ./artifacts)")
-    p.add_argument("--model-dir", type=Path, metavar="DIR", help="published model directory (default: $IRIS_MODEL_DIR, else model/ in the artifacts directory)")
+    p.add_argument("--output-dir", type=Path, metavar="DIR",
+                   help="artifacts directory holding runs/ and model/ (default: $IRIS_ARTIFACTS_DIR, else the "
+                        "checkout's artifacts/, else ./artifacts)")
+    p.add_argument("--model-dir", type=Path, metavar="DIR",
+                   help="published model directory (default: $IRIS_MODEL_DIR, else model/ in the artifacts directory)")
 
+# %% ../nbs/11_cli.ipynb #fce48d89
 def _runs_parsers(sub):
-    runs = sub.add_parser("runs", help="list the training runs, or compare two", description="List the training runs as a table (* marks the run whose model is in force), or show what differs between two.")
+    runs = sub.add_parser("runs", help="list the training runs, or compare two",
+                          description="List the training runs as a table (* marks the run whose model is in force), "
+                                      "or show what differs between two.")
     runs.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two run ids (or prefixes naming one run each)")
     _locations(runs)
     runs.set_defaults(func=runs_command)
-    prune = sub.add_parser("prune-runs", help="remove old training runs by count or age", description="Remove old run directories, naming each; the run whose model is in force always stays.")
+    prune = sub.add_parser("prune-runs", help="remove old training runs by count or age",
+                           description="Remove old run directories, naming each; the run whose model is in force "
+                                       "always stays.")
     prune.add_argument("--keep", type=int, metavar="N", help="keep the newest N runs")
-    prune.add_argument("--older-than", metavar="AGE", help="remove runs older than AGE (30d, 12h) or started before a date (2026-11-01)")
+    prune.add_argument("--older-than", metavar="AGE",
+                       help="remove runs older than AGE (30d, 12h) or started before a date (2026-11-01)")
     prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     _locations(prune)
     prune.set_defaults(func=prune_runs_command)
-    history = sub.add_parser("history", help="show the promotion history of the published model", description="Show history.jsonl: every model put in force, when, why and by whom (* marks the one in force).")
+    history = sub.add_parser("history", help="show the promotion history of the published model",
+                             description="Show history.jsonl: every model put in force, when, why and by whom (* "
+                                         "marks the one in force).")
     _locations(history)
     history.set_defaults(func=history_command)
-    rollback = sub.add_parser("rollback", help="put an earlier model version back in force", description="Republish an archived model version, checked as publishing checks a new one, and log it in the history.")
-    rollback.add_argument("version", nargs="?", help="the version to bring back (default: the one in force before the current one)")
+    rollback = sub.add_parser("rollback", help="put an earlier model version back in force",
+                              description="Republish an archived model version, checked as publishing checks a new "
+                                          "one, and log it in the history.")
+    rollback.add_argument("version", nargs="?",
+                          help="the version to bring back (default: the one in force before the current one)")
     _locations(rollback)
     rollback.set_defaults(func=rollback_command)
 
+# %% ../nbs/11_cli.ipynb #21b52719
 def _predict_parser(sub):
-    predict = sub.add_parser("predict", help="score a CSV or Parquet file of measurements with the published model, in constant memory or on Dask",
-                             description="Write the input rows with the predicted species and class probabilities, reading and writing a chunk at a time (or on a Dask cluster with --engine dask), and log a summary. Exit code 0: scored (with --on-bad-rows skip, bad rows go to the rejects file); 2: bad input, or a bad row under --on-bad-rows fail, named by its line, and no output written.")
-    predict.add_argument("input", metavar="INPUT", help="CSV or Parquet file (by extension) with sepal_length, sepal_width, petal_length, petal_width (cm); other columns pass through; - for CSV on standard input; with --engine dask also a Parquet dataset or a gs:// URL")
-    predict.add_argument("-o", "--output", default="-", metavar="OUTPUT", help="where to write: .csv, .parquet or .jsonl, - for CSV on standard output (default); with --engine dask, a new directory of part files in the format its extension names")
-    predict.add_argument("--model-dir", type=Path, metavar="DIR", help="published model directory (default: $IRIS_MODEL_DIR, else model/ in the artifacts directory)")
-    predict.add_argument("--on-bad-rows", choices=["fail", "skip"], default="fail", help="fail: stop at the first bad row (default); skip: score the others and write the bad ones, with line and reason, to the rejects file")
-    predict.add_argument("--rejects", metavar="CSV", help="the rejects file for skip (default: OUTPUT's name with .rejects.csv)")
-    predict.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS, metavar="N", help=f"most rows read, scored and written at a time (default: {CHUNK_ROWS})")
-    predict.add_argument("-q", "--quiet", action="store_true", help="no progress bar (it is drawn only on a terminal anyway)")
-    predict.add_argument("--engine", choices=["local", "dask"], default="local", help="local: this process, in constant memory (default); dask: a Dask cluster (needs the [dask] extra)")
-    predict.add_argument("--scheduler", metavar="ADDRESS", help="with --engine dask: the scheduler, e.g. tcp://HOST:8786 (default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster here)")
-    predict.add_argument("--workers", type=int, default=2, metavar="N", help="with --engine dask and no scheduler: the LocalCluster's single-threaded worker processes (default: 2)")
+    predict = sub.add_parser("predict", help="score a CSV or Parquet file of measurements with the published model, in "
+                                             "constant memory or on Dask",
+                             description="Write the input rows with the predicted species and class probabilities, "
+                                         "reading and writing a chunk at a time (or on a Dask cluster with --engine "
+                                         "dask), and log a summary. Exit code 0: scored (with --on-bad-rows skip, bad "
+                                         "rows go to the rejects file); 2: bad input, or a bad row under --on-bad-rows "
+                                         "fail, named by its line, and no output written.")
+    predict.add_argument("input", metavar="INPUT",
+                         help="CSV or Parquet file (by extension) with sepal_length, sepal_width, petal_length, "
+                              "petal_width (cm); other columns pass through; - for CSV on standard input; with "
+                              "--engine dask also a Parquet dataset or a gs:// URL")
+    predict.add_argument("-o", "--output", default="-", metavar="OUTPUT",
+                         help="where to write: .csv, .parquet or .jsonl, - for CSV on standard output (default); with "
+                              "--engine dask, a new directory of part files in the format its extension names")
+    predict.add_argument("--model-dir", type=Path, metavar="DIR",
+                         help="published model directory (default: $IRIS_MODEL_DIR, else model/ in the artifacts "
+                              "directory)")
+    predict.add_argument("--on-bad-rows", choices=["fail", "skip"], default="fail",
+                         help="fail: stop at the first bad row (default); skip: score the others and write the bad "
+                              "ones, with line and reason, to the rejects file")
+    predict.add_argument("--rejects", metavar="CSV",
+                         help="the rejects file for skip (default: OUTPUT's name with .rejects.csv)")
+    predict.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS, metavar="N",
+                         help=f"most rows read, scored and written at a time (default: {CHUNK_ROWS})")
+    predict.add_argument("-q", "--quiet", action="store_true",
+                         help="no progress bar (it is drawn only on a terminal anyway)")
+    predict.add_argument("--engine", choices=["local", "dask"], default="local",
+                         help="local: this process, in constant memory (default); dask: a Dask cluster (needs the "
+                              "[dask] extra)")
+    predict.add_argument("--scheduler", metavar="ADDRESS",
+                         help="with --engine dask: the scheduler, e.g. tcp://HOST:8786 (default: "
+                              "$DASK_SCHEDULER_ADDRESS, else a LocalCluster here)")
+    predict.add_argument("--workers", type=int, default=2, metavar="N",
+                         help="with --engine dask and no scheduler: the LocalCluster's single-threaded worker "
+                              "processes (default: 2)")
     predict.set_defaults(func=predict_command)
 
+# %% ../nbs/11_cli.ipynb #15fde4c4
 def _serve_parser(sub):
     serve = sub.add_parser("serve", help="serve the prediction page and the JSON API on http://127.0.0.1:5000/",
                            description="Start the production server (granian with iris_classifier.granian_conf,"
                                        " or gunicorn) for the published model.")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for every interface (default: 127.0.0.1)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on; 0.0.0.0 for every interface (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=5000, help="port to listen on (default: 5000)")
-    serve.add_argument("--workers", type=int, metavar="N", help="worker processes (default: $WEB_CONCURRENCY, else one per CPU, at least 2)")
-    serve.add_argument("--model-dir", type=Path, metavar="DIR", help="published model directory (default: $IRIS_MODEL_DIR, else model/ in the artifacts directory)")
+    serve.add_argument("--workers", type=int, metavar="N",
+                       help="worker processes (default: $WEB_CONCURRENCY, else one per CPU, at least 2)")
+    serve.add_argument("--model-dir", type=Path, metavar="DIR",
+                       help="published model directory (default: $IRIS_MODEL_DIR, else model/ in the artifacts "
+                            "directory)")
     serve.add_argument("--server", choices=SERVERS, default=SERVERS[0],
                        help="the HTTP server: granian (default) or gunicorn (sync workers)")
     serve.set_defaults(func=serve_command)
+
+# %% ../nbs/11_cli.ipynb #068502ef
+def build_parser()->argparse.ArgumentParser:
+    "The `iris-classifier` argument parser with its sub-commands"
+    parser = argparse.ArgumentParser(prog="iris-classifier", description="Train, verify and use the Iris classifier.",
+                                     epilog="Environment: IRIS_ARTIFACTS_DIR (run output, default the checkout's "
+                                            "artifacts/, else ./artifacts), IRIS_MODEL_DIR (published model), "
+                                            "IRIS_LOG_LEVEL.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_train_parser, _runs_parsers, _predict_parser, _serve_parser, _monitor_parser): add(sub)
+    return parser
 
 # %% ../nbs/11_cli.ipynb #2d393bc1
 def main(argv:list[str]|None=None, # arguments; default `sys.argv[1:]`

@@ -6,7 +6,7 @@
 __all__ = ['wsgi_app', 'bind', 'workers', 'preload_app', 'timeout', 'graceful_timeout', 'keepalive', 'control_socket_disable',
            'worker_tmp_dir', 'accesslog', 'access_log_format', 'logconfig_dict', 'cpus', 'default_workers',
            'json_formatter', 'log_format', 'logging_config', 'prepare_metrics_dir', 'alive', 'forget_dead_workers',
-           'on_starting', 'post_worker_init', 'child_exit', 'on_exit']
+           'on_starting', 'on_exit', 'post_worker_init', 'child_exit']
 
 # %% ../nbs/10_server.ipynb #d648b5b6
 import gc, glob, logging, math, os, re, shutil, tempfile
@@ -22,6 +22,7 @@ def cpus()->int: # CPUs this process may use
         return n if quota == "max" else max(1, min(n, math.ceil(int(quota) / int(period))))
     except (OSError, ValueError): return n
 
+# %% ../nbs/10_server.ipynb #eb2f6b72
 def default_workers()->int: # $WEB_CONCURRENCY, else one per CPU, at least 2
     "How many worker processes to start"
     return int(os.environ.get("WEB_CONCURRENCY") or max(2, cpus()))
@@ -33,6 +34,7 @@ def json_formatter()->logging.Formatter: # python-json-logger's, with Cloud Logg
     return JsonFormatter("{levelname}{name}{message}", style="{", timestamp="time",
                          rename_fields={"levelname": "severity", "name": "logger", "exc_info": "stack_trace"})
 
+# %% ../nbs/10_server.ipynb #d32ccf9a
 def log_format()->str:
     "`IRIS_LOG_FORMAT`: text (the default) or json"
     fmt = os.environ.get("IRIS_LOG_FORMAT", "text")
@@ -89,6 +91,7 @@ def alive(pid:int, # a process id
     except PermissionError: pass
     return True
 
+# %% ../nbs/10_server.ipynb #8bd1d975
 def forget_dead_workers(path:str|None=None, # the metrics directory; default: PROMETHEUS_MULTIPROC_DIR
                        )->list[int]: # the processes forgotten
     "`mark_process_dead` for every process that left files in `path` and is no longer running"
@@ -106,19 +109,22 @@ def on_starting(server, # the gunicorn arbiter (master process)
     "Give the workers an empty directory for their Prometheus metrics, so /metrics adds up all of them"
     server.iris_metrics_dir = prepare_metrics_dir(worker_tmp_dir)
 
+# %% ../nbs/10_server.ipynb #087edabb
+def on_exit(server, # the gunicorn arbiter (master process)
+           ):
+    "Remove the metrics directory this server created"
+    if getattr(server, "iris_metrics_dir", None): shutil.rmtree(server.iris_metrics_dir, ignore_errors=True)
+
+# %% ../nbs/10_server.ipynb #7977a794
 def post_worker_init(worker, # the gunicorn worker, its application loaded
                     ):
     "Once the worker has loaded the application: exempt what is loaded (libraries, the model) from garbage collection"
     gc.freeze()  # collections then scan only what requests allocate
 
+# %% ../nbs/10_server.ipynb #61e124ed
 def child_exit(server, # the gunicorn arbiter (master process)
                worker, # the worker that exited
               ):
     "Forget the live gauges of a worker that exited"
     from prometheus_client import multiprocess
     multiprocess.mark_process_dead(worker.pid)
-
-def on_exit(server, # the gunicorn arbiter (master process)
-           ):
-    "Remove the metrics directory this server created"
-    if getattr(server, "iris_metrics_dir", None): shutil.rmtree(server.iris_metrics_dir, ignore_errors=True)

@@ -30,6 +30,7 @@ def utc_stamp(us:int|None=None, # microseconds since the epoch; default now
     if last[0] != second: last = _second = (second, datetime.fromtimestamp(second, timezone.utc).isoformat()[:19])
     return "%s.%06d+00:00" % (last[1], fraction) if fraction else last[1] + "+00:00"
 
+# %% ../nbs/12_records.ipynb #94ad1b96
 def prediction_records(request_id:str, # the server's id of the request, shared by the rows of a batch
                        model_version:str, # the model that answered
                        route:str, # the blueprint that answered: "api", "v2" or "page"
@@ -46,30 +47,35 @@ def prediction_records(request_id:str, # the server's id of the request, shared 
                  measurements=dict(zip(FEATURES, r)), species=a["species"], probabilities=a["probabilities"])
             for i, (r, a) in enumerate(zip(rows, answers))]
 
+# %% ../nbs/12_records.ipynb #cf3f8724
 def feedback_record(request_id:str, # the request the feedback is about
                     row:int, # which row of that request
                     species:str, # the true species
                     time:datetime|None=None, # when it was received; default now, in UTC
                    )->dict:
     "The record of one piece of feedback"
-    return dict(kind="feedback", time=time.isoformat() if time else utc_stamp(), request_id=request_id, row=row, species=species)
+    return dict(kind="feedback", time=time.isoformat() if time else utc_stamp(), request_id=request_id, row=row,
+                species=species)
 
 # %% ../nbs/12_records.ipynb #2459a59c
 FILE_PREFIXES = {"prediction": "predictions", "feedback": "feedback"}
-_encode = json.JSONEncoder(separators=(",", ":")).encode  # made once: `json.dumps` with separators builds an encoder per call
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # made once: `json.dumps` with separators builds one per call
 
 def record_line(record:dict, # from `prediction_records` or `feedback_record`
                 for_stdout:bool=False, # add the fields of a structured log line
                )->str: # one line of JSON, newline included
     "A record as a line of JSON"
-    if for_stdout: record = dict(record, severity="INFO", message=f"{record['kind']} record", **{"logging.googleapis.com/labels": {"iris_record": record["kind"]}})
+    if for_stdout: record = dict(record, severity="INFO", message=f"{record['kind']} record",
+                                 **{"logging.googleapis.com/labels": {"iris_record": record["kind"]}})
     return _encode(record) + "\n"
 
+# %% ../nbs/12_records.ipynb #d78837e8
 @lru_cache
 def host_name()->str:
     "This machine's host name in safe file-name characters: letters, digits, `.` and `-`, at most 64"
     return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
 
+# %% ../nbs/12_records.ipynb #b1e50aad
 def record_file(directory:Path, # where records are written
                 kind:str, # "prediction" or "feedback"
                 day:str, # the UTC day, YYYY-MM-DD
@@ -79,6 +85,7 @@ def record_file(directory:Path, # where records are written
     "The file one process writes its records of `kind` to on `day`: `<prefix>-<day>-<host>-<pid>.jsonl`"
     return Path(directory)/f"{FILE_PREFIXES[kind]}-{day}-{host or host_name()}-{pid or os.getpid()}.jsonl"
 
+# %% ../nbs/12_records.ipynb #1684a3fa
 @lru_cache
 def _line_middle(model_version:str, # the model that answered
                  route:str, # the blueprint that answered
@@ -88,6 +95,7 @@ def _line_middle(model_version:str, # the model that answered
     return (',"row":%d,"model_version":' + escaped(model_version) + ',"route":' + escaped(route) + ',"measurements":{'
             + ",".join(escaped(n) + ":%r" for n in FEATURES) + '},"species":')
 
+# %% ../nbs/12_records.ipynb #9222c854
 _ends = {}  # (species, the classes, their probabilities) -> the end of a line: a tree has as many as it has leaves
 
 def _line_end(answer:dict, # from `predict_rows`: its probabilities are floats
@@ -102,7 +110,10 @@ def _line_end(answer:dict, # from `predict_rows`: its probabilities are floats
                             + ",".join(f"{encode_basestring_ascii(c)}:{p!r}" for c, p in ps.items()) + "}")
     return end
 
-_closes = {False: "}\n", True: record_line(dict(kind="prediction"), for_stdout=True).removeprefix('{"kind":"prediction"')}  # for_stdout -> what ends a line
+# %% ../nbs/12_records.ipynb #b5c94d32
+# for_stdout -> what ends a line
+_closes = {False: "}\n",
+           True: record_line(dict(kind="prediction"), for_stdout=True).removeprefix('{"kind":"prediction"')}
 
 def prediction_lines(request_id:str, # the server's id of the request, shared by the rows of a batch
                      model_version:str, # the model that answered
@@ -114,7 +125,8 @@ def prediction_lines(request_id:str, # the server's id of the request, shared by
                      client_request_id:str|None=None, # the client's `X-Request-ID`, if it sent a sane one
                     )->list[str]: # one line per row, each with its newline
     "The lines `record_line` makes of `prediction_records(...)`, from parts encoded once"
-    start = '{"kind":"prediction","time":"' + (stamp or utc_stamp()) + '","request_id":' + encode_basestring_ascii(request_id)
+    start = ('{"kind":"prediction","time":"' + (stamp or utc_stamp()) + '","request_id":'
+             + encode_basestring_ascii(request_id))
     if client_request_id is not None: start += ',"client_request_id":' + encode_basestring_ascii(client_request_id)
     middle, close = _line_middle(model_version, route), _closes[for_stdout]
     return [start + middle % (i, *r) + _line_end(a) + close for i, (r, a) in enumerate(zip(rows, answers))]
@@ -139,9 +151,11 @@ def _write_all(fd:int, # an append-only descriptor of this process's own file
     "Write `data` with one system call; a short write (a full disk) is taken back and is an error"
     written = os.write(fd, data)
     if written != len(data):
-        os.ftruncate(fd, os.fstat(fd).st_size - written)  # the file is this process's alone: its last `written` bytes are these
+        # the file is this process's alone: its last `written` bytes are these
+        os.ftruncate(fd, os.fstat(fd).st_size - written)
         raise OSError(f"short write to the records file ({written} of {len(data)} bytes, taken back)")
 
+# %% ../nbs/12_records.ipynb #26771056
 def _to_stdout(lines:list[str]):
     "Each line written and flushed on its own, on standard output"
     for line in lines:
@@ -176,17 +190,22 @@ class Recorder:
     def __init__(self, mode:str="dir", # "dir", "stdout" or "off"
                  directory:Path|None=None, # for "dir"; default `<artifacts dir>/records`
                  sample:float=1.0, # share of prediction requests recorded; feedback is always recorded
-                 failed:Callable[[str, int], None]|None=None, # told the kind and number of records that could not be written
+                 failed:Callable[[str, int], None]|None=None, # told the kind and number of records not written
                  log:logging.Logger|None=None, # where the first failure is explained
                  keep_days:int=30, # for "dir": files of days more than this many days before today go; 0 keeps all
                  recheck:float=1.0, # for "dir": seconds between checks that the open files are still at their paths
                 ):
-        if mode not in RECORD_MODES: raise ParameterError(f"IRIS_RECORDS must be one of {', '.join(RECORD_MODES)} (got {mode!r}).", "Fix the setting and restart the server.")
-        if type(sample) not in (int, float) or not 0 <= sample <= 1: raise ParameterError(f"IRIS_RECORDS_SAMPLE must be a number from 0 to 1 (got {sample!r}).", "Fix the setting and restart the server.")
+        if mode not in RECORD_MODES:
+            raise ParameterError(f"IRIS_RECORDS must be one of {', '.join(RECORD_MODES)} (got {mode!r}).",
+                                 "Fix the setting and restart the server.")
+        if type(sample) not in (int, float) or not 0 <= sample <= 1:
+            raise ParameterError(f"IRIS_RECORDS_SAMPLE must be a number from 0 to 1 (got {sample!r}).",
+                                 "Fix the setting and restart the server.")
         if type(keep_days) is not int or keep_days < 0:
             raise ParameterError(f"IRIS_RECORDS_KEEP_DAYS must be a whole number of days, 0 to keep every file "
                                  f"(got {keep_days!r}).", "Fix the setting and restart the server.")
-        self.mode, self.directory, self.sample, self.failed = mode, Path(directory or artifacts_dir()/"records"), sample, failed
+        self.mode, self.directory = mode, Path(directory or artifacts_dir()/"records")
+        self.sample, self.failed = sample, failed
         self.keep_days, self.recheck, self._pruned = keep_days, recheck, None
         self.log, self._files, self._explained = log or logging.getLogger("iris_classifier.records"), {}, False
 
@@ -201,7 +220,8 @@ class Recorder:
             if self.mode == "stdout": _to_stdout([record_line(r, for_stdout=True) for r in records])
             else: _write_all(self._file(kind, records[0]["time"][:10]), "".join(map(record_line, records)).encode())
             return True
-        except (OSError, ValueError) as e: return self._lost(kind, len(records), e)  # ValueError: standard output was closed
+        # ValueError: standard output was closed
+        except (OSError, ValueError) as e: return self._lost(kind, len(records), e)
 
     def write_predictions(self, request_id:str, # the request's id
                           model_version:str, # the model that answered
@@ -221,7 +241,8 @@ class Recorder:
             if to_stdout: _to_stdout(lines)
             else: _write_all(self._file("prediction", stamp[:10]), "".join(lines).encode())
             return True
-        except (OSError, ValueError) as e: return self._lost("prediction", len(rows), e)  # ValueError: standard output was closed
+        # ValueError: standard output was closed
+        except (OSError, ValueError) as e: return self._lost("prediction", len(rows), e)
 
     def _lost(self, kind:str, n:int, e:Exception)->bool:
         "Count `n` lost records of `kind`, explain the first loss, and say False"
@@ -266,5 +287,6 @@ class Recorder:
     def _explain(self, kind:str, e:Exception):
         self._explained = True
         where = "standard output" if self.mode == "stdout" else f"'{self.directory}'"
-        self.log.error("Could not write %s records to %s (%s: %s). Predictions are still answered; lost records are counted in iris_records_failed_total. "
-                       "Make the directory writable, or set IRIS_RECORDS_DIR (or IRIS_RECORDS=stdout).", kind, where, type(e).__name__, e)
+        self.log.error("Could not write %s records to %s (%s: %s). Predictions are still answered; lost records are "
+                       "counted in iris_records_failed_total. Make the directory writable, or set IRIS_RECORDS_DIR "
+                       "(or IRIS_RECORDS=stdout).", kind, where, type(e).__name__, e)

@@ -21,9 +21,12 @@ def read_run(path:Path, # one run's directory
     "The record of the run in `path`, or what is wrong with it"
     try: record = json.loads((path/"run.json").read_text())
     except FileNotFoundError: return dict(run_id=path.name, problem="incomplete: no run.json")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: return dict(run_id=path.name, problem=f"damaged run.json ({type(e).__name__})")
-    return record if isinstance(record, dict) and record.get("run_id") == path.name else dict(run_id=path.name, problem="damaged run.json (not this run's record)")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return dict(run_id=path.name, problem=f"damaged run.json ({type(e).__name__})")
+    if isinstance(record, dict) and record.get("run_id") == path.name: return record
+    return dict(run_id=path.name, problem="damaged run.json (not this run's record)")
 
+# %% ../nbs/15_runs.ipynb #5f9909a6
 def read_runs(root:Path, # a runs directory, such as `runs_dir()`
              )->list[dict]: # every run's record, oldest first
     "The records of all the runs under `root`"
@@ -31,15 +34,19 @@ def read_runs(root:Path, # a runs directory, such as `runs_dir()`
     return [read_run(p) for p in sorted(Path(root).iterdir()) if p.is_dir() and not p.name.startswith(".")]
 
 # %% ../nbs/15_runs.ipynb #ac9a4ee4
-RUN_COLUMNS = ["run", "trained", "data", "criterion", "max_depth", "min_leaf", "seed", "test_acc", "cv_acc", "gate", "champion", "published"]
-
 def _champion(c:dict)->str:
     "The champion check in a word or two"
     if not c.get("compared"):
         if c.get("champion") is None: return "first model"
-        word = "uncompared" if c.get("uncompared") else "skipped" if c.get("passed") else "undecided"  # skipped: a run from before the gate failed closed
+        # skipped: a run from before the gate failed closed
+        word = "uncompared" if c.get("uncompared") else "skipped" if c.get("passed") else "undecided"
         return f"{word} ({c['rows']} rows)" if "rows" in c else word
-    return f"{'won' if c['margin'] > 0 else 'tied' if c['margin'] == 0 else 'lost'} {c['margin']:+.3f}" + ("" if c["passed"] else " (refused)")
+    verdict = "won" if c["margin"] > 0 else "tied" if c["margin"] == 0 else "lost"
+    return f"{verdict} {c['margin']:+.3f}" + ("" if c["passed"] else " (refused)")
+
+# %% ../nbs/15_runs.ipynb #d1c1da72
+RUN_COLUMNS = ["run", "trained", "data", "criterion", "max_depth", "min_leaf", "seed", "test_acc", "cv_acc", "gate",
+               "champion", "published"]
 
 def run_row(r:dict, # a run record from `read_runs`
             in_force:str|None, # the model version in force now
@@ -47,11 +54,14 @@ def run_row(r:dict, # a run record from `read_runs`
     "A run as one line of the table"
     if "problem" in r: return [r["run_id"], r["problem"]] + [""] * (len(RUN_COLUMNS) - 2)
     p, m = r["params"], r["metrics"]
-    return [r["run_id"], r["trained_at"][:16].replace("T", " "), r["data"]["sha256"][:8] + (f"+{r['data']['feedback_rows']}fb" if r["data"].get("feedback_rows") else ""),
-            p["criterion"], str(p["max_depth"]), str(p["min_samples_leaf"]), str(p["seed"]), f"{m['accuracy']:.3f}", f"{m['cv_accuracy_mean']:.3f}",
-            "passed" if r["gate"]["passed"] else "failed", _champion(r["challenge"]) if r["gate"]["passed"] else "-",
+    feedback = f"+{r['data']['feedback_rows']}fb" if r["data"].get("feedback_rows") else ""
+    return [r["run_id"], r["trained_at"][:16].replace("T", " "), r["data"]["sha256"][:8] + feedback,
+            p["criterion"], str(p["max_depth"]), str(p["min_samples_leaf"]), str(p["seed"]), f"{m['accuracy']:.3f}",
+            f"{m['cv_accuracy_mean']:.3f}", "passed" if r["gate"]["passed"] else "failed",
+            _champion(r["challenge"]) if r["gate"]["passed"] else "-",
             "*" if r["model_version"] == in_force else "yes" if r["published"] else "no"]
 
+# %% ../nbs/15_runs.ipynb #e13b8177
 def text_table(columns:list[str], # headers
                rows:list[list[str]], # cells
               )->str: # columns aligned with spaces
@@ -70,14 +80,20 @@ def find_run(runs:list[dict], # from `read_runs`
         raise ParameterError(f"Run {gone[0]} was pruned: `prune-runs` removed its directory and its record.",
                              "Compare runs that `iris-classifier runs` lists; `history` still names its model.")
     if len(hits) != 1:
-        raise ParameterError(f"{'No run' if not hits else f'{len(hits)} runs'} match '{name}'.", "Give a run id from `iris-classifier runs` (a prefix that names one run is enough).")
-    if "problem" in hits[0]: raise DataValidationError(f"Run {hits[0]['run_id']} cannot be compared: {hits[0]['problem']}.", "Compare runs that recorded themselves.")
+        raise ParameterError(f"{'No run' if not hits else f'{len(hits)} runs'} match '{name}'.",
+                             "Give a run id from `iris-classifier runs` (a prefix that names one run is enough).")
+    if "problem" in hits[0]:
+        raise DataValidationError(f"Run {hits[0]['run_id']} cannot be compared: {hits[0]['problem']}.",
+                                  "Compare runs that recorded themselves.")
     return hits[0]
 
+# %% ../nbs/15_runs.ipynb #aabd5c2e
 def _flat(d:dict, prefix:str="")->dict:
     "Nested dictionaries as one level of `a.b` keys"
-    return {k2: v2 for k, v in d.items() for k2, v2 in (_flat(v, f"{prefix}{k}.").items() if isinstance(v, dict) else [(f"{prefix}{k}", v)])}
+    def items(k, v): return _flat(v, f"{prefix}{k}.").items() if isinstance(v, dict) else [(f"{prefix}{k}", v)]
+    return {k2: v2 for k, v in d.items() for k2, v2 in items(k, v)}
 
+# %% ../nbs/15_runs.ipynb #5c318d08
 COMPARED = ("params.", "data.", "metrics.", "gate.", "challenge.", "model_version", "published", "history_entry")
 
 def compare_runs(a:dict, # a run record
@@ -85,7 +101,8 @@ def compare_runs(a:dict, # a run record
                 )->list[list[str]]: # `[field, a's value, b's value]` for each field that differs
     "The parameters, data, metrics and verdicts in which two runs differ"
     fa, fb = _flat(a), _flat(b)
-    keys = sorted((k for k in dict.fromkeys([*fa, *fb]) if k.startswith(COMPARED)), key=lambda k: next(i for i, p in enumerate(COMPARED) if k.startswith(p)))
+    group = lambda k: next(i for i, p in enumerate(COMPARED) if k.startswith(p))
+    keys = sorted((k for k in dict.fromkeys([*fa, *fb]) if k.startswith(COMPARED)), key=group)
     return [[k, json.dumps(fa.get(k)), json.dumps(fb.get(k))] for k in keys if fa.get(k) != fb.get(k)]
 
 # %% ../nbs/15_runs.ipynb #27a1c247
@@ -94,6 +111,7 @@ def _run_time(run_id:str)->datetime|None:
     try: return datetime.strptime(run_id[:16], STAMP_FORMAT).replace(tzinfo=timezone.utc)
     except ValueError: return None
 
+# %% ../nbs/15_runs.ipynb #f0b9f4ed
 def runs_to_prune(runs:list[dict], # from `read_runs`, oldest first
                   keep:int|None=None, # keep the newest `keep` runs
                   older_than:timedelta|None=None, # remove runs older than this
@@ -101,13 +119,17 @@ def runs_to_prune(runs:list[dict], # from `read_runs`, oldest first
                   now:datetime|None=None, # default now
                  )->list[str]: # the run ids to remove, oldest first
     "Which runs a prune by count or age removes"
-    if (keep is None) == (older_than is None): raise ParameterError("Prune by count or by age.", "Give exactly one of --keep N and --older-than AGE.")
-    if keep is not None and keep < 1: raise ParameterError("--keep must be at least 1.", "Keep at least the newest run.")
+    if (keep is None) == (older_than is None):
+        raise ParameterError("Prune by count or by age.", "Give exactly one of --keep N and --older-than AGE.")
+    if keep is not None and keep < 1:
+        raise ParameterError("--keep must be at least 1.", "Keep at least the newest run.")
     now = utc_now(now)
     old = runs[:-keep] if keep else [r for r in runs if (_run_time(r["run_id"]) or now) < now - older_than]
-    going = lambda r: r.get("problem", "").startswith("incomplete") and (_run_time(r["run_id"]) or now) > now - timedelta(days=1)
+    going = lambda r: (r.get("problem", "").startswith("incomplete")
+                       and (_run_time(r["run_id"]) or now) > now - timedelta(days=1))
     return [r["run_id"] for r in old if r.get("model_version") != in_force and not going(r)]
 
+# %% ../nbs/15_runs.ipynb #6017427e
 PRUNED_FILE = ".pruned"
 
 def prune_runs(root:Path, # the runs directory
@@ -128,19 +150,21 @@ def read_pruned(root:Path, # the runs directory
     return set(path.read_text().split()) if path.is_file() else set()
 
 # %% ../nbs/15_runs.ipynb #bcd1418b
-HISTORY_COLUMNS = ["entry", "time", "version", "why", "by", "run", "test_acc", "in_force"]
-
 def _run_cell(run_id:str|None, present:set[str], pruned:set[str])->str:
     "A history entry's run, and whether its directory is here"
     if not run_id or run_id in present: return run_id or ""
     return f"{run_id} ({'pruned' if run_id in pruned else 'not in this runs directory'})"
 
+# %% ../nbs/15_runs.ipynb #cae36724
 def _history_row(e:dict, current:int|None, present:set[str], pruned:set[str])->list[str]:
     "One history entry as a table row"
     why = e["why"] + (" (uncompared)" if e.get("uncompared") else "")
     accuracy = f"{e['metrics']['accuracy']:.3f}" if e.get("metrics") else ""
     return [str(e["entry"]), e["time"][:16].replace("T", " "), e["model_version"], why, str(e.get("by") or ""),
             _run_cell(e.get("run_id"), present, pruned), accuracy, "*" if e["entry"] == current else ""]
+
+# %% ../nbs/15_runs.ipynb #99fa070e
+HISTORY_COLUMNS = ["entry", "time", "version", "why", "by", "run", "test_acc", "in_force"]
 
 def history_rows(history:list[dict], # from `read_history`
                  in_force:dict|None, # the metadata in force, whose `history` field names its entry

@@ -496,7 +496,7 @@ def security_problems(pod: dict,  # the Deployment's pod spec
 
 
 def shutdown_problems(pod: dict,  # the Deployment's pod spec
-                      graceful_timeout: int,  # the server's, from `iris_classifier.gunicorn_conf` (granian's is the same)
+                      graceful_timeout: int,  # the server's, from `iris_classifier.gunicorn_conf` (granian's too)
                       ) -> list[str]:
     """The kubelet waits for the preStop pause and the server's graceful shutdown before it kills the pod."""
     container = pod["containers"][0]
@@ -526,7 +526,7 @@ def resource_problems(container: dict,  # the Deployment's container
 
 def manifest_problems(documents: list[dict],  # kubernetes-deployment.yaml, parsed
                       dockerfile: str,  # the Dockerfile's text
-                      graceful_timeout: int,  # the server's, from `iris_classifier.gunicorn_conf` (granian's is the same)
+                      graceful_timeout: int,  # the server's, from `iris_classifier.gunicorn_conf` (granian's too)
                       ) -> list[str]:
     """The manifest runs the image as the Dockerfile built it, safely, and scales and stops it gently."""
     by_kind = {doc["kind"]: doc for doc in documents if doc}

@@ -64,7 +64,8 @@ while (($(date +%s) < deadline)); do
         ready=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
         break
     fi
-    [[ $("$engine" inspect --format '{{.State.Running}}' "$name") == true ]] || fail "container exited before it was ready"
+    [[ $("$engine" inspect --format '{{.State.Running}}' "$name") == true ]] ||
+        fail "container exited before it was ready"
     sleep 0.5
 done
 [[ -n $ready ]] || fail "/readyz not ready within ${ready_timeout}s"
@@ -88,7 +89,8 @@ EOF
 echo "prediction ok: $prediction"
 
 # PID 1 is the server's main process (exec-form CMD); its workers inherit its UID.
-uids=$("$engine" exec "$name" sh -c 'grep -hs "^Uid:" /proc/[0-9]*/status; true' | awk '{ print $2 }' | sort -u | tr '\n' ' ')
+uids=$("$engine" exec "$name" sh -c 'grep -hs "^Uid:" /proc/[0-9]*/status; true' |
+       awk '{ print $2 }' | sort -u | tr '\n' ' ')
 [[ -n $uids && " $uids " != *" 0 "* ]] || fail "a process runs as root (uids: $uids)"
 echo "process uids: $uids"
 

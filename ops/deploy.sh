@@ -59,7 +59,8 @@ if [[ $live =~ ^[0-9]+$ && -n $floor ]] && ((live > floor)); then
 fi
 
 # The revision to return to if this rollout fails (none on a first deploy).
-previous=$(kubectl "${ns[@]}" get "$deployment" -o jsonpath='{.metadata.annotations.deployment\.kubernetes\.io/revision}' 2>/dev/null || true)
+revision_path='{.metadata.annotations.deployment\.kubernetes\.io/revision}'
+previous=$(kubectl "${ns[@]}" get "$deployment" -o jsonpath="$revision_path" 2>/dev/null || true)
 
 kubectl "${ns[@]}" apply -f "$rendered"
 

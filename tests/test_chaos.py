@@ -46,8 +46,8 @@ def server(request, trained, tmp_path):
     publish(trained, tmp_path/"model")
     (tmp_path/"run").mkdir()
     command = container_command if request.param == "granian" else gunicorn_command
-    s = Server(tmp_path/"run", command, dict(IRIS_MODEL_DIR=str(tmp_path/"model"), WEB_CONCURRENCY="2", IRIS_RECORDS="off",
-                                             PROMETHEUS_MULTIPROC_DIR=str(tmp_path/"metrics")))
+    s = Server(tmp_path/"run", command, dict(IRIS_MODEL_DIR=str(tmp_path/"model"), WEB_CONCURRENCY="2",
+                                             IRIS_RECORDS="off", PROMETHEUS_MULTIPROC_DIR=str(tmp_path/"metrics")))
     try:
         s.wait()
         wait_for(lambda: len(workers(s.proc.pid)) == 2)
@@ -68,7 +68,8 @@ def kill_a_worker_under_load(s:Server)->tuple[list, tuple, set]:
         killed = time.monotonic()
         wait_for(lambda: len(workers(s.proc.pid)) == 2 and victim not in workers(s.proc.pid))
         replacement = (workers(s.proc.pid) - before).pop()
-        wait_for(lambda: (s.tmp.parent/"metrics"/f"gauge_livemin_{replacement}.db").exists())  # it has loaded the application
+        # it has loaded the application
+        wait_for(lambda: (s.tmp.parent/"metrics"/f"gauge_livemin_{replacement}.db").exists())
         answered = len(outcomes)
         wait_for(lambda: len(outcomes) >= answered + 200)  # the replacement and the survivor go on answering
     finally:

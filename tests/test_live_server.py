@@ -17,15 +17,20 @@ ROW = [5.1, 3.5, 1.4, 0.2]
 
 @pytest.fixture(scope="module")
 def servers(trained, tmp_path_factory):
-    "A server with a published model (two workers, as in the container), one without (one worker, via the CLI), and gunicorn"
+    ("A server with a published model (two workers, as in the container), one without (one worker, via the CLI), and "
+     "gunicorn")
     models = tmp_path_factory.mktemp("models")
     publish(trained, models/"model")
-    good = Server(tmp_path_factory.mktemp("good"), container_command, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2", PORT="1"),  # -b wins over PORT
+    good = Server(tmp_path_factory.mktemp("good"), container_command,
+                  dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2", PORT="1"),  # -b wins over PORT
                   cwd=tmp_path_factory.mktemp("anywhere"))  # the package carries everything it serves
     cli = lambda port: [str(CLI), "serve", "--port", str(port), "--workers", "1", "--model-dir", "none"]
-    bare = Server(tmp_path_factory.mktemp("bare"), cli, {}, cwd=models)  # a relative --model-dir: resolved where the command runs
-    gunicorn = lambda port: [str(CLI), "serve", "--server", "gunicorn", "--port", str(port), "--workers", "2", "--model-dir", "model"]
-    chosen = Server(tmp_path_factory.mktemp("gunicorn"), gunicorn, dict(PYTHONUNBUFFERED="1"), cwd=models)  # as in the image
+    # a relative --model-dir: resolved where the command runs
+    bare = Server(tmp_path_factory.mktemp("bare"), cli, {}, cwd=models)
+    gunicorn = lambda port: [str(CLI), "serve", "--server", "gunicorn", "--port", str(port), "--workers", "2",
+                             "--model-dir", "model"]
+    # as in the image
+    chosen = Server(tmp_path_factory.mktemp("gunicorn"), gunicorn, dict(PYTHONUNBUFFERED="1"), cwd=models)
     try:
         good.wait(), bare.wait(), chosen.wait()
         yield dict(good=good, bare=bare, gunicorn=chosen)
@@ -49,7 +54,8 @@ def test_predict_over_http(server):
 
 def test_v2_infer_with_a_batch(server, trained):
     df = load_iris_frame()
-    request = {"id": "live", "inputs": [{"name": "input-0", "shape": [150, 4], "datatype": "FP32", "data": df[FEATURES].to_numpy().tolist()}]}
+    tensor = {"name": "input-0", "shape": [150, 4], "datatype": "FP32", "data": df[FEATURES].to_numpy().tolist()}
+    request = {"id": "live", "inputs": [tensor]}
     status, _, body = server.request("/v2/models/iris-classifier/infer", request)
     assert status == 200
     out = json.loads(body)
@@ -61,7 +67,8 @@ def test_errors_limits_and_headers_over_http(server):
     status, headers, body = server.get("/api/nope")
     assert status == 404 and json.loads(body)["error"] and headers["X-Content-Type-Options"] == "nosniff"
     assert "script-src 'self'" in headers["Content-Security-Policy"] and headers["Referrer-Policy"] == "no-referrer"
-    status, _, body = server.request("/api/predict", method="POST", headers={"Content-Type": "application/json", "Content-Length": "0"})
+    status, _, body = server.request("/api/predict", method="POST",
+                                     headers={"Content-Type": "application/json", "Content-Length": "0"})
     assert status == 400
     big = {"instances": [ROW] * 1000, "padding": "x" * 300_000}
     status, _, body = server.request("/api/predict", big)
@@ -73,14 +80,17 @@ def test_metrics_add_up_all_workers(server):
     for _ in range(20): server.request("/api/predict", dict(zip(FEATURES, ROW)))
     status, headers, body = server.get("/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
-    counts = [float(line.split()[-1]) for line in body.decode().splitlines() if line.startswith('iris_predictions_total{species="setosa"}')]
+    setosa = 'iris_predictions_total{species="setosa"}'
+    counts = [float(line.split()[-1]) for line in body.decode().splitlines() if line.startswith(setosa)]
     assert counts and counts[0] >= 20  # in multiprocess mode one sample sums the workers
 
 def test_runs_like_in_a_container(server):
     out = server.stdout()
-    assert "Serving model" in out and "(history entry 1)" in out and "Started worker-2" in out  # app and server logs: stdout
+    # app and server logs: stdout
+    assert "Serving model" in out and "(history entry 1)" in out and "Started worker-2" in out
     assert '"GET /healthz HTTP/1.1" 200' in out  # the access log
-    assert "Serving model" not in server.stderr() and not list(server.home.iterdir())  # the container has no writable $HOME
+    # the container has no writable $HOME
+    assert "Serving model" not in server.stderr() and not list(server.home.iterdir())
 
 def test_gunicorn_is_one_option_away(servers):
     chosen = servers["gunicorn"]
@@ -93,14 +103,17 @@ def test_gunicorn_is_one_option_away(servers):
 def test_without_a_model_liveness_is_200_readiness_and_predictions_503(servers):
     bare = servers["bare"]
     assert bare.get("/healthz")[0] == 200 and bare.get("/v2/health/live")[0] == 200
-    for status, _, body in [bare.get("/readyz"), bare.get("/v2/health/ready"), bare.request("/api/predict", dict(zip(FEATURES, ROW)))]:
+    answers = [bare.get("/readyz"), bare.get("/v2/health/ready"),
+               bare.request("/api/predict", dict(zip(FEATURES, ROW)))]
+    for status, _, body in answers:
         assert status == 503 and "Run `iris-classifier train`" in json.loads(body)["error"]
     assert bare.stdout().count("No model to serve") == 1  # one worker: said once
 
 def test_serve_binds_loopback_by_default(servers):
     bare = servers["bare"]
     assert f"Listening at: http://127.0.0.1:{bare.port}" in bare.stdout() and "Starting granian" in bare.stdout()
-    assert f"from {bare.tmp.parent}" not in bare.stdout() and "models" in bare.stdout()  # the model dir was resolved before gunicorn's chdir
+    # the model dir was resolved before gunicorn's chdir
+    assert f"from {bare.tmp.parent}" not in bare.stdout() and "models" in bare.stdout()
 
 def test_config_reads_the_environment(monkeypatch):
     import iris_classifier.gunicorn_conf as conf

@@ -30,14 +30,17 @@ class Prometheus:
     "A Prometheus on a free loopback port, scraping `target` and evaluating the shortened rules"
     def __init__(self, tmp:Path, target:str):
         binary = shutil.which("prometheus")
-        if not binary: skip_or_fail("prometheus is not installed (Debian: apt-get install prometheus, or `make system-deps`)")
+        if not binary:
+            skip_or_fail("prometheus is not installed (Debian: apt-get install prometheus, or `make system-deps`)")
         (tmp/"rules.yml").write_text(shortened((MONITORING/"rules.yml").read_text()))
-        config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}, "rule_files": ["rules.yml"],
+        config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+                  "rule_files": ["rules.yml"],
                   "scrape_configs": [{"job_name": "iris-classifier", "static_configs": [{"targets": [target]}]}]}
         (tmp/"prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
         self.port, self.log = free_port(), tmp/"prometheus.log"
-        self.proc = subprocess.Popen([binary, f"--config.file={tmp/'prometheus.yml'}", f"--storage.tsdb.path={tmp/'data'}",
-                                      f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1h"],
+        flags = [f"--config.file={tmp/'prometheus.yml'}", f"--storage.tsdb.path={tmp/'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1h"]
+        self.proc = subprocess.Popen([binary, *flags],
                                      cwd=tmp, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
 
     def get(self, path:str, **params)->dict:
@@ -61,7 +64,8 @@ class Prometheus:
 
     def drift_alerts(self)->dict[str, str]:
         "The IrisInputDrift alerts now pending or firing: feature -> state"
-        return {a["labels"]["feature"]: a["state"] for a in self.get("/api/v1/alerts")["data"]["alerts"] if a["labels"]["alertname"] == "IrisInputDrift"}
+        alerts = self.get("/api/v1/alerts")["data"]["alerts"]
+        return {a["labels"]["feature"]: a["state"] for a in alerts if a["labels"]["alertname"] == "IrisInputDrift"}
 
     def stop(self):
         self.proc.terminate()
@@ -72,7 +76,8 @@ def watched(trained, tmp_path_factory):
     "The production server with a published model, and a Prometheus watching it"
     models = tmp_path_factory.mktemp("models")
     publish(trained, models/"model")
-    server = Server(tmp_path_factory.mktemp("server"), container_command, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2", IRIS_RECORDS="off"))
+    server = Server(tmp_path_factory.mktemp("server"), container_command,
+                    dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2", IRIS_RECORDS="off"))
     prometheus = None
     try:
         server.wait()
@@ -100,11 +105,14 @@ def test_drift_alert_rises_after_the_shift_and_not_before(watched):
     typical = [list(r) for r in reference[FEATURES].sample(2000, replace=True, random_state=13).itertuples(index=False)]
     longer = [[sl, sw, pl + 1.0, pw] for sl, sw, pl, pw in typical]
     before = []
-    sent = send(server, typical, 30, check=lambda: before.append(prometheus.drift_alerts()))  # a window and a half of typical traffic
+    # a window and a half of typical traffic
+    sent = send(server, typical, 30, check=lambda: before.append(prometheus.drift_alerts()))
     assert sent >= 200 and not any(before), before
-    assert prometheus.query('up{job="iris-classifier"}') == {'{"__name__": "up", "instance": "127.0.0.1:%d", "job": "iris-classifier"}' % server.port: 1.0}
+    up = '{"__name__": "up", "instance": "127.0.0.1:%d", "job": "iris-classifier"}' % server.port
+    assert prometheus.query('up{job="iris-classifier"}') == {up: 1.0}
     rows = prometheus.query("iris:input_rows:1h")
-    assert set(rows) == set(FEATURES) and min(rows.values()) >= 100, rows  # enough rows in the window for the alert to be armed
+    # enough rows in the window for the alert to be armed
+    assert set(rows) == set(FEATURES) and min(rows.values()) >= 100, rows
     steady = prometheus.query("max_over_time(iris:input_psi:1h[15s])")
     assert set(steady) == set(FEATURES) and max(steady.values()) < 0.1, steady  # stable, not merely below the threshold
 
@@ -124,7 +132,9 @@ def test_every_dashboard_query_runs_on_prometheus(watched):
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     empty = []
     for expr in exprs:
-        answer = prometheus.get("/api/v1/query", query=expr.replace("$__rate_interval", "10s").replace("$feature", "petal_length"))
+        query = expr.replace("$__rate_interval", "10s").replace("$feature", "petal_length")
+        answer = prometheus.get("/api/v1/query", query=query)
         assert answer["status"] == "success", (expr, answer)
         if not answer["data"]["result"]: empty.append(expr)
-    assert all("records_failed" in e or "feedback" in e or "4.." in e or "5.." in e for e in empty), empty  # nothing failed or was fed back here
+    # nothing failed or was fed back here
+    assert all("records_failed" in e or "feedback" in e or "4.." in e or "5.." in e for e in empty), empty

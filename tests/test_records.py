@@ -21,11 +21,13 @@ ROW, OTHER = [5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]
 def records(directory:Path, kind:str="prediction")->list[dict]:
     "Every record of `kind` in `directory`'s files"
     prefix = {"prediction": "predictions", "feedback": "feedback"}[kind]
-    return [json.loads(line) for f in sorted(directory.glob(f"{prefix}-*.jsonl")) for line in f.read_text().splitlines()]
+    files = sorted(directory.glob(f"{prefix}-*.jsonl"))
+    return [json.loads(line) for f in files for line in f.read_text().splitlines()]
 
 def metric(client, line_start:str)->float:
     "The value of the one /metrics sample whose line starts with `line_start`"
-    (value,) = [float(l.rsplit(" ", 1)[1]) for l in client.get("/metrics").text.splitlines() if l.startswith(line_start)]
+    lines = client.get("/metrics").text.splitlines()
+    (value,) = [float(l.rsplit(" ", 1)[1]) for l in lines if l.startswith(line_start)]
     return value
 
 @pytest.fixture
@@ -36,7 +38,8 @@ def recording(published, tmp_path):
 
 def test_every_route_records_what_it_answered(recording, published):
     client, directory = recording
-    api = client.post("/api/predict", json={"instances": [ROW, dict(zip(FEATURES, OTHER))]}, headers={"X-Request-ID": "batch-1"})
+    api = client.post("/api/predict", json={"instances": [ROW, dict(zip(FEATURES, OTHER))]},
+                      headers={"X-Request-ID": "batch-1"})
     tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": OTHER}
     v2 = client.post("/v2/models/iris-classifier/infer", json={"id": "triton-7", "inputs": [tensor]})
     page = client.post("/", data=dict(zip(FEATURES, ["5.1", "3.5", "1.4", "0.2"])))
@@ -63,9 +66,10 @@ def test_failed_requests_are_not_recorded(recording):
     assert client.post("/", data=dict(zip(FEATURES, ["5.1", "x", "1.4", "0.2"]))).status_code == 400
     assert records(directory) == []
 
-@pytest.mark.parametrize("given, kept", [("3f2b9c1e-7d4a-4e8b-9a0c-5d6e7f8a9b0c", True), ("01HV8Z3K2M9T4Q5R6S7T8U9V0W", True),
-                                         ("a" * 64, True), ("a" * 65, False), ("", False), ("two words", False),
-                                         ("<script>", False), ("naïve", False), ("id;drop", False)])
+@pytest.mark.parametrize("given, kept", [("3f2b9c1e-7d4a-4e8b-9a0c-5d6e7f8a9b0c", True),
+                                         ("01HV8Z3K2M9T4Q5R6S7T8U9V0W", True), ("a" * 64, True), ("a" * 65, False),
+                                         ("", False), ("two words", False), ("<script>", False), ("naïve", False),
+                                         ("id;drop", False)])
 def test_the_server_issues_the_id_and_keeps_a_sane_client_id_beside_it(recording, given, kept):
     client, directory = recording
     r = client.post("/api/predict", json=dict(zip(FEATURES, ROW)), headers={"X-Request-ID": given})
@@ -85,7 +89,8 @@ def test_issued_ids_differ_and_every_response_carries_one(recording):
 
 def test_the_page_shows_nothing_new_and_error_pages_show_both_ids(recording):
     client, _ = recording
-    before = client.post("/", data=dict(zip(FEATURES, ["5.1", "3.5", "1.4", "0.2"])), headers={"X-Request-ID": "marker-4711"})
+    before = client.post("/", data=dict(zip(FEATURES, ["5.1", "3.5", "1.4", "0.2"])),
+                         headers={"X-Request-ID": "marker-4711"})
     assert "marker-4711" not in before.text and "request" not in before.text.lower()
     missing = client.get("/nowhere", headers={"X-Request-ID": "marker-4711"})
     assert missing.status_code == 404 and missing.headers["X-Request-ID"] in missing.text
@@ -99,12 +104,14 @@ def test_an_unexpected_error_logs_both_ids(published, tmp_path, caplog):
     assert f"(request id {r.headers['X-Request-ID']}, the client's trace-5)" in caplog.text
 
 def test_sampling_records_a_share_of_requests_and_counts_them_all(published, tmp_path):
-    none = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path/"none", "RECORDS_SAMPLE": 0}).test_client()
+    none = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path/"none",
+                       "RECORDS_SAMPLE": 0}).test_client()
     for _ in range(10): none.post("/api/predict", json={"instances": [ROW, ROW]})
     assert not (tmp_path/"none").exists()
     assert metric(none, 'iris_predictions_total{species="setosa"}') == 20  # metrics see every request
     assert metric(none, 'iris_input_bin_total{bin="0",feature="petal_width",model_version=') == 20
-    half = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path/"half", "RECORDS_SAMPLE": 0.5}).test_client()
+    half = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path/"half",
+                       "RECORDS_SAMPLE": 0.5}).test_client()
     random.seed(3)
     for _ in range(200): half.post("/api/predict", json={"instances": [ROW, OTHER]})
     got = records(tmp_path/"half")
@@ -133,10 +140,12 @@ def test_recording_does_not_break_when_the_directory_is_not_writable(published, 
 
 def test_recording_resumes_once_the_directory_can_be_written(published, tmp_path):
     (tmp_path/"occupied").write_text("")
-    client = create_app({"TESTING": True, "MODEL_DIR": published, "RECORDS_DIR": tmp_path/"occupied"/"records"}).test_client()
-    assert client.post("/api/predict", json=dict(zip(FEATURES, ROW)), headers={"X-Request-ID": "lost"}).status_code == 200
+    client = create_app({"TESTING": True, "MODEL_DIR": published,
+                         "RECORDS_DIR": tmp_path/"occupied"/"records"}).test_client()
+    post = lambda rid: client.post("/api/predict", json=dict(zip(FEATURES, ROW)), headers={"X-Request-ID": rid})
+    assert post("lost").status_code == 200
     (tmp_path/"occupied").unlink()
-    assert client.post("/api/predict", json=dict(zip(FEATURES, ROW)), headers={"X-Request-ID": "kept"}).status_code == 200
+    assert post("kept").status_code == 200
     assert [r["client_request_id"] for r in records(tmp_path/"occupied"/"records")] == ["kept"]
 
 def test_a_records_file_moved_away_is_reopened(published, tmp_path):
@@ -176,14 +185,17 @@ def test_settings_out_of_range_are_refused(published):
 
 @pytest.fixture(scope="module")
 def live(trained, tmp_path_factory):
-    "Two servers of a published model: records on stdout with JSON logs (one worker), and records in a directory (two workers)"
+    ("Two servers of a published model: records on stdout with JSON logs (one worker), and records in a directory "
+     "(two workers)")
     from iris_classifier.model_training import publish
     models = tmp_path_factory.mktemp("models")
     publish(trained, models/"model")
-    stdout = Server(tmp_path_factory.mktemp("stdout"), container_command, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="1",
-                                                                     IRIS_RECORDS="stdout", IRIS_LOG_FORMAT="json"))
+    stdout = Server(tmp_path_factory.mktemp("stdout"), container_command,
+                    dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="1", IRIS_RECORDS="stdout",
+                         IRIS_LOG_FORMAT="json"))
     directory = tmp_path_factory.mktemp("records")
-    files = Server(tmp_path_factory.mktemp("dir"), container_command, dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2", IRIS_RECORDS_DIR=str(directory)))
+    files = Server(tmp_path_factory.mktemp("dir"), container_command,
+                   dict(IRIS_MODEL_DIR=str(models/"model"), WEB_CONCURRENCY="2", IRIS_RECORDS_DIR=str(directory)))
     try:
         stdout.wait(), files.wait()
         yield dict(stdout=stdout, files=files, directory=directory)
@@ -193,26 +205,31 @@ def live(trained, tmp_path_factory):
 
 def test_stdout_carries_structured_logs_and_records(live):
     server = live["stdout"]
-    status, headers, body = server.request("/api/predict", {"instances": [ROW, OTHER]}, headers={"X-Request-ID": "live-7"})
+    status, headers, body = server.request("/api/predict", {"instances": [ROW, OTHER]},
+                                           headers={"X-Request-ID": "live-7"})
     assert status == 200 and headers["X-Request-ID"] == json.loads(body)["request_id"]
     assert server.stop() == 0
     lines = [json.loads(l) for l in server.stdout().splitlines() if l.strip()]  # every line is JSON
     assert all(l["severity"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") and l["message"] for l in lines)
-    assert any("Serving model" in l["message"] for l in lines) and any("POST /api/predict" in l["message"] for l in lines)
+    assert any("Serving model" in l["message"] for l in lines)
+    assert any("POST /api/predict" in l["message"] for l in lines)
     recorded = [l for l in lines if l.get("kind") == "prediction"]
     assert [(r["request_id"], r["client_request_id"], r["row"], r["message"]) for r in recorded] == [
         (headers["X-Request-ID"], "live-7", i, "prediction record") for i in (0, 1)]
     access = [l["message"] for l in lines if "POST /api/predict" in l["message"]]
     assert len(access) == 1 and access[0].endswith(f"{headers['X-Request-ID']} live-7")  # the server's id, the client's
-    assert recorded[0]["logging.googleapis.com/labels"] == {"iris_record": "prediction"} and recorded[0]["measurements"]["sepal_length"] == 5.1
+    assert recorded[0]["logging.googleapis.com/labels"] == {"iris_record": "prediction"}
+    assert recorded[0]["measurements"]["sepal_length"] == 5.1
 
 def test_each_worker_writes_its_own_file(live):
     server, directory = live["files"], live["directory"]
-    for i in range(40): assert server.request("/api/predict", dict(zip(FEATURES, ROW)), headers={"X-Request-ID": f"r{i}"})[0] == 200
+    for i in range(40):
+        assert server.request("/api/predict", dict(zip(FEATURES, ROW)), headers={"X-Request-ID": f"r{i}"})[0] == 200
     files = sorted(directory.glob("predictions-*.jsonl"))
     pids = {int(f.stem.rsplit("-", 1)[1]) for f in files}
     days = {record_file_day(f.name)[1] for f in files}  # two, if a midnight fell between the requests
-    assert 1 <= len(pids) <= 2 and len(files) <= 2 * len(days) and server.proc.pid not in pids  # the workers write, never the master
+    # the workers write, never the master
+    assert 1 <= len(pids) <= 2 and len(files) <= 2 * len(days) and server.proc.pid not in pids
     for f in files:  # named with the host
         day, pid = record_file_day(f.name)[1], int(f.stem.rsplit("-", 1)[1])
         assert f.name == record_file(directory, "prediction", day, pid).name

@@ -1,4 +1,5 @@
-"Continuous training through `iris-classifier` for real: run records, the champion check, history, rollback, and training with feedback."
+"""Continuous training through `iris-classifier` for real: run records, the champion check, history, rollback, and
+training with feedback."""
 import json, subprocess, sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,7 +27,8 @@ def snapshot(model:Path)->dict:
 
 @pytest.fixture(scope="module")
 def three_runs(tmp_path_factory):
-    "A first model, a worse challenger (a stump let past a lowered gate), then a better one, each by `iris-classifier train`"
+    ("A first model, a worse challenger (a stump let past a lowered gate), then a better one, each by "
+     "`iris-classifier train`")
     out = tmp_path_factory.mktemp("ct")/"artifacts"
     first = cli("train", "--output-dir", out, cwd=out.parent)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -44,8 +46,10 @@ def test_each_run_keeps_its_own_record(three_runs):
     assert [r["params"]["max_depth"] for r in runs] == [None, 1, 3]  # oldest first, nothing overwritten
     for r in runs:
         run = out/"runs"/r["run_id"]
-        assert {"05_model_training.ipynb", "run.json", "metrics.json", "decision_tree.png", "data", "model"} <= {p.name for p in run.iterdir()}
-        assert read_metadata(run/"model")["model_version"] == r["model_version"]  # the model it trained, published or not
+        expected = {"05_model_training.ipynb", "run.json", "metrics.json", "decision_tree.png", "data", "model"}
+        assert expected <= {p.name for p in run.iterdir()}
+        # the model it trained, published or not
+        assert read_metadata(run/"model")["model_version"] == r["model_version"]
     assert [r["published"] for r in runs] == [True, False, True]
 
 @pytest.mark.slow
@@ -70,7 +74,8 @@ def test_a_better_challenger_is_published_and_the_history_grows_by_one(three_run
     assert [e["run_id"] for e in history] == [runs[0]["run_id"], runs[2]["run_id"]]
     assert runs[2]["challenge"]["compared"] and runs[2]["challenge"]["margin"] >= -runs[2]["challenge"]["tolerance"]
     meta = read_metadata(out/"model")
-    assert meta["history"]["entry"] == 2 and meta["challenge"] == runs[2]["challenge"]  # the decision goes with the model
+    # the decision goes with the model
+    assert meta["history"]["entry"] == 2 and meta["challenge"] == runs[2]["challenge"]
 
 @pytest.mark.slow
 def test_a_new_seed_is_compared_on_every_test_row_and_a_stump_let_past_the_gate_is_refused(tmp_path):
@@ -88,7 +93,8 @@ def test_a_new_seed_is_compared_on_every_test_row_and_a_stump_let_past_the_gate_
     assert stump.returncode == 4 and "ChallengerRefusedError" in stump.stderr and "McNemar p" in stump.stderr
     assert read_metadata(out/"model") == champion  # the champion stays in force
     refused = [r for r in read_runs(out/"runs") if r["run_id"] != champion["run_id"] and not r["published"]]
-    assert [(r["params"]["max_depth"], r["challenge"]["passed"], r["challenge"]["champion_only"] > 0) for r in refused] == [(1, False, True)]
+    verdict = lambda r: (r["params"]["max_depth"], r["challenge"]["passed"], r["challenge"]["champion_only"] > 0)
+    assert [verdict(r) for r in refused] == [(1, False, True)]
 
 @pytest.mark.slow
 def test_runs_lists_and_compares(three_runs):
@@ -120,10 +126,12 @@ def test_rollback_restores_the_previous_model_byte_for_byte_and_the_server_loads
     assert sorted(p.name for p in (out/"model").glob("model-*")) == sorted(p.name for p in original.glob("model-*"))
     client = create_app(dict(TESTING=True, MODEL_DIR=str(out/"model"), RECORDS="off")).test_client()
     served = client.get("/api/model").json
-    assert (served["model_version"], served["history"]["entry"], served["history"]["why"]) == (first["model_version"], 3, "rolled back")
+    assert ((served["model_version"], served["history"]["entry"], served["history"]["why"])
+            == (first["model_version"], 3, "rolled back"))
     assert load_predictor(out/"model").path == "fast"
     history = cli("history", "--output-dir", out, cwd=out.parent)
-    assert history.returncode == 0 and [line.split()[0] for line in history.stdout.splitlines()] == ["entry", "1", "2", "3"]
+    assert history.returncode == 0
+    assert [line.split()[0] for line in history.stdout.splitlines()] == ["entry", "1", "2", "3"]
     assert "rolled back" in history.stdout.splitlines()[3] and history.stdout.splitlines()[3].rstrip().endswith("*")
 
 @pytest.mark.clock
@@ -135,7 +143,8 @@ def test_a_damaged_history_line_is_reported_not_skipped(published, tmp_path):
         proc = cli(*command, "--model-dir", published, cwd=tmp_path)
         assert proc.returncode == 2, proc.stdout
         assert "Line 2 of history.jsonl is damaged: not JSON" in proc.stderr and "Traceback" not in proc.stderr
-    with pytest.raises(persistence.ModelIntegrityError, match="Line 2"): publish(train_model(TrainParams(max_depth=3)), published)
+    with pytest.raises(persistence.ModelIntegrityError, match="Line 2"):
+        publish(train_model(TrainParams(max_depth=3)), published)
     assert snapshot(published) == before  # nothing was promoted over a damaged history
 
 @pytest.mark.clock
@@ -144,7 +153,8 @@ def test_a_crash_while_promoting_keeps_the_model_in_force(published, monkeypatch
     def crash(*args, **kwargs): raise OSError("disk full")
     monkeypatch.setattr(persistence, "write_atomic", crash)  # after the files are copied, before the metadata switch
     with pytest.raises(OSError, match="disk full"): publish(train_model(TrainParams(max_depth=3)), published)
-    assert {k: v for k, v in snapshot(published).items() if not k.startswith("versions/")} == {k: v for k, v in before.items() if not k.startswith("versions/")}
+    unarchived = lambda files: {k: v for k, v in files.items() if not k.startswith("versions/")}
+    assert unarchived(snapshot(published)) == unarchived(before)
     load_predictor(published)
 
 @pytest.fixture(scope="module")
@@ -153,7 +163,9 @@ def records(tmp_path_factory, trained):
     d = tmp_path_factory.mktemp("records")
     publish(trained, d/"model")
     end = datetime(2026, 11, 30, tzinfo=timezone.utc)
-    write_records(simulate_records(load_predictor(d/"model"), trained.test, end - timedelta(days=7), end, n=200, seed=5, shift={"petal_length": 0.35}), d/"records")
+    week = simulate_records(load_predictor(d/"model"), trained.test, end - timedelta(days=7), end, n=200, seed=5,
+                            shift={"petal_length": 0.35})
+    write_records(week, d/"records")
     return d/"records"
 
 @pytest.mark.slow
@@ -163,7 +175,8 @@ def test_training_with_feedback_adds_the_labelled_rows(records, tmp_path):
     run = next((tmp_path/"out"/"runs").iterdir())
     rows = feedback_rows(read_records(records))
     labelled = rows[FEATURES + [TARGET]]
-    new = labelled.drop_duplicates().merge(load_training_data()[0], how="left", indicator=True).query("_merge == 'left_only'")
+    new = (labelled.drop_duplicates().merge(load_training_data()[0], how="left", indicator=True)
+           .query("_merge == 'left_only'"))
     quality = json.loads((run/"data"/"data_quality.json").read_text())["feedback"]
     assert quality["rows_in"] == len(rows) and quality["rows_out"] == len(new) > 0
     assert quality["dropped"]["duplicates"] + quality["dropped"]["already_in_data"] == len(rows) - len(new)
@@ -173,14 +186,16 @@ def test_training_with_feedback_adds_the_labelled_rows(records, tmp_path):
     assert len(new.merge(splits)) == len(new)  # every new row is in one of the splits
     assert json.loads((run/"run.json").read_text())["data"]["feedback_rows"] == len(new)
 
-@pytest.mark.parametrize("change, message", [(dict(species="tulip"), "Feedback names unknown species ['tulip']"),
-                                             (dict(request_id="nobody"), "No feedback in the records names a recorded prediction")])
+@pytest.mark.parametrize("change, message",
+                         [(dict(species="tulip"), "Feedback names unknown species ['tulip']"),
+                          (dict(request_id="nobody"), "No feedback in the records names a recorded prediction")])
 def test_training_with_bad_feedback_fails_clearly_and_trains_nothing(records, tmp_path, change, message):
     bad = tmp_path/"records"
     for f in records.iterdir():
         lines = [json.loads(line) for line in f.read_text().splitlines()]
         (bad/f.name).parent.mkdir(exist_ok=True)
-        (bad/f.name).write_text("".join(json.dumps(dict(r, **change) if r["kind"] == "feedback" else r) + "\n" for r in lines))
+        changed = [dict(r, **change) if r["kind"] == "feedback" else r for r in lines]
+        (bad/f.name).write_text("".join(json.dumps(r) + "\n" for r in changed))
     proc = cli("train", "--output-dir", tmp_path/"out", "--with-feedback", bad, cwd=tmp_path)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path/"out").exists()  # refused before anything was written
@@ -194,28 +209,36 @@ def test_prune_runs_names_what_it_removes_and_keeps_the_model_in_force(trained, 
     rollback = persistence.rollback(out/"model")  # the first run's model is in force again
     names = sorted(p.name for p in (out/"runs").iterdir())
     dry = cli("prune-runs", "--output-dir", out, "--keep", "1", "--dry-run", cwd=tmp_path)
-    assert dry.returncode == 0 and dry.stdout.splitlines() == [f"would remove {out/'runs'/names[1]}", "1 run(s) and 0 archived version(s) to remove."]
+    assert dry.returncode == 0
+    assert dry.stdout.splitlines() == [f"would remove {out/'runs'/names[1]}",
+                                       "1 run(s) and 0 archived version(s) to remove."]
     assert sorted(p.name for p in (out/"runs").iterdir()) == names  # a dry run removes nothing
     proc = cli("prune-runs", "--output-dir", out, "--keep", "1", cwd=tmp_path)
     assert proc.returncode == 0 and f"removing {out/'runs'/names[1]}" in proc.stdout
-    assert sorted(p.name for p in (out/"runs").iterdir()) == [".pruned", names[0], names[2]]  # the newest, the one in force
-    assert (out/"runs"/".pruned").read_text() == names[1] + "\n"  # what history and runs --compare tell from "never here"
+    # the newest, the one in force
+    assert sorted(p.name for p in (out/"runs").iterdir()) == [".pruned", names[0], names[2]]
+    # what history and runs --compare tell from "never here"
+    assert (out/"runs"/".pruned").read_text() == names[1] + "\n"
     assert read_metadata(out/"model")["run_id"] == names[0] == rollback["run_id"]
     assert cli("prune-runs", "--output-dir", out, cwd=tmp_path).returncode == 2  # neither --keep nor --older-than
 
 @pytest.mark.clock
 def test_prune_runs_prunes_the_archive_with_the_runs_and_rollback_says_so(tmp_path):
     out = tmp_path/"artifacts"
-    metas = [publish(train_model(TrainParams(max_depth=depth)), out/"model", out/"runs"/f"2026112{i}T090000Z-00000{i}") for i, depth in enumerate([None, 4, 3])]
+    metas = [publish(train_model(TrainParams(max_depth=depth)), out/"model",
+                     out/"runs"/f"2026112{i}T090000Z-00000{i}")
+             for i, depth in enumerate([None, 4, 3])]
     versions = [m["model_version"] for m in metas]
     assert sorted(p.name for p in (out/"model"/persistence.VERSIONS_DIR).iterdir()) == sorted(versions)
     proc = cli("prune-runs", "--output-dir", out, "--keep", "1", cwd=tmp_path)
     assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == "2 run(s) and 1 archived version(s) removed."
     assert f"removing {out/'model'/persistence.VERSIONS_DIR/versions[0]}" in proc.stdout
-    assert sorted(p.name for p in (out/"model"/persistence.VERSIONS_DIR).iterdir()) == sorted(versions[1:])  # in force, and the rollback target
+    # in force, and the rollback target
+    assert sorted(p.name for p in (out/"model"/persistence.VERSIONS_DIR).iterdir()) == sorted(versions[1:])
     refused = cli("rollback", versions[0], "--output-dir", out, cwd=tmp_path)
     assert refused.returncode == 2 and "its archive was removed" in refused.stderr
-    assert cli("rollback", "--output-dir", out, cwd=tmp_path).returncode == 0 and read_metadata(out/"model")["model_version"] == versions[1]
+    assert cli("rollback", "--output-dir", out, cwd=tmp_path).returncode == 0
+    assert read_metadata(out/"model")["model_version"] == versions[1]
 
 def test_history_and_compare_say_which_runs_were_pruned(tmp_path):
     out, ids = tmp_path/"artifacts", ["20261128T090000Z-a1b2c3", "20261129T090000Z-d4e5f6", "20261130T090000Z-0f0f0f"]

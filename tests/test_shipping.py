@@ -110,28 +110,36 @@ def _workflow_job(config, workflow, job):
     (lambda c: c["workflows"]["retrain"].update(when={"or": [c["workflows"]["retrain"]["when"], True]}),
      "workflow retrain: runs on scheduled pipelines too"),
     (lambda c: c["workflows"]["ship"]["when"]["and"].pop(2), "workflow ship: runs on scheduled pipelines too"),
-    (lambda c: c["workflows"]["ship"]["when"]["and"].pop(), "workflow ship: runs on the deploy pipelines hand_over starts too"),
+    (lambda c: c["workflows"]["ship"]["when"]["and"].pop(),
+     "workflow ship: runs on the deploy pipelines hand_over starts too"),
     (lambda c: c["workflows"].pop("deploy-retrained"), "no workflow for the deploy pipelines hand_over starts"),
     (lambda c: c["workflows"]["check"].pop("when"), "workflow check: runs on scheduled pipelines too"),
     (lambda c: _workflow_job(c, "deploy-retrained", "deploy").pop("requires"),
      "workflow deploy-retrained: deploy is not behind an approval job"),
-    (lambda c: c["workflows"]["retrain"]["jobs"].append({"approve-deploy": {"type": "approval", "requires": ["hand_over"]}}),
+    (lambda c: c["workflows"]["retrain"]["jobs"].append({"approve-deploy": {"type": "approval",
+                                                                            "requires": ["hand_over"]}}),
      "workflow retrain: approves or deploys itself"),
     (lambda c: c["workflows"]["deploy-retrained"]["jobs"].append({"build_and_push": {"requires": ["approve-deploy"]}}),
      "workflow deploy-retrained: runs build_and_push"),
-    (lambda c: _workflow_job(c, "retrain", "build_and_push").pop("retrained"), "build_and_push does not pass retrained: true"),
-    (lambda c: _workflow_job(c, "deploy-retrained", "deploy").pop("handed_over"), "deploy does not pass handed_over: true"),
+    (lambda c: _workflow_job(c, "retrain", "build_and_push").pop("retrained"),
+     "build_and_push does not pass retrained: true"),
+    (lambda c: _workflow_job(c, "deploy-retrained", "deploy").pop("handed_over"),
+     "deploy does not pass handed_over: true"),
     (lambda c: _workflow_job(c, "retrain", "hand_over").pop("requires"), "hand_over does not require build_and_push"),
     (lambda c: c["jobs"]["hand_over"]["steps"].pop(2), "job hand_over: does not stop before authenticating"),
-    (lambda c: _replace_run(c["jobs"]["hand_over"], "ops/retrain.sh hand-over", "echo deploy later"), "does not run 'ops/retrain.sh hand-over'"),
+    (lambda c: _replace_run(c["jobs"]["hand_over"], "ops/retrain.sh hand-over", "echo deploy later"),
+     "does not run 'ops/retrain.sh hand-over'"),
     (lambda c: _workflow_job(c, "retrain", "retrain").pop("requires"), "retrain does not require fetch_production"),
-    (lambda c: _workflow_job(c, "retrain", "fetch_production").pop("context"), "fetch_production uses a bucket but has no context"),
-    (lambda c: _workflow_job(c, "ship", "champion").pop("context"), "workflow ship: champion uses a bucket but has no context"),
+    (lambda c: _workflow_job(c, "retrain", "fetch_production").pop("context"),
+     "fetch_production uses a bucket but has no context"),
+    (lambda c: _workflow_job(c, "ship", "champion").pop("context"),
+     "workflow ship: champion uses a bucket but has no context"),
     (lambda c: _workflow_job(c, "retrain", "fetch_production").pop("filters"), "does not run on main only"),
     (lambda c: _workflow_job(c, "ship-with-approval", "train").update(requires=["test"]),
      "workflow ship-with-approval: train does not require champion"),
     (lambda c: _workflow_job(c, "ship", "train").pop("champion"), "train does not pass champion: true"),
-    (lambda c: _workflow_job(c, "check", "docs").update(requires=["test"]), "workflow check: docs does not require train"),
+    (lambda c: _workflow_job(c, "check", "docs").update(requires=["test"]),
+     "workflow check: docs does not require train"),
     (lambda c: c["jobs"]["deploy"]["steps"].insert(3, {"run": "bash ops/champion.sh upload artifacts/model"}),
      "uploads the champion before the rollout"),
     (lambda c: c["jobs"]["build_and_push"]["steps"].pop(2), "job build_and_push: does not stop before authenticating"),
@@ -139,7 +147,8 @@ def _workflow_job(config, workflow, job):
      "job deploy: does not run 'ops/champion.sh check'"),
     (lambda c: c["jobs"]["deploy"]["steps"].append({"run": "bash ops/champion.sh check artifacts/model"})
      or _replace_run(c["jobs"]["deploy"], "May this model", "echo later"), "checks the champion after the rollout"),
-    (lambda c: c["jobs"]["champion"]["steps"].remove("jq"), "job champion: runs an ops script that reads JSON with jq, without the jq step"),
+    (lambda c: c["jobs"]["champion"]["steps"].remove("jq"),
+     "job champion: runs an ops script that reads JSON with jq, without the jq step"),
     (lambda c: _replace_run(c["jobs"]["champion"], "ops/retrain.sh in-force", "bash ops/champion.sh fetch x"),
      "job champion: does not run 'ops/retrain.sh in-force'"),
     (lambda c: c["jobs"]["champion"]["steps"].remove("cluster-credentials"),
@@ -148,7 +157,8 @@ def _workflow_job(config, workflow, job):
      "job fetch_production: does not use the cluster-credentials command"),
     (lambda c: _workflow_job(c, "retrain", "fetch_production").pop("requires"),
      "workflow retrain: fetch_production does not require test"),
-    (lambda c: c["commands"]["halt-unless-retrained"]["steps"][0]["run"].update(command="bash ops/retrain.sh decision || true"),
+    (lambda c: c["commands"]["halt-unless-retrained"]["steps"][0]["run"]
+               .update(command="bash ops/retrain.sh decision || true"),
      "command halt-unless-retrained"),
 ])
 def test_pipeline_check_catches(mutate, expected):
@@ -177,9 +187,11 @@ def test_schedule_role(when, role):
 
 def test_each_workflow_has_its_trigger():
     roles = {name: check_pipeline.schedule_role(w.get("when")) for name, w in CONFIG["workflows"].items()}
-    assert roles == {"check": "excluded", "ship": "excluded", "ship-with-approval": "excluded", "retrain": "scheduled", "deploy-retrained": "excluded"}
+    assert roles == {"check": "excluded", "ship": "excluded", "ship-with-approval": "excluded", "retrain": "scheduled",
+                     "deploy-retrained": "excluded"}
     handed = {name: check_pipeline.hand_over_role(w.get("when")) for name, w in CONFIG["workflows"].items()}
-    assert handed == {"check": "never", "ship": "never", "ship-with-approval": "never", "retrain": "both", "deploy-retrained": "only"}
+    assert handed == {"check": "never", "ship": "never", "ship-with-approval": "never", "retrain": "both",
+                      "deploy-retrained": "only"}
 
 
 def _deployment(docs):
@@ -193,7 +205,8 @@ def _deployment(docs):
     (lambda d: _deployment(d)["spec"]["template"]["metadata"]["labels"].update({"app.kubernetes.io/name": "x"}),
      "does not select"),
     (lambda d: _deployment(d)["spec"]["template"]["spec"]["containers"][0]["volumeMounts"].clear(), "/tmp"),
-    (lambda d: _deployment(d)["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=20), "terminationGracePeriodSeconds"),
+    (lambda d: _deployment(d)["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=20),
+     "terminationGracePeriodSeconds"),
     (lambda d: _deployment(d)["spec"]["template"]["metadata"].pop("annotations"), "iris-classifier/model-version"),
 ])
 def test_manifest_check_catches(mutate, expected):
@@ -209,7 +222,8 @@ FAKE_KUBECTL = r"""#!/usr/bin/env bash
 # Records its arguments; `apply -f` also keeps the manifest it was given.
 echo "$*" >> "$FAKE_LOG"
 case "$*" in
-  *"get deployment/iris-classifier -o jsonpath={.spec.replicas}"*) [[ -n "$FAKE_REPLICAS" ]] && echo "$FAKE_REPLICAS" || exit 1 ;;
+  *"get deployment/iris-classifier -o jsonpath={.spec.replicas}"*)
+     [[ -n "$FAKE_REPLICAS" ]] && echo "$FAKE_REPLICAS" || exit 1 ;;
   *"get deployment/iris-classifier -o jsonpath"*) [[ -n "$FAKE_REVISION" ]] && echo "$FAKE_REVISION" || exit 1 ;;
   *"apply -f"*) cp "${@: -1}" "$FAKE_APPLIED" ;;
   *"rollout status"*)
@@ -322,7 +336,8 @@ SECRET = "eyJhbGciOiJSUzI1NiJ9.secret-oidc-token.sig"
 
 def test_gcp_auth_uses_workload_identity_federation_without_logging_the_token(fake_gcloud):
     provider = "projects/123/locations/global/workloadIdentityPools/circleci/providers/circleci"
-    result, log, cred_dir = fake_gcloud(GCP_WIF_PROVIDER=provider, GCP_SERVICE_ACCOUNT="sa@proj.iam.gserviceaccount.com",
+    result, log, cred_dir = fake_gcloud(GCP_WIF_PROVIDER=provider,
+                                        GCP_SERVICE_ACCOUNT="sa@proj.iam.gserviceaccount.com",
                                         CIRCLE_OIDC_TOKEN_V2=SECRET, GCP_SA_KEY="bm90LXVzZWQ=")
     assert result.returncode == 0, result.stderr
     assert f"iam workload-identity-pools create-cred-config {provider}" in log
@@ -380,7 +395,10 @@ case $2 in
   ls)
     dir=$(local_path "$3")
     [[ -d $dir ]] || { echo "ERROR: $3 not found" >&2; exit 1; }
-    for f in "$dir"/*; do [[ -e $f ]] || continue; [[ -d $f ]] && echo "${3%/}/${f##*/}/" || echo "${3%/}/${f##*/}"; done ;;
+    for f in "$dir"/*; do
+      [[ -e $f ]] || continue
+      [[ -d $f ]] && echo "${3%/}/${f##*/}/" || echo "${3%/}/${f##*/}"
+    done ;;
   rsync)
     src=$(local_path "${@: -2:1}"); dst=$(local_path "${@: -1}")
     [[ -d $src ]] || { echo "ERROR: $src not found" >&2; exit 1; }
@@ -450,7 +468,8 @@ OLDER = "20261015T000000Z-01d01d01"  # the champion before CHAMPION, still in it
 
 @pytest.fixture
 def ct(tmp_path):
-    "Run ops/retrain.sh or ops/champion.sh with stand-ins, a records bucket with one file and a model bucket holding a champion"
+    ("Run ops/retrain.sh or ops/champion.sh with stand-ins, a records bucket with one file and a model bucket "
+     "holding a champion")
     path = _fake_command(tmp_path, "gcloud", FAKE_STORAGE)
     (tmp_path/"bin"/"iris-classifier").write_text(FAKE_IRIS)
     (tmp_path/"bin"/"iris-classifier").chmod(0o755)
@@ -551,7 +570,8 @@ def test_after_a_rollout_undo_retrain_judges_and_builds_on_the_model_in_force(ct
     result, log = ct("retrain", "run", str(ct.tmp/"production"), FAKE_MONITOR="3")
     assert result.returncode == 0, result.stderr
     assert f"the cluster serves model {OLDER}, not the champion {CHAMPION}" in result.stdout
-    steps = [log.index(step) for step in (f"rollback {OLDER} --model-dir", "iris-classifier monitor", "iris-classifier train")]
+    steps = [log.index(step)
+             for step in (f"rollback {OLDER} --model-dir", "iris-classifier monitor", "iris-classifier train")]
     assert steps == sorted(steps)
     assert f"monitored model {OLDER}" in log
     history = [json.loads(line) for line in (ct.tmp/"artifacts"/"model"/"history.jsonl").read_text().splitlines()]
@@ -634,7 +654,8 @@ def test_drift_without_feedback_trains_on_the_data_alone(ct, fetched):
     records.write_text('{"jsonPayload": {"kind": "prediction"}}\n')
     result, log = ct("retrain", "run", str(fetched), FAKE_MONITOR="3")
     assert result.returncode == 0, result.stderr
-    assert "iris-classifier train" in log and "--with-feedback" not in log and "no feedback in the records" in result.stdout
+    assert "iris-classifier train" in log and "--with-feedback" not in log
+    assert "no feedback in the records" in result.stdout
     assert ct("retrain", "decision")[0].stdout.strip() == NEW_VERSION
 
 
@@ -676,7 +697,8 @@ def test_ci_training_uses_the_champion_and_accepts_a_refusal(ct, fetched):
     assert log.strip() == "iris-classifier train --min-accuracy 0.9"
     assert _version(ct.tmp/"artifacts"/"model") == CHAMPION and f"against the champion {CHAMPION}" in result.stdout
     result, _ = ct("retrain", "train", "--champion", str(ct.tmp/"no-champion"))  # a branch: no champion job ran
-    assert result.returncode == 0 and "no champion in" in result.stdout and f"challenger {NEW_VERSION} published" in result.stdout
+    assert result.returncode == 0 and "no champion in" in result.stdout
+    assert f"challenger {NEW_VERSION} published" in result.stdout
     assert ct("retrain", "train", FAKE_TRAIN="1")[0].returncode == 1
 
 
@@ -774,22 +796,26 @@ def test_the_first_champion_needs_an_empty_place_and_a_redeploy_writes_nothing(c
 def test_champion_fetch_tells_an_empty_bucket_from_an_unreadable_one(ct):
     shutil.rmtree(ct.tmp/"gcs"/"model-bucket"/"model")
     result, _ = ct("champion", "fetch", str(ct.tmp/"m"))
-    assert result.returncode == 0 and "no champion in gs://model-bucket/model/ yet" in result.stdout and not (ct.tmp/"m").exists()
+    assert result.returncode == 0 and "no champion in gs://model-bucket/model/ yet" in result.stdout
+    assert not (ct.tmp/"m").exists()
     result, _ = ct("champion", "fetch", str(ct.tmp/"m"), MODEL_BUCKET="no-such-bucket")
     assert result.returncode != 0 and "not found" in result.stderr
 
 
 @pytest.fixture
 def circleci_api():
-    "A stand-in for CircleCI's API on loopback: records each request, and answers as its trigger-a-pipeline endpoint does"
+    ("A stand-in for CircleCI's API on loopback: records each request, and answers as its trigger-a-pipeline "
+     "endpoint does")
     calls = []
 
     class Handler(BaseHTTPRequestHandler):
         status = 201
 
         def do_POST(self):
-            calls.append((self.path, self.headers["Circle-Token"], json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
-            reply = json.dumps({"number": 42, "state": "created"} if self.status == 201 else {"message": "Permission denied"}).encode()
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            calls.append((self.path, self.headers["Circle-Token"], body))
+            answer = {"number": 42, "state": "created"} if self.status == 201 else {"message": "Permission denied"}
+            reply = json.dumps(answer).encode()
             self.send_response(self.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(reply)))
@@ -811,11 +837,13 @@ def test_hand_over_stages_the_model_and_starts_its_deploy_pipeline(ct, fetched, 
     image = f"r/p/iris-classifier:abc123-{NEW_VERSION}"
     result, _ = ct("retrain", "hand-over", image, CIRCLE_TOKEN="t0k", PROJECT_SLUG="gh/acme/iris", CIRCLECI_API=url)
     assert result.returncode == 0, result.stderr
-    assert calls == [("/project/gh/acme/iris/pipeline", "t0k", {"branch": "main", "parameters": {"deploy_model": NEW_VERSION, "deploy_image": image}})]
+    parameters = {"deploy_model": NEW_VERSION, "deploy_image": image}
+    assert calls == [("/project/gh/acme/iris/pipeline", "t0k", {"branch": "main", "parameters": parameters})]
     assert "handed over to pipeline 42" in result.stdout
     assert _version(ct.tmp/"gcs"/"model-bucket"/"candidates"/NEW_VERSION) == NEW_VERSION  # staged, not yet the champion
     assert _version(ct.tmp/"gcs"/"model-bucket"/"model") == CHAMPION
-    deploying, _ = ct("champion", "candidate", NEW_VERSION, str(ct.tmp/"deploying"))  # what the deploy pipeline's deploy job fetches
+    # what the deploy pipeline's deploy job fetches
+    deploying, _ = ct("champion", "candidate", NEW_VERSION, str(ct.tmp/"deploying"))
     assert deploying.returncode == 0 and _version(ct.tmp/"deploying") == NEW_VERSION
 
 
@@ -831,7 +859,8 @@ def test_hand_over_refuses_what_it_cannot_hand_over_and_says_why(ct, fetched, ci
     assert calls == []
     handler.status = 403
     result, _ = ct("retrain", "hand-over", f"r/p/i:abc-{NEW_VERSION}", **api)
-    assert result.returncode == 1 and "did not start the deploy pipeline" in result.stderr and "Permission denied" in result.stderr
+    assert result.returncode == 1 and "did not start the deploy pipeline" in result.stderr
+    assert "Permission denied" in result.stderr
 
 
 def test_champion_candidate_refuses_a_bad_or_missing_version(ct):
