@@ -52,7 +52,7 @@ serve: setup ## serve the published model on localhost:5000
 
 test: setup check test-notebooks pytest test-clock ## the whole test suite
 
-check: check-notebooks check-lock ## library equals the notebooks' export, notebooks clean, lock current
+check: check-notebooks check-lock lint ## library equals the notebooks' export, notebooks clean, lock current
 
 check-notebooks: setup
 	$(BIN)/python tools/check_notebooks.py
@@ -63,13 +63,10 @@ check-lock: setup
 
 # Lines of at most 120 characters ([tool.ruff] in pyproject.toml), notebooks' code cells included. For now only
 # the files of issue 21's first pass; it grows to the whole tree, and into `make check`, as the rest is wrapped.
-LINT_FILES := nbs/01_data_processing.ipynb nbs/02_pipeline.ipynb nbs/03_prediction.ipynb \
-  nbs/05_model_training.ipynb nbs/09_page.ipynb nbs/16_batch.ipynb nbs/17_explain.ipynb nbs/18_batch_dask.ipynb \
-  tools/*.py bench/batch.py tests/fuzz_hooks.py tests/test_training.py tests/test_batch.py tests/test_explain.py \
-  tests/test_page.py tests/test_browser.py tests/test_factory.py tests/test_hooks.py tests/test_fuzz.py \
-  tests/test_docs_browser.py tests/test_clock.py
-lint: setup ## lines of at most 120 characters (ruff), in the files tidied so far
-	$(BIN)/ruff check $(LINT_FILES)
+lint: setup ## lines of at most 120 characters: notebooks, tools, ops, bench and tests (ruff), shell and make
+	$(BIN)/ruff check
+	@awk 'length > 120 { print FILENAME ":" FNR ": longer than 120 characters"; long = 1 } END { exit long }' \
+	  Makefile .ci/run ops/*.sh
 
 # In place of nbdev-test: the docs build runs every notebook as it does, and pytest checks the site it made
 # rather than running the notebooks a second time.

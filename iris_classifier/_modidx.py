@@ -16,6 +16,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'iris_classifier.app._http_error': ('app.html#_http_error', 'iris_classifier/app.py'),
                                      'iris_classifier.app._unexpected_error': ('app.html#_unexpected_error', 'iris_classifier/app.py'),
                                      'iris_classifier.app._wants_json': ('app.html#_wants_json', 'iris_classifier/app.py'),
+                                     'iris_classifier.app.access_line': ('app.html#access_line', 'iris_classifier/app.py'),
                                      'iris_classifier.app.create_app': ('app.html#create_app', 'iris_classifier/app.py'),
                                      'iris_classifier.app.create_recorder': ('app.html#create_recorder', 'iris_classifier/app.py'),
                                      'iris_classifier.app.create_serving': ('app.html#create_serving', 'iris_classifier/app.py'),

@@ -20,7 +20,7 @@ def worker_app():
     "One granian worker's application, once dead workers' live gauges are forgotten; what it loaded is exempt from GC"
     from iris_classifier.app import create_app
     forget_dead_workers()
-    app = create_app()
+    app = create_app(dict(ACCESS_LOG=True))  # the access log with both request ids (granian's cannot name them)
     gc.freeze()  # collections then scan only what requests allocate
     return app
 
@@ -37,7 +37,8 @@ def granian_server(host:str="0.0.0.0", # address to listen on
                   interface=Interfaces.WSGI, factory=True, workers=workers or default_workers(), blocking_threads=1,
                   websockets=False, respawn_failed_workers=True, workers_kill_timeout=graceful_timeout,
                   http1_settings=HTTP1Settings(header_read_timeout=HEADER_READ_TIMEOUT_MS),
-                  log_dictconfig=logging_config(["_granian", "granian.access", "iris_classifier"]), log_access=True)
+                  log_dictconfig=logging_config(["_granian", "iris_classifier"]),
+                  log_access=False)  # the application writes the access log, with both request ids
 
 # %% ../nbs/10a_granian.ipynb #702e2393
 def parse_args(argv:list[str]|None=None, # the command line after the program's name; None: sys.argv's
