@@ -24,7 +24,7 @@ FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 REFERENCE = textwrap.dedent("""\
     import sys
     import pandas as pd
-    from iris_classifier.persistence import load_published_model
+    from iris_classifier.pipeline import load_published_model
     src, dest, model = sys.argv[1:]
     pipe, _ = load_published_model(model)
     df = pd.read_csv(src)

@@ -70,7 +70,8 @@ def _feedback_csv(records:Path, run_dir:Path)->Path:
     ("Write the labelled rows of the feedback records in `records` to the run's `feedback_rows.csv`, checked by the "
      "training data's policy")
     from iris_classifier.data_processing import clean_training_frame
-    from iris_classifier.monitoring import feedback_rows, read_records
+    from iris_classifier.live_records import read_records
+    from iris_classifier.monitoring import feedback_rows
     rows = feedback_rows(read_records(records))
     if n := rows.attrs.get("colliding_predictions"):
         setup_logging().warning("%d prediction(s) share their request id and row with another: "
@@ -101,8 +102,8 @@ def train_command(args:argparse.Namespace, # parsed `train` arguments
     log = setup_logging()
     log.info("Training run %s with %s", run_id, ", ".join(f"{k}={v}" for k, v in asdict(params).items()))
     from papermill.exceptions import PapermillExecutionError
-    try: report = run_training_notebook(params, args.data, args.output_dir, run_id=run_id, feedback=feedback,
-                                        publish_uncompared=args.publish_uncompared)
+    try: run_training_notebook(params, args.data, args.output_dir, run_id=run_id, feedback=feedback,
+                               publish_uncompared=args.publish_uncompared)
     except PapermillExecutionError as e: return _training_failed(e, run_dir)
     run = json.loads((run_dir/"run.json").read_text())
     c = run["challenge"]
@@ -268,7 +269,8 @@ def monitor_command(args:argparse.Namespace, # parsed `monitor` arguments
     "Check the window's records and the reference, run the monitoring notebook, and exit with its verdict"
     end = parse_since(args.until, args.now, "--until") if args.until else args.now
     start = parse_since(args.since, end)
-    from iris_classifier.monitoring import load_reference, read_records, select_window
+    from iris_classifier.drift import load_reference
+    from iris_classifier.live_records import read_records, select_window
     model = args.model_dir or model_dir()
     window = select_window(read_records(args.records, (start, end)), load_reference(model), start, end)
     log = setup_logging()
@@ -283,7 +285,7 @@ def monitor_command(args:argparse.Namespace, # parsed `monitor` arguments
     verdict.unlink(missing_ok=True)  # a failed run must not leave an older verdict looking like its own
     from papermill.exceptions import PapermillExecutionError
     parameters = monitoring_parameters(args.records, start, end, model, args.output_dir)
-    try: report = run_monitoring_notebook(parameters, args.output_dir)
+    try: run_monitoring_notebook(parameters, args.output_dir)
     except PapermillExecutionError as e:
         print(f"error: monitoring failed: {e.ename}: {e.evalue}\nThe executed notebook shows the full traceback: "
               f"{reports_dir(args.output_dir)/MONITORING_NOTEBOOK.name}", file=sys.stderr)

@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 from .core import *
 from .data_processing import load_iris_frame
 from .explain import explanation, path_agrees
+# load_published_model stays importable from here: bench/serving.py loads it from older checkouts too
 from .pipeline import load_model, load_published_model, save_model
 from .prediction import fast_proba, tree_table
 

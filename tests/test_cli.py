@@ -10,7 +10,7 @@ from iris_classifier.cli import main
 from iris_classifier.core import FEATURES, SPECIES, TrainParams, read_metadata
 from iris_classifier.data_processing import load_iris_frame
 from iris_classifier.model_training import train_model
-from iris_classifier.persistence import load_published_model
+from iris_classifier.pipeline import load_published_model
 
 CLI = Path(sys.executable).parent/"iris-classifier"
 

@@ -13,7 +13,7 @@ from iris_classifier.core import (FEATURES, TARGET, ModelIntegrityError, ModelNo
                                   TrainParams, read_metadata, sha256_file)
 from iris_classifier.data_processing import load_iris_frame, load_training_data
 from iris_classifier.model_training import publish, train_model
-from iris_classifier.persistence import load_published_model
+from iris_classifier.pipeline import load_published_model
 
 def test_same_parameters_and_data_give_same_metrics_and_predictions(trained):
     again = train_model(TrainParams())
