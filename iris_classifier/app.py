@@ -15,6 +15,7 @@ from flask.json.provider import DefaultJSONProvider
 from prometheus_client import CONTENT_TYPE_LATEST, Counter
 from werkzeug.exceptions import HTTPException
 
+from . import api, feedback, page, v2
 from .core import *
 from .explain import load_explainer
 from .prediction import Predictor
@@ -80,7 +81,6 @@ def create_app(test_config:dict|None=None, # settings that win over the defaults
     app.config.from_mapping(test_config or {})
     app.json = JSONProvider(app)
     log = setup_logging()
-    from iris_classifier import api, feedback, page, v2
     app.config["FEEDBACK_TOKEN"] = feedback.configured_token(app.config["FEEDBACK_TOKEN"], log)
     app.extensions["iris_classifier"] = create_serving(app, log)
     for bp in (probes, api.bp, v2.bp, page.bp, feedback.bp): app.register_blueprint(bp)

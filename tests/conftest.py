@@ -94,6 +94,12 @@ class Server:
     def stdout(self)->str: return (self.tmp/"stdout").read_text()
     def stderr(self)->str: return (self.tmp/"stderr").read_text()
 
+    def logged(self, text:str, timeout:float=5)->str:
+        "Its stdout once `text` is in it: under granian the access lines reach it in blocks, up to a second late"
+        deadline = time.monotonic() + timeout
+        while text not in (out := self.stdout()) and time.monotonic() < deadline: time.sleep(0.1)
+        return out
+
     def stop(self)->int:
         "SIGTERM, as Kubernetes sends it; the exit code"
         self.proc.send_signal(signal.SIGTERM)

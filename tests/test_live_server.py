@@ -85,10 +85,11 @@ def test_metrics_add_up_all_workers(server):
     assert counts and counts[0] >= 20  # in multiprocess mode one sample sums the workers
 
 def test_runs_like_in_a_container(server):
-    out = server.stdout()
+    server.get("/healthz")
+    out = server.logged('"GET /healthz HTTP/1.1" 200')  # the access log, flushed within a second with no more requests
     # app and server logs: stdout
     assert "Serving model" in out and "(history entry 1)" in out and "Started worker-2" in out
-    assert '"GET /healthz HTTP/1.1" 200' in out  # the access log
+    assert '"GET /healthz HTTP/1.1" 200' in out
     # the container has no writable $HOME
     assert "Serving model" not in server.stderr() and not list(server.home.iterdir())
 
