@@ -84,6 +84,9 @@ MIN_THROUGHPUT_RATIO, MAX_COLD_START_RATIO, MAX_MEMORY_RATIO = 0.85, 1.5, 1.0
 MIN_AGAINST_RATIO, MIN_RECORDS_RATIO = 0.97, 0.95
 # seconds: a server that is not answering by then, or a training run, has failed
 READY_TIMEOUT, TRAIN_TIMEOUT = 120, 600
+# seconds between attempts while a server starts: starts take about 0.3 s, so a coarser step (it was 0.05) would
+# round them to multiples of itself and decide a ratio of two of them by rounding
+POLL_INTERVAL = 0.005
 STARTED = time.monotonic()
 
 def json_request(body:dict)->tuple[bytes, dict]:
@@ -280,7 +283,7 @@ def first_answer(proc:subprocess.Popen, # the server
         if proc.poll() is not None: sys.exit(f"the server exited with {proc.returncode}; see {log}")
         try:
             if post(port, timeout=READY_TIMEOUT - waited) == 200: return time.monotonic() - t0
-        except OSError: time.sleep(0.05)  # not listening yet, or not answering 200 yet
+        except OSError: time.sleep(POLL_INTERVAL)  # not listening yet, or not answering 200 yet
     sys.exit(f"the server did not answer in {READY_TIMEOUT} s; see {log}")
 
 def children(pid:int)->list[int]:
