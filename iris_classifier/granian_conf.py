@@ -7,7 +7,7 @@ __all__ = ['ACCESS_FLUSH_SECONDS', 'ACCESS_LOGGER', 'HEADER_READ_TIMEOUT_MS', 'w
            'DeferredFlushHandler', 'granian_logging_config', 'granian_server', 'parse_args', 'main']
 
 # %% ../nbs/10a_granian.ipynb #6e4c53d5
-import argparse, gc, logging, multiprocessing, os, shutil, sys, threading, time
+import argparse, gc, logging, multiprocessing, multiprocessing.util, os, shutil, sys, threading, time
 
 from granian.constants import Interfaces
 from granian.http import HTTP1Settings
@@ -35,27 +35,45 @@ def preload_application()->bool: # whether it was imported: only where workers a
 
 # %% ../nbs/10a_granian.ipynb #dfcc09a4
 class DeferredFlushHandler(logging.StreamHandler):
-    "A `StreamHandler` that leaves its lines in the stream's buffer, flushed every `interval` seconds by a thread"
+    "A `StreamHandler` that keeps its lines and writes them in blocks: when full, every `interval` seconds, and at exit"
     def __init__(self, stream=None, # where to write; None: stderr
-                 interval:float=1.0, # the longest a line waits in the buffer, in seconds
+                 interval:float=1.0, # the longest a line is kept, in seconds
+                 capacity:int=8192, # characters kept before they are written at once
                 ):
         super().__init__(stream)
-        self.interval, self.flusher = interval, None
+        self.interval, self.capacity, self.lines, self.kept, self.flusher = interval, capacity, [], 0, None
+
+    def emit(self, record:logging.LogRecord):
+        "Keep the formatted line; write the block once `capacity` characters are kept"
+        try: line = self.format(record) + self.terminator
+        except Exception: return self.handleError(record)
+        self.lines.append(line)
+        self.kept += len(line)
+        if self.kept >= self.capacity: self.flush()
+        if self.flusher is None or not self.flusher.is_alive(): self._start_flusher()  # none, or gone with a fork
 
     def flush(self):
-        "Called after each line: leave it in the buffer, with this process's flusher running"
-        if self.flusher is None or not self.flusher.is_alive():  # none yet, or the parent's, gone with a fork
-            self.flusher = threading.Thread(target=self._flush_every_interval, name="log-flusher", daemon=True)
-            self.flusher.start()
+        "Write the lines kept in one call, then flush the stream"
+        with self.lock:
+            if self.lines: self.stream.write("".join(self.lines))
+            self.lines, self.kept = [], 0
+            super().flush()
+
+    def _start_flusher(self):
+        "This process's flusher thread, and a flush at its exit (a forked worker's exit runs no `atexit` hook)"
+        self.flusher = threading.Thread(target=self._flush_every_interval, name="log-flusher", daemon=True)
+        self.flusher.start()
+        multiprocessing.util.Finalize(self, self.flush, exitpriority=0)
 
     def _flush_every_interval(self):
         while True:
             time.sleep(self.interval)
-            super().flush()
+            try: self.flush()
+            except OSError: pass  # the stream is gone: nothing to write to
 
     def close(self):
-        "Flush what the buffer holds, then close"
-        super().flush()
+        "Write what is kept, then close"
+        self.flush()
         super().close()
 
 # %% ../nbs/10a_granian.ipynb #c8460425

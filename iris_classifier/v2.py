@@ -304,5 +304,5 @@ def infer(name:str, # model name from the URL
     out = dict(v2_response(p, answers, r.outputs, name, r.id), parameters={"request_id": rid})
     if not r.binary: return out
     data, n = v2_binary(out, r.binary)
-    return Response(data, content_type="application/octet-stream",
+    return current_app.response_class(data, content_type="application/octet-stream",
                     headers={"Inference-Header-Content-Length": str(n)})
