@@ -30,6 +30,7 @@ def preload_application()->bool: # whether it was imported: only where workers a
     "Import the application's modules in the main process, for the forked workers to share"
     if multiprocessing.get_start_method() != "fork": return False  # spawned workers import it themselves
     import iris_classifier.app  # noqa: F401  (and with it the blueprints, Flask and prometheus_client)
+    import encodings.idna  # noqa: F401  (werkzeug encodes each request's host name with it: imported on the first)
     gc.freeze()
     return True
 
