@@ -7,7 +7,7 @@ __all__ = ['ACCESS_FLUSH_SECONDS', 'ACCESS_LOGGER', 'HEADER_READ_TIMEOUT_MS', 'w
            'DeferredFlushHandler', 'granian_logging_config', 'granian_server', 'parse_args', 'main']
 
 # %% ../nbs/10a_granian.ipynb #6e4c53d5
-import argparse, gc, logging, multiprocessing, multiprocessing.util, os, shutil, sys, threading, time
+import argparse, gc, logging, multiprocessing, multiprocessing.util, os, shutil, sys, threading
 
 from granian.constants import Interfaces
 from granian.http import HTTP1Settings
@@ -43,6 +43,7 @@ class DeferredFlushHandler(logging.StreamHandler):
                 ):
         super().__init__(stream)
         self.interval, self.capacity, self.lines, self.kept, self.flusher = interval, capacity, [], 0, None
+        self.closed = threading.Event()  # stops the flusher
 
     def emit(self, record:logging.LogRecord):
         "Keep the formatted line; write the block once `capacity` characters are kept"
@@ -67,13 +68,13 @@ class DeferredFlushHandler(logging.StreamHandler):
         multiprocessing.util.Finalize(self, self.flush, exitpriority=0)
 
     def _flush_every_interval(self):
-        while True:
-            time.sleep(self.interval)
+        while not self.closed.wait(self.interval):
             try: self.flush()
             except OSError: pass  # the stream is gone: nothing to write to
 
     def close(self):
-        "Write what is kept, then close"
+        "Stop the flusher, write what is kept, then close"
+        self.closed.set()
         self.flush()
         super().close()
 
