@@ -14,7 +14,6 @@ the ratio json.dumps / hand-made: above 1, the hand-made encoder is that many ti
 import json, statistics, timeit
 from datetime import datetime, timezone
 
-from iris_classifier.core import FEATURES
 from iris_classifier.records import prediction_lines, prediction_records
 
 SPECIES = ["setosa", "versicolor", "virginica"]

@@ -135,7 +135,7 @@ def create_serving(app:Flask, # the application, configured
     return Serving(predictor, problem, metrics, openapi, recorder, key)
 
 # %% ../nbs/06_app.ipynb #0c18f55c
-ACCESS_LOG = logging.getLogger("iris_classifier.access")
+ACCESS_LOG = logging.getLogger(ACCESS_LOGGER)
 
 def access_line(environ:dict, # the request's WSGI environ
                 status:str, # the response's status line, such as `200 OK`

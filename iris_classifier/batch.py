@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .core import *
-from .prediction import fast_proba, load_predictor, measurement_problem, plausible
+from .prediction import load_predictor, measurement_problem, plausible
 
 # %% ../nbs/16_batch.ipynb #a81d596d
 def tree_arrays(table:dict, # from `tree_table`

@@ -11,7 +11,6 @@ import io, os, uuid
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 from .core import *
 from .batch import (Chunk, Scorer, Summary, _columns, _csv_chunks, open_writer, out_format, progress_bar,

@@ -4,14 +4,14 @@
 
 # %% auto #0
 __all__ = ['FEATURES', 'TARGET', 'SPECIES', 'MAX_CM', 'CHUNK_ROWS', 'PROJECT', 'STAMP_FORMAT', 'METADATA_FILE', 'HISTORY_FILE',
-           'HISTORY_FIELDS', 'LOG_FORMAT', 'json_int', 'bin_index', 'IrisError', 'DataValidationError',
+           'HISTORY_FIELDS', 'LOG_FORMAT', 'ACCESS_LOGGER', 'json_int', 'bin_index', 'IrisError', 'DataValidationError',
            'ParameterError', 'QualityGateError', 'ChallengerRefusedError', 'ChampionUndecidedError',
            'ModelNotFoundError', 'ModelIntegrityError', 'TrainParams', 'project_root', 'artifacts_dir', 'model_dir',
            'runs_dir', 'reports_dir', 'utc_now', 'new_run_id', 'read_metadata', 'metadata_in_force', 'read_history',
            'setup_logging', 'sha256_bytes', 'sha256_file', 'verified_file', 'atomic_path', 'write_atomic']
 
 # %% ../nbs/00_core.ipynb #3a139e73
-import hashlib, json, logging, os, re, secrets, shutil, sys, tomllib, uuid
+import hashlib, json, logging, os, secrets, shutil, sys, tomllib, uuid
 from bisect import bisect_left
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -197,6 +197,7 @@ def read_history(dest:Path, # model directory
 
 # %% ../nbs/00_core.ipynb #95164262
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+ACCESS_LOGGER = "iris_classifier.access"  # the access log the application writes under granian (`app.access_line`)
 
 def setup_logging(level:str|int|None=None, # level name or number; default `IRIS_LOG_LEVEL` or INFO
                  )->logging.Logger: # the project's root logger, `iris_classifier`

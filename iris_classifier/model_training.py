@@ -12,7 +12,7 @@ __all__ = ['HEADLINE_METRICS', 'MIN_COMPARE_ROWS', 'cross_validate_pipeline', 'e
 # %% ../nbs/05_model_training.ipynb #846507b7
 import json, os, platform, subprocess
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 

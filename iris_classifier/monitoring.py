@@ -6,7 +6,6 @@
 __all__ = ['ALERT_MIN_ROWS', 'drift_report', 'simulate_records', 'write_records', 'calm_report', 'false_alarms', 'feedback_rows']
 
 # %% ../nbs/14_monitoring.ipynb #15b9b305
-import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 

@@ -10,7 +10,7 @@ __all__ = ['VERSIONS_DIR', 'probe_rows', 'split_rows', 'agrees', 'publish_model'
 # %% ../nbs/04_persistence.ipynb #cabc049f
 import fcntl, getpass, json, os, shutil, uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 

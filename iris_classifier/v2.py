@@ -11,7 +11,7 @@ import json, sys
 from array import array
 from dataclasses import dataclass
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, abort, current_app, request
 
 import iris_classifier
 from .core import *
@@ -305,4 +305,4 @@ def infer(name:str, # model name from the URL
     if not r.binary: return out
     data, n = v2_binary(out, r.binary)
     return current_app.response_class(data, content_type="application/octet-stream",
-                    headers={"Inference-Header-Content-Length": str(n)})
+                                      headers={"Inference-Header-Content-Length": str(n)})

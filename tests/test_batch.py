@@ -1,6 +1,6 @@
 """Batch scoring for real: the vectorized walk against the served answers, chunking, bad rows, a Dask cluster of real
 processes, and the DaskJob manifest."""
-import json, os, signal, subprocess, sys, threading, time
+import json, signal, subprocess, sys, threading, time
 from pathlib import Path
 
 import numpy as np

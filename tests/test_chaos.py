@@ -28,10 +28,10 @@ def load(port:int, stop:threading.Event, outcomes:list, most:int=20_000):
         except OSError as e: outcomes.append((type(e).__name__, time.monotonic()))
 
 def wait_for(check, timeout:float=30):
-    "Poll `check` until it is true, or fail after `timeout` seconds"
+    "Poll `check` until it is true, or fail after `timeout` seconds; what it returned"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check(): return
+        if found := check(): return found
         time.sleep(0.1)
     pytest.fail(f"not true within {timeout} s: {check}")
 
@@ -55,6 +55,14 @@ def server(request, trained, tmp_path):
     finally:
         if s.proc.poll() is None: s.stop()
 
+def replaced(master:int, # the server's main process
+             before:set[int], # its workers before one was killed
+             victim:int, # the one killed
+            )->set[int]: # the new workers, or none yet
+    "The workers that replaced `victim`, from one look at the server's children (two looks can see two moments)"
+    now = workers(master)
+    return now - before if len(now) == 2 and victim not in now else set()
+
 def kill_a_worker_under_load(s:Server)->tuple[list, tuple, set]:
     "Outcomes of requests sent before, while and after one worker is SIGKILLed; its pid and when; the workers after"
     stop, outcomes = threading.Event(), []
@@ -66,8 +74,7 @@ def kill_a_worker_under_load(s:Server)->tuple[list, tuple, set]:
         victim = min(before)  # a child of the server this test started
         os.kill(victim, signal.SIGKILL)
         killed = time.monotonic()
-        wait_for(lambda: len(workers(s.proc.pid)) == 2 and victim not in workers(s.proc.pid))
-        replacement = (workers(s.proc.pid) - before).pop()
+        replacement = wait_for(lambda: replaced(s.proc.pid, before, victim)).pop()
         # it has loaded the application
         wait_for(lambda: (s.tmp.parent/"metrics"/f"gauge_livemin_{replacement}.db").exists())
         answered = len(outcomes)

@@ -140,10 +140,6 @@ def test_oversized_bodies_get_the_413(live_server, base, json_routes, send, size
         assert status == 413 and f"larger than {LIMIT} bytes" in json.loads(text)["error"], (path, status, text[:200])
     no_tracebacks(live_server, since)
 
-def chunks(n:int):
-    "`n` bytes in pieces, which `requests` sends chunked, without Content-Length"
-    for _ in range(n // 65536): yield b" " * 65536
-
 def test_chunked_bodies_too(live_server, base):
     since = log_size(live_server)
     status, text = via_requests(base + "/api/predict", chunks(20 * LIMIT))

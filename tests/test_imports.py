@@ -4,8 +4,6 @@ training CSV, `runs` and `history`, and a real gunicorn worker with the project'
 import json, os, subprocess, sys, textwrap, time
 from pathlib import Path
 
-import pytest
-
 from conftest import free_port
 from iris_classifier.model_training import publish
 

@@ -12,7 +12,7 @@ import pytest
 
 from iris_classifier.cli import _tell_verdict, main, monitoring_parameters
 from iris_classifier.core import (FEATURES, METADATA_FILE, SPECIES, TARGET, DataValidationError, read_metadata,
-                                  sha256_file, setup_logging)
+                                  setup_logging)
 from iris_classifier.data_processing import load_iris_frame
 from iris_classifier.model_training import publish
 from iris_classifier.monitoring import (MIN_LABELLED, MIN_PREDICTIONS, NOT_ENOUGH, Window, drift_report, false_alarms,

@@ -2,7 +2,7 @@
 route records what it answered under the id the server issued (the client's id beside it), sampling, a directory
 that cannot be written, files moved away and old days deleted, and, under gunicorn, structured logs and records on
 stdout, one records file per worker process, named with the host, and both ids in the access log."""
-import json, os, random, signal, time
+import json, os, random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
